@@ -1,0 +1,1 @@
+"""One module per ``mdm-theory`` subcommand; each exposes ``register(subparsers)``."""

@@ -1,0 +1,154 @@
+"""The interface every language of ``mdm_exact`` implements.
+
+A language is a law ``q`` over fixed-length token sequences ``x in V^L`` (STATEMENTS.md §1.1,
+§1.8). Every language answers, exactly and in float64 nats:
+
+* ``log_prob(x)``: ``log q(x)``, exactly ``-inf`` outside the support;
+* ``in_support(x)``: ``q(x) > 0``, decided on the zero pattern alone (no float tolerance);
+* ``log_prob_revealed(x, revealed)``: ``log q(x_R)``, the marginal probability of the
+  revealed tokens;
+* ``conditional_marginals(x, revealed)``: for every masked position ``i``, the law
+  ``q(x_i = . | x_R)``; this is ``q_{0|t}(x_0^i | x_t)`` of STATEMENTS.md §1.3, the ELBO
+  optimum that the idealised sampler draws from;
+* ``sample(n, L, rng=...)``: exact ancestral samples.
+
+Conventions of ``conditional_marginals`` (shape ``(batch, L, V)``):
+
+* revealed positions get the one-hot vector of their token;
+* when the revealed tokens are themselves impossible (``q(x_R) = 0``), the conditional is
+  undefined; masked positions then get the uniform law over ``V``. The idealised sampler
+  therefore draws uniformly once it has left the support. Such sequences are already outside
+  ``supp q``, so SER, the support test and every quantity restricted to ``supp q`` (generative
+  perplexity, KL(q || p)) do not depend on this convention; KL(p || q) is infinite anyway.
+"""
+
+from __future__ import annotations
+
+import abc
+import itertools
+
+import numpy as np
+
+from .._validate import as_length, as_mask, as_tokens
+
+
+class Language(abc.ABC):
+    """A law over sequences of ``L`` tokens from ``{0, ..., vocab_size - 1}``."""
+
+    #: Short human-readable kind, e.g. ``"hmm"`` or ``"ngram"``.
+    kind: str = "language"
+
+    @property
+    @abc.abstractmethod
+    def vocab_size(self) -> int:
+        """Number of tokens ``V``."""
+
+    # ----------------------------------------------------------------- exact inference
+    @abc.abstractmethod
+    def log_prob_revealed(self, x, revealed) -> np.ndarray:
+        """Exact ``log q(x_R)`` for each row, shape ``(batch,)``; ``-inf`` when impossible."""
+
+    @abc.abstractmethod
+    def conditional_marginals(self, x, revealed) -> np.ndarray:
+        """Exact ``q(x_i = v | x_R)`` for every position, shape ``(batch, L, V)``.
+
+        See the module docstring for revealed positions and impossible contexts.
+        """
+
+    @abc.abstractmethod
+    def in_support(self, x) -> np.ndarray:
+        """``q(x) > 0`` for each row, decided exactly on the zero pattern; shape ``(batch,)``."""
+
+    @abc.abstractmethod
+    def sample(self, n, L, *, rng=None) -> np.ndarray:
+        """``n`` exact ancestral samples of length ``L``, int64 array of shape ``(n, L)``."""
+
+    def log_prob(self, x) -> np.ndarray:
+        """Exact ``log q(x)`` for each row, shape ``(batch,)``; ``-inf`` outside the support."""
+        x = self._tokens(x)
+        return self.log_prob_revealed(x, np.ones(x.shape, dtype=bool))
+
+    def entropy(self, L) -> float:
+        """Exact entropy ``H(q)`` in nats of the law over length-``L`` sequences.
+
+        The base implementation enumerates all ``V^L`` sequences and refuses above
+        ``2**22`` of them; subclasses override it where a closed form exists.
+        """
+        L = as_length(L)
+        V = self.vocab_size
+        if V**L > 2**22:
+            raise NotImplementedError(
+                f"exact entropy of a {self.kind} over V^L = {V}^{L} sequences needs enumeration; "
+                f"this is refused above 2**22 sequences"
+            )
+        lp = self.log_prob(all_sequences(V, L))
+        p = np.exp(lp)
+        with np.errstate(invalid="ignore"):
+            terms = np.where(p > 0, -p * lp, 0.0)
+        return float(terms.sum())
+
+    # ----------------------------------------------------------------- helpers
+    def _tokens(self, x) -> np.ndarray:
+        return as_tokens(x, self.vocab_size)
+
+    def _tokens_and_mask(self, x, revealed):
+        x = self._tokens(x)
+        return x, as_mask(revealed, x.shape)
+
+    def describe(self) -> dict:
+        """A JSON-ready summary (kind, sizes, sparsity)."""
+        return {"kind": self.kind, "vocab_size": self.vocab_size}
+
+
+def all_sequences(V: int, L: int) -> np.ndarray:
+    """All ``V**L`` sequences in lexicographic order (x_1 most significant); shape ``(V**L, L)``."""
+    L = as_length(L)
+    if V**L > 2**26:
+        raise ValueError(f"refusing to enumerate V^L = {V}^{L} sequences (limit 2**26)")
+    grid = np.indices((V,) * L, dtype=np.int64).reshape(L, -1).T  # (V**L, L)
+    return np.ascontiguousarray(grid)
+
+
+def brute_force_log_prob_revealed(lang: Language, x, revealed) -> np.ndarray:
+    """``log q(x_R)`` by summing ``q`` over every completion of the masked positions.
+
+    Reference implementation for tests; exponential in the number of masked positions.
+    """
+    x, revealed = lang._tokens_and_mask(x, revealed)
+    V = lang.vocab_size
+    out = np.empty(x.shape[0])
+    for b in range(x.shape[0]):
+        hidden = np.flatnonzero(~revealed[b])
+        if hidden.size == 0:
+            out[b] = lang.log_prob(x[b])[0]
+            continue
+        fills = np.array(list(itertools.product(range(V), repeat=hidden.size)), dtype=np.int64)
+        seqs = np.repeat(x[b][None, :], fills.shape[0], axis=0)
+        seqs[:, hidden] = fills
+        lp = lang.log_prob(seqs)
+        m = lp.max()
+        out[b] = -np.inf if m == -np.inf else m + np.log(np.exp(lp - m).sum())
+    return out
+
+
+def brute_force_conditional_marginals(lang: Language, x, revealed) -> np.ndarray:
+    """Conditional marginals by explicit summation (reference implementation for tests)."""
+    x, revealed = lang._tokens_and_mask(x, revealed)
+    B, L = x.shape
+    V = lang.vocab_size
+    out = np.zeros((B, L, V))  # (batch, L, V)
+    for b in range(B):
+        base = brute_force_log_prob_revealed(lang, x[b], revealed[b])[0]
+        for i in range(L):
+            if revealed[b, i]:
+                out[b, i, x[b, i]] = 1.0
+                continue
+            if base == -np.inf:
+                out[b, i, :] = 1.0 / V
+                continue
+            rev = revealed[b].copy()
+            rev[i] = True
+            xs = np.repeat(x[b][None, :], V, axis=0)
+            xs[:, i] = np.arange(V)
+            out[b, i] = np.exp(brute_force_log_prob_revealed(lang, xs, np.broadcast_to(rev, xs.shape)) - base)
+    return out

@@ -1,0 +1,200 @@
+"""n-gram languages (STATEMENTS.md §1.8, as reconstructed).
+
+``q(x) = initial(x_{1:n-1}) * prod_{k >= n} conditional(x_{k-n+1:k-1}, x_k)``.
+
+Contexts of ``n - 1`` tokens are indexed big-endian: ``c = sum_i x_i V^(n-2-i)``, the
+earliest token most significant. Inference treats the language as a structured chain whose
+state at position ``k`` is the window of the ``n - 1`` tokens ending at ``k`` (for the first
+``n - 2`` positions, the whole initial context); the ``V^(n-1) x V^(n-1)`` transition matrix is
+never built: a step costs ``O(V^n)``, one multiply per (context, next token) pair.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import LanguageError, as_count, as_length, as_probability_array
+from ._forward_backward import forward_backward
+from .base import Language
+from .hmm import _inverse_cdf_rows
+
+
+class NGram(Language):
+    """An order-``n`` Markov language over ``V`` tokens (``n >= 2``).
+
+    Parameters
+    ----------
+    order : int
+        ``n >= 2``.
+    initial : array_like, shape (V**(n-1),)
+        Law of the first ``n - 1`` tokens, big-endian context index.
+    conditional : array_like, shape (V**(n-1), V)
+        ``conditional[c, v] = q(x_k = v | context c)``.
+    """
+
+    kind = "ngram"
+
+    def __init__(self, order, initial, conditional):
+        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 2:
+            raise LanguageError(f"order: expected an integer n >= 2, got {order!r}")
+        n = int(order)
+        cond = as_probability_array(conditional, "conditional", ndim=2)
+        C, V = cond.shape
+        if C != V ** (n - 1):
+            raise LanguageError(
+                f"conditional: expected V^(n-1) = {V}^{n - 1} = {V ** (n - 1)} rows for order {n} "
+                f"and {V} columns (vocabulary), got shape {cond.shape}"
+            )
+        init = as_probability_array(initial, "initial", ndim=1)
+        if init.shape != (C,):
+            raise LanguageError(f"initial: expected shape ({C},) (V^(n-1) contexts, big-endian), got {init.shape}")
+        self.order = n
+        self.initial = init  # (V**(n-1),)
+        self.conditional = cond  # (V**(n-1), V)
+        for arr in (init, cond):
+            arr.setflags(write=False)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.conditional.shape[1])
+
+    @property
+    def num_contexts(self) -> int:
+        return int(self.conditional.shape[0])
+
+    # ------------------------------------------------------------------ structure
+    def _digit(self, k, states):
+        """Token at position ``k`` carried by chain state(s) ``states``."""
+        n, V = self.order, self.vocab_size
+        if k < n - 1:
+            return (states // V ** (n - 2 - k)) % V
+        return states % V
+
+    def _fb(self, x, revealed, need_posterior):
+        n, V, C = self.order, self.vocab_size, self.num_contexts
+        R = V ** (n - 2)
+        cond3 = self.conditional.reshape(V, R, V)  # (first token, rest, next)
+        states = np.arange(C)
+        digits = [self._digit(k, states) for k in range(min(x.shape[1], n - 1))]
+
+        def fwd(k, a):
+            if k < n - 1:
+                return a
+            return np.einsum("bar,arv->brv", a.reshape(-1, V, R), cond3).reshape(-1, C)
+
+        def bwd(k, b):
+            if k < n - 1:
+                return b
+            return np.einsum("arv,brv->bar", cond3, b.reshape(-1, R, V)).reshape(-1, C)
+
+        def emit(k, tok):
+            d = digits[k] if k < n - 1 else states % V
+            return (d[None, :] == tok[:, None]).astype(np.float64)
+
+        return forward_backward(x.shape[1], self.initial, fwd, bwd, emit, x, revealed, need_posterior=need_posterior)
+
+    # ------------------------------------------------------------------ inference
+    def log_prob(self, x):
+        x = self._tokens(x)
+        n, V = self.order, self.vocab_size
+        L = x.shape[1]
+        if L < n - 1:
+            return self.log_prob_revealed(x, np.ones(x.shape, dtype=bool))
+        ctx = np.zeros(x.shape[0], dtype=np.int64)
+        for i in range(n - 1):
+            ctx = ctx * V + x[:, i]
+        with np.errstate(divide="ignore"):
+            out = np.log(self.initial[ctx])
+            mod = V ** (n - 2)
+            for k in range(n - 1, L):
+                out = out + np.log(self.conditional[ctx, x[:, k]])
+                ctx = (ctx % mod) * V + x[:, k]
+        return out
+
+    def log_prob_revealed(self, x, revealed):
+        x, revealed = self._tokens_and_mask(x, revealed)
+        return self._fb(x, revealed, need_posterior=False)[0]
+
+    def conditional_marginals(self, x, revealed):
+        x, revealed = self._tokens_and_mask(x, revealed)
+        log_ev, post = self._fb(x, revealed, need_posterior=True)
+        B, L = x.shape
+        V, C = self.vocab_size, self.num_contexts
+        out = np.zeros((B, L, V))  # (batch, L, V)
+        states = np.arange(C)
+        for k in range(L):
+            d = self._digit(k, states)
+            onehot = np.zeros((C, V))
+            onehot[states, d] = 1.0
+            out[:, k, :] = post[:, k, :] @ onehot
+        out[np.isneginf(log_ev)] = 1.0 / V
+        rb, rk = np.nonzero(revealed)
+        out[rb, rk, :] = 0.0
+        out[rb, rk, x[rb, rk]] = 1.0
+        return out
+
+    def in_support(self, x):
+        x = self._tokens(x)
+        n = self.order
+        if x.shape[1] < n - 1:
+            return np.isfinite(self.log_prob_revealed(x, np.ones(x.shape, dtype=bool)))
+        V = self.vocab_size
+        ctx = np.zeros(x.shape[0], dtype=np.int64)
+        for i in range(n - 1):
+            ctx = ctx * V + x[:, i]
+        ok = self.initial[ctx] > 0
+        mod = V ** (n - 2)
+        for k in range(n - 1, x.shape[1]):
+            ok &= self.conditional[ctx, x[:, k]] > 0
+            ctx = (ctx % mod) * V + x[:, k]
+        return ok
+
+    def sample(self, n, L, *, rng=None):
+        n_samples = as_count(n, "n")
+        L = as_length(L)
+        rng = np.random.default_rng(rng)
+        n_, V = self.order, self.vocab_size
+        u = rng.random((n_samples, 1 + max(L - (n_ - 1), 0)))  # (n, 1 + L - n + 1)
+        ctx = _inverse_cdf_rows(np.broadcast_to(np.cumsum(self.initial), (n_samples, self.num_contexts)), u[:, 0])
+        x = np.empty((n_samples, max(L, n_ - 1)), dtype=np.int64)  # (n, max(L, n-1))
+        for i in range(n_ - 1):
+            x[:, i] = (ctx // V ** (n_ - 2 - i)) % V
+        cdf = np.cumsum(self.conditional, axis=1)
+        mod = V ** (n_ - 2)
+        for k in range(n_ - 1, L):
+            x[:, k] = _inverse_cdf_rows(cdf[ctx], u[:, 1 + k - (n_ - 1)])
+            ctx = (ctx % mod) * V + x[:, k]
+        return np.ascontiguousarray(x[:, :L])
+
+    def context_marginals(self, L):
+        """Law of the context window ending at each position ``k >= n-2`` (0-based); (L-n+2, V^(n-1))."""
+        n, V, C = self.order, self.vocab_size, self.num_contexts
+        R = V ** (n - 2)
+        cond3 = self.conditional.reshape(V, R, V)
+        out = [self.initial.copy()]
+        for _ in range(n - 1, L):
+            out.append(np.einsum("ar,arv->rv", out[-1].reshape(V, R), cond3).reshape(C))
+        return np.array(out)
+
+    def entropy(self, L):
+        """Exact ``H(q)`` over length ``L`` in nats: ``H(initial) + sum_k E[H(conditional[c_k])]``."""
+        from scipy.special import entr
+
+        L = as_length(L)
+        n, V = self.order, self.vocab_size
+        if L < n - 1:
+            marg = self.initial.reshape((V ** L, -1)).sum(axis=1)
+            return float(entr(marg).sum())
+        row_h = entr(self.conditional).sum(axis=1)  # (C,)
+        ctx = self.context_marginals(L)  # (L-n+2, C)
+        return float(entr(self.initial).sum() + (ctx[:-1] @ row_h).sum())
+
+    def describe(self):
+        return {
+            "kind": self.kind,
+            "order": self.order,
+            "vocab_size": self.vocab_size,
+            "num_contexts": self.num_contexts,
+            "conditional_zero_fraction": float(np.mean(self.conditional == 0)),
+            "initial_zero_fraction": float(np.mean(self.initial == 0)),
+        }

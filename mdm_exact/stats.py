@@ -1,0 +1,58 @@
+"""Confidence intervals used by every Monte Carlo estimate in the package.
+
+All intervals are two-sided with miscoverage ``alpha`` (``1 - alpha`` confidence).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats as _st
+
+
+def clopper_pearson(successes, n, alpha: float = 0.05) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval for a binomial proportion.
+
+    Parameters
+    ----------
+    successes : int
+        Number of events observed, ``0 <= successes <= n``.
+    n : int
+        Number of trials, ``n >= 1``.
+    alpha : float
+        Miscoverage; the interval covers the true proportion with probability >= ``1 - alpha``.
+    """
+    k = int(successes)
+    n = int(n)
+    if n < 1 or not 0 <= k <= n:
+        raise ValueError(f"clopper_pearson: expected 0 <= successes <= n and n >= 1, got {k} and {n}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"clopper_pearson: expected 0 < alpha < 1, got {alpha}")
+    lo = 0.0 if k == 0 else float(_st.beta.ppf(alpha / 2, k, n - k + 1))
+    hi = 1.0 if k == n else float(_st.beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return lo, hi
+
+
+def normal_quantile(alpha: float) -> float:
+    """``z`` with ``P(|Z| > z) = alpha`` for a standard normal ``Z``."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"expected 0 < alpha < 1, got {alpha}")
+    return float(_st.norm.isf(alpha / 2))
+
+
+def mean_ci(values, alpha: float = 0.05) -> tuple[float, float, float]:
+    """Sample mean with a normal-approximation interval ``mean +- z * SE``.
+
+    Returns ``(mean, lo, hi)``. With fewer than two finite values the interval is
+    ``(-inf, inf)``. NaN input raises: a NaN is always a bug upstream.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if np.any(np.isnan(v)):
+        raise ValueError("mean_ci: input contains NaN")
+    if v.size == 0:
+        raise ValueError("mean_ci: no values")
+    m = float(v.mean())
+    if v.size < 2 or not np.all(np.isfinite(v)):
+        return m, -np.inf, np.inf
+    se = float(v.std(ddof=1) / np.sqrt(v.size))
+    z = normal_quantile(alpha)
+    return m, m - z * se, m + z * se
