@@ -7,7 +7,8 @@ STATEMENTS.md §1.6. A *step rule* says which positions are revealed at each ste
   probability ``p^(k)``, derived from a masking schedule ``alpha_t`` on the grid
   ``t_i = i / N`` by ``p^(k) = alpha(t_{N-k}) - alpha(t_{N-k+1})`` (STATEMENTS.md §1.6,
   §1.7: ``Pr(tau) = prod_k (p^(k))^{|M_k|}``). ``linear`` (``alpha_t = 1 - t``) gives
-  ``p^(k) = 1/N``; ``cosine`` is ``alpha_t = cos(pi t / 2)``.
+  ``p^(k) = 1/N``; ``cosine`` is ``alpha_t = 1 - cos(pi (1 - t) / 2)``
+  (MD4/MaskGIT: few tokens first, many last).
 * :class:`FixedSizes` - exactly ``s_k`` positions at step ``k``, a uniformly random subset of
   the still-masked ones (LLaDA style).
 * :class:`RandomOrder` - one position per step in uniformly random order (``N = L``).
@@ -139,8 +140,12 @@ def alpha_linear(t):
 
 
 def alpha_cosine(t):
-    """``alpha_t = cos(pi t / 2)``."""
-    return np.cos(0.5 * np.pi * np.asarray(t, dtype=np.float64))
+    """``alpha_t = 1 - cos(pi (1 - t) / 2)`` (MD4 / MaskGIT cosine).
+
+    The masked fraction after a fraction ``r = 1 - t`` of generation is ``cos(pi r / 2)``:
+    few tokens are revealed in the first steps, many in the last.
+    """
+    return 1.0 - np.cos(0.5 * np.pi * (1.0 - np.asarray(t, dtype=np.float64)))
 
 
 ALPHAS = {"linear": alpha_linear, "cosine": alpha_cosine}
