@@ -1,0 +1,12 @@
+"""Learned masked diffusion models (MDLM style) and autoregressive baselines, trained on the
+formal languages of :mod:`mdm_exact` and scored against their exact laws.
+
+Everything here needs PyTorch; :mod:`mdm_exact` never imports this package. Submodules:
+
+* :mod:`neural.model` - one transformer (``ModelConfig.causal`` switches MDM / AR), rotary positions;
+* :mod:`neural.diffusion` - masking schedules, SUBS parameterisation, the continuous-time ELBO;
+* :mod:`neural.ar` - AR loss, exact log-likelihood, sampling with and without a KV cache;
+* :mod:`neural.sample` - schedule-driven MDM sampler with a per-sequence cache;
+* :mod:`neural.data` - streamed exact samples, validation sets, entropy rates;
+* :mod:`neural.train`, :mod:`neural.checkpoint`, :mod:`neural.evaluate`, :mod:`neural.gpu_run`.
+"""

@@ -1,0 +1,39 @@
+"""Categorical draws with an explicit ``torch.Generator``.
+
+Default: inverse CDF in float64 (Zheng et al. 2024, arXiv:2409.02908: float32 Gumbel-max lowers
+the effective temperature). Option ``gumbel_float32``: the MDLM/SEDD float32 Gumbel-max draw, kept
+only to measure its effect against the exact law.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def draw_categorical(log_probs, *, generator: torch.Generator, gumbel_float32: bool = False):
+    """One token per row of ``log_probs`` (m, V); returns int64 (m,).
+
+    Tokens with probability exactly 0 (log-probability ``-inf``) are never drawn.
+    """
+    if log_probs.ndim != 2:
+        raise ValueError(f"draw_categorical: expected log-probabilities of shape (m, V), got {tuple(log_probs.shape)}")
+    m, V = log_probs.shape
+    if m == 0:
+        return torch.zeros(0, dtype=torch.long, device=log_probs.device)
+    if gumbel_float32:
+        u = torch.rand((m, V), generator=generator, device=log_probs.device, dtype=torch.float32)  # (m, V)
+        g = -torch.log(-torch.log(u))  # (m, V) float32 Gumbel noise; u = 0 gives -inf, never chosen
+        return torch.argmax(log_probs.float() + g, dim=-1)
+    lp = log_probs.double()
+    lp = lp - lp.max(dim=-1, keepdim=True).values  # (m, V)
+    if torch.isnan(lp).any():
+        raise ValueError("draw_categorical: log-probabilities contain NaN (or a row is all -inf)")
+    p = lp.exp()  # (m, V) float64
+    cdf = torch.cumsum(p, dim=-1)  # (m, V)
+    u = torch.rand((m, 1), generator=generator, device=log_probs.device, dtype=torch.float64)  # (m, 1)
+    k = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(-1)  # (m,)
+    over = k >= V
+    if over.any():  # u * total rounded up to the total: take the last token with positive mass
+        last = V - 1 - torch.argmax(torch.flip(p > 0, dims=[-1]).int(), dim=-1)
+        k = torch.where(over, last, k)
+    return k

@@ -1,0 +1,136 @@
+"""Masked diffusion (MDLM style): masking schedules, SUBS parameterisation and the ELBO.
+
+The forward process keeps each token with probability ``alpha_t`` and masks it otherwise
+(as reconstructed, STATEMENTS.md §1.2). The network is not time-conditioned. Its prediction
+``p_theta(x_0^i | x_t)`` enters the continuous-time negative ELBO
+
+.. math::
+
+    \\mathcal L(x_0) = \\int_0^1 w(t)\\, \\mathbb E_{x_t \\mid x_0}
+        \\Big[\\sum_{i:\\, x_t^i = [m]} -\\log p_\\theta(x_0^i \\mid x_t)\\Big]\\, dt,
+    \\qquad w(t) = \\frac{-\\alpha'_t}{1 - \\alpha_t},
+
+which is ``1/t`` for the linear schedule ``alpha_t = 1 - t``. With the exact conditionals
+``q(x_0^i | x_t)`` (the ELBO optimum, STATEMENTS.md §1.3) the integral equals ``-log q(x_0)``
+exactly (any-order chain rule), so the ELBO per token of a perfect model is the entropy rate.
+
+SUBS (Sahoo et al. 2024): the mask token gets probability 0 (our output head has no mask class)
+and revealed positions are copied through (log-probability 0 on their token).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+#: Schedules with their ``alpha_t`` and ELBO weight ``w(t) = -alpha'_t / (1 - alpha_t)``.
+SCHEDULES = ("linear", "loglinear", "cosine")
+
+#: MDLM's log-linear schedule keeps a little mass unmasked at ``t = 1``: ``alpha_t = 1 - (1 - eps) t``.
+LOGLINEAR_EPS = 1e-3
+
+
+def _check_schedule(name):
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown masking schedule {name!r}; expected one of {SCHEDULES}")
+
+
+def alpha(name: str, t):
+    """``alpha_t``, the probability that a token is still unmasked at time ``t`` (tensor or array)."""
+    _check_schedule(name)
+    lib = torch if torch.is_tensor(t) else np
+    t = t if torch.is_tensor(t) else np.asarray(t, dtype=np.float64)
+    if name == "linear":
+        return 1.0 - t
+    if name == "loglinear":
+        return 1.0 - (1.0 - LOGLINEAR_EPS) * t
+    return lib.cos(0.5 * math.pi * t)
+
+
+def elbo_weight(name: str, t):
+    """``w(t) = -alpha'_t / (1 - alpha_t)``: ``1/t`` for the linear and log-linear schedules."""
+    _check_schedule(name)
+    lib = torch if torch.is_tensor(t) else np
+    t = t if torch.is_tensor(t) else np.asarray(t, dtype=np.float64)
+    if name in ("linear", "loglinear"):
+        return 1.0 / t
+    h = 0.5 * math.pi
+    return h * lib.sin(h * t) / (1.0 - lib.cos(h * t))
+
+
+def sample_t(n: int, *, generator: torch.Generator, antithetic: bool = True, eps: float = 1e-3, device=None):
+    """Times ``t = eps + (1 - eps) u`` with ``u`` uniform; antithetic (stratified) by default.
+
+    Antithetic: ``u_i = (u_0 + i / n) mod 1`` for one uniform ``u_0``, so each interval
+    ``[i/n, (i+1)/n)`` holds exactly one ``u`` and each ``u_i`` is still uniform (MDLM).
+    Returns a float32 tensor of shape (n,).
+    """
+    if antithetic:
+        u0 = torch.rand((), generator=generator, device=device, dtype=torch.float64)
+        u = torch.remainder(u0 + torch.arange(n, device=device, dtype=torch.float64) / n, 1.0)  # (n,)
+    else:
+        u = torch.rand(n, generator=generator, device=device, dtype=torch.float64)  # (n,)
+    return (eps + (1.0 - eps) * u).float()
+
+
+def mask(x0, t, schedule: str, generator: torch.Generator, mask_id: int):
+    """Forward process: mask each token of ``x0`` (B, L) independently with probability ``1 - alpha_t``.
+
+    ``t`` has shape (B,). Returns ``(x_t, masked)``, both (B, L).
+    """
+    move = 1.0 - alpha(schedule, t.double())  # (B,)
+    u = torch.rand(x0.shape, generator=generator, device=x0.device, dtype=torch.float64)  # (B, L)
+    masked = u < move[:, None]  # (B, L)
+    return torch.where(masked, torch.full_like(x0, mask_id), x0), masked
+
+
+def subs_log_probs(logits, x_t, mask_id: int):
+    """SUBS parameterisation: log-probabilities (B, L, V) in float32.
+
+    Masked positions get ``log_softmax(logits)`` (no mass on the mask, which has no output class);
+    revealed positions are copied through: 0 on their token, ``-inf`` elsewhere.
+    """
+    logp = torch.log_softmax(logits.float(), dim=-1)  # (B, L, V)
+    revealed = x_t != mask_id  # (B, L)
+    if revealed.any():
+        onehot = torch.full_like(logp, -math.inf)
+        onehot.scatter_(-1, torch.where(revealed, x_t, 0).unsqueeze(-1), 0.0)
+        logp = torch.where(revealed.unsqueeze(-1), onehot, logp)
+    return logp
+
+
+def masked_nll(log_probs, x0, masked):
+    """``sum_{i masked} -log p(x_0^i | x_t)`` per sequence, (B,)."""
+    nll = -log_probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1)  # (B, L)
+    return torch.where(masked, nll, torch.zeros_like(nll)).sum(dim=1)
+
+
+def elbo_terms(log_prob_fn, x0, *, schedule: str = "linear", generator: torch.Generator, antithetic: bool = True,
+               eps: float = 1e-3, mask_id: int):
+    """One Monte Carlo draw of the negative ELBO per sequence, (B,) in nats (not divided by L).
+
+    ``log_prob_fn(x_t) -> (B, L, V)`` log-probabilities of ``x_0`` given ``x_t`` (SUBS applied).
+    The estimate is ``w(t) * sum_{masked} -log p(x_0^i | x_t)`` with ``t = eps + (1 - eps) u``;
+    its expectation is ``(1 - eps)^{-1} * int_eps^1 (...) dt``, which is the ELBO up to the
+    ``O(eps)`` piece near ``t = 0``.
+    """
+    B = x0.shape[0]
+    t = sample_t(B, generator=generator, antithetic=antithetic, eps=eps, device=x0.device)  # (B,)
+    x_t, masked = mask(x0, t, schedule, generator, mask_id)
+    nll = masked_nll(log_prob_fn(x_t).float(), x0, masked)  # (B,)
+    return elbo_weight(schedule, t) * nll
+
+
+def mdm_loss(net, x0, *, schedule: str = "linear", generator: torch.Generator, antithetic: bool = True,
+             eps: float = 1e-3):
+    """Training loss: negative ELBO per token, averaged over the batch (a scalar tensor)."""
+    mask_id = net.config.mask_id
+
+    def log_prob_fn(x_t):
+        return subs_log_probs(net(x_t), x_t, mask_id)
+
+    terms = elbo_terms(log_prob_fn, x0, schedule=schedule, generator=generator, antithetic=antithetic, eps=eps,
+                       mask_id=mask_id)
+    return terms.mean() / x0.shape[1]

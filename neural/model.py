@@ -1,0 +1,197 @@
+"""A small nanoGPT-style transformer for both the MDM (bidirectional) and the AR baseline (causal).
+
+Token ids ``0..V-1`` are the language's tokens; id ``V`` is the extra input token: the mask
+``[m]`` for the MDM, the beginning-of-sequence token for the AR model. The output head has ``V``
+classes only, so the mask token can never be predicted (the "mask logit = -inf" half of MDLM's
+SUBS parameterisation, see :mod:`neural.diffusion`).
+
+Positions are rotary (RoPE) in both models, so that the MDM and the AR baseline have exactly the
+same parameters: with learned absolute positions the MDM stalls at the unigram level
+(shared/notes/FIELD.md, H100 calibration).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class ModelConfig:
+    """Transformer hyper-parameters (plain primitives, so checkpoints load with ``weights_only``).
+
+    Parameters
+    ----------
+    vocab_size : int
+        ``V``, the language's vocabulary; the embedding has ``V + 1`` rows (mask / BOS = ``V``).
+    block_size : int
+        Longest sequence the rotary tables cover (the training length ``L``).
+    causal : bool
+        ``True`` for the AR baseline, ``False`` for the bidirectional MDM.
+    """
+
+    vocab_size: int
+    block_size: int = 512
+    n_layer: int = 8
+    n_head: int = 8
+    n_embd: int = 512
+    causal: bool = False
+    dropout: float = 0.0
+    rope_base: float = 10000.0
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"ModelConfig.{name}: expected a positive integer, got {v!r}")
+        if self.n_embd % self.n_head or (self.n_embd // self.n_head) % 2:
+            raise ValueError(
+                f"ModelConfig: n_embd = {self.n_embd} must split into n_head = {self.n_head} heads of even size (rotary)"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ModelConfig.dropout: expected 0 <= dropout < 1, got {self.dropout}")
+
+    @property
+    def mask_id(self) -> int:
+        """Id of the extra input token (mask for the MDM, BOS for the AR model)."""
+        return self.vocab_size
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _rotary_tables(T: int, head_dim: int, base: float, device=None):
+    inv = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64, device=device) / head_dim))  # (D/2,)
+    ang = torch.arange(T, dtype=torch.float64, device=device)[:, None] * inv[None, :]  # (T, D/2)
+    return ang.cos().float(), ang.sin().float()
+
+
+def apply_rotary(x, cos, sin):
+    """Rotate pairs ``(x[..., :D/2], x[..., D/2:])`` by the position angles; x (B, H, T, D), cos/sin (T, D/2)."""
+    d = x.shape[-1] // 2
+    x1, x2 = x[..., :d], x[..., d:]
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class KVCache:
+    """Pre-allocated keys and values of every layer for incremental causal decoding."""
+
+    def __init__(self, config: ModelConfig, batch: int, max_len: int, *, device, dtype):
+        hd = config.n_embd // config.n_head
+        shape = (config.n_layer, batch, config.n_head, max_len, hd)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)  # (layers, B, H, T_max, D)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)  # (layers, B, H, T_max, D)
+        self.pos = 0
+        self.max_len = max_len
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, config: ModelConfig, layer: int):
+        super().__init__()
+        self.n_head = config.n_head
+        self.causal = config.causal
+        self.layer = layer
+        self.dropout = config.dropout
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)
+        self.proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
+
+    def forward(self, x, cos, sin, cache: KVCache | None = None):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        drop = self.dropout if self.training else 0.0
+        if cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, dropout_p=drop)  # (B, H, T, D)
+        else:
+            p = cache.pos
+            cache.k[self.layer, :, :, p : p + T] = k.to(cache.k.dtype)
+            cache.v[self.layer, :, :, p : p + T] = v.to(cache.v.dtype)
+            kk = cache.k[self.layer, :, :, : p + T].to(q.dtype)  # (B, H, p+T, D)
+            vv = cache.v[self.layer, :, :, : p + T].to(q.dtype)  # (B, H, p+T, D)
+            if T > 1 and p > 0:
+                raise ValueError("KV cache: multi-token chunks are supported only at position 0 (prefill)")
+            y = F.scaled_dot_product_attention(q, kk, vv, is_causal=T > 1)  # (B, H, T, D)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
+        return self.proj(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=False)
+        self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=False)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.drop(self.proj(F.gelu(self.fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig, layer: int):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.n_embd)
+        self.attn = SelfAttention(config, layer)
+        self.ln2 = nn.LayerNorm(config.n_embd)
+        self.mlp = MLP(config)
+
+    def forward(self, x, cos, sin, cache=None):
+        x = x + self.attn(self.ln1(x), cos, sin, cache)
+        return x + self.mlp(self.ln2(x))
+
+
+class Transformer(nn.Module):
+    """Pre-LayerNorm transformer with rotary attention; ``forward(idx) -> logits (B, T, V)``."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size + 1, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList([Block(config, i) for i in range(config.n_layer)])
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        cos, sin = _rotary_tables(config.block_size, config.n_embd // config.n_head, config.rope_base)
+        self.register_buffer("rope_cos", cos, persistent=False)  # (block_size, D/2)
+        self.register_buffer("rope_sin", sin, persistent=False)  # (block_size, D/2)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("proj.weight"):  # GPT-2 scaled init of residual projections
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(m):
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, mean=0.0, std=0.02)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, mean=0.0, std=0.02)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx, *, cache: KVCache | None = None):
+        """Logits over the ``V`` tokens, (B, T, V), float32 (also under autocast).
+
+        With ``cache`` (causal models only), ``idx`` is the next chunk, placed at ``cache.pos``.
+        """
+        B, T = idx.shape
+        start = 0 if cache is None else cache.pos
+        if start + T > self.config.block_size:
+            raise ValueError(f"sequence of length {start + T} exceeds block_size = {self.config.block_size}")
+        if cache is not None and not self.config.causal:
+            raise ValueError("a KV cache only makes sense for a causal (AR) model")
+        cos = self.rope_cos[start : start + T]
+        sin = self.rope_sin[start : start + T]
+        x = self.drop(self.wte(idx))  # (B, T, C)
+        for block in self.blocks:
+            x = block(x, cos, sin, cache)
+        if cache is not None:
+            cache.pos += T
+        return self.head(self.ln_f(x)).float()  # (B, T, V)

@@ -1,0 +1,161 @@
+"""Schedule-driven MDM sampling with a per-sequence cache.
+
+The positions' generation steps come from :func:`mdm_exact.schedules.draw_steps`, so the law of
+the instance ``tau`` is exactly that of the idealised sampler (STATEMENTS.md §1.6-§1.7); tokens
+revealed at a step are drawn independently from the denoiser's per-position prediction given
+the tokens revealed before (eq. (3)). With a denoiser that returns the exact conditionals
+``q(x_i | x_R)`` the output law is exactly the idealised sampler's.
+
+Cache (STATEMENTS.md §4.E, RADD-style per sequence): the network is called for a sequence only at
+a step where that sequence reveals something; its state changed at its last such step, so the
+number of calls per sequence is its number of non-empty steps, ``N (1 - (1 - 1/N)^L)`` in
+expectation for the linear schedule.
+
+Ordering ``"confidence"``: the number of positions revealed at each step still follows ``tau``,
+but which ones is chosen by confidence: tokens are drawn at every masked position and the ones
+whose drawn token has the highest probability are kept (top-k, LLaDA-style low-confidence
+remasking). This leaves the theorems' setting (positions depend on content).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from .categorical import draw_categorical
+
+ORDERINGS = ("random", "confidence")
+
+
+class NetworkDenoiser:
+    """Wrap a bidirectional :class:`~neural.model.Transformer`: ``x_t (B, L) -> log p (B, L, V)`` (SUBS)."""
+
+    def __init__(self, net, *, autocast_dtype=None):
+        if net.config.causal:
+            raise ValueError("NetworkDenoiser needs a bidirectional model (ModelConfig.causal = False)")
+        self.net = net
+        self.vocab_size = net.config.vocab_size
+        self.mask_id = net.config.mask_id
+        self.device = next(net.parameters()).device
+        self.autocast_dtype = autocast_dtype
+
+    @torch.no_grad()
+    def __call__(self, x_t):
+        from .diffusion import subs_log_probs
+
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            logits = self.net(x_t)
+        return subs_log_probs(logits, x_t, self.mask_id)
+
+
+class ExactDenoiser:
+    """The ideal denoiser of a language: ``log q(x_i | x_R)`` from ``lang.conditional_marginals``.
+
+    Driving :func:`sample_mdm` with it reproduces the idealised sampler of :mod:`mdm_exact`.
+    """
+
+    def __init__(self, lang, *, device="cpu"):
+        self.lang = lang
+        self.vocab_size = int(lang.vocab_size)
+        self.mask_id = self.vocab_size
+        self.device = torch.device(device)
+
+    def __call__(self, x_t):
+        x = x_t.cpu().numpy()
+        revealed = x != self.mask_id
+        cm = self.lang.conditional_marginals(np.where(revealed, x, 0), revealed)  # (B, L, V)
+        with np.errstate(divide="ignore"):
+            return torch.from_numpy(np.log(cm)).to(self.device)
+
+
+@torch.no_grad()
+def sample_mdm(denoiser, n: int, L: int, rule, *, rng=None, generator: torch.Generator, batch_size=None,
+               ordering: str = "random", gumbel_float32: bool = False):
+    """Draw ``n`` sequences of length ``L`` from an MDM with step rule ``rule``.
+
+    Parameters
+    ----------
+    denoiser : callable
+        ``denoiser(x_t) -> (B, L, V)`` log-probabilities; has ``vocab_size``, ``mask_id``, ``device``.
+    rule : mdm_exact.schedules.StepRule
+        Schedule-driven (``ScheduleSteps``), ``FixedSizes``, ``RandomOrder`` or ``LeftToRight``.
+    rng : seed or numpy Generator
+        Draws the instances ``tau`` (per-position steps), via ``mdm_exact.schedules.draw_steps``.
+    generator : torch.Generator
+        Draws the tokens (on the denoiser's device).
+
+    Returns
+    -------
+    dict
+        ``tokens`` (n, L) int64, ``calls`` (n,) network calls per sequence, ``nonempty_steps`` (n,),
+        ``forward_batches`` (batched calls), ``seconds``.
+    """
+    from mdm_exact.schedules import draw_steps
+
+    if ordering not in ORDERINGS:
+        raise ValueError(f"unknown ordering {ordering!r}; expected one of {ORDERINGS}")
+    rng = np.random.default_rng(rng)
+    N = rule.num_steps(L)
+    V, mask_id, device = denoiser.vocab_size, denoiser.mask_id, denoiser.device
+    bs = n if batch_size is None else int(batch_size)
+    tokens, calls_all, nonempty_all = [], [], []
+    batches = 0
+    t0 = time.perf_counter()
+    for start in range(0, n, bs):
+        B = min(bs, n - start)
+        steps_np = draw_steps(rule, B, L, rng=rng)  # (B, L) 0-based step of each position
+        steps = torch.from_numpy(steps_np).to(device)
+        x = torch.full((B, L), mask_id, dtype=torch.long, device=device)  # (B, L)
+        cache = torch.zeros((B, L, V), dtype=torch.float64, device=device)  # (B, L, V) last prediction
+        fresh = torch.zeros(B, dtype=torch.bool, device=device)  # cache valid for the current state
+        calls = torch.zeros(B, dtype=torch.long, device=device)
+        nonempty = torch.zeros(B, dtype=torch.long, device=device)
+        counts_per_step = torch.stack([(steps == k).sum(1) for k in range(N)]) if ordering == "confidence" else None
+        active_steps = np.unique(steps_np)  # steps where some sequence reveals something
+        for k in active_steps.tolist():
+            reveal = steps == k  # (B, L)
+            active = reveal.any(dim=1)  # (B,)
+            need = active & ~fresh
+            if need.any():
+                idx = need.nonzero().squeeze(1)
+                cache[idx] = denoiser(x[idx]).double()
+                fresh[idx] = True
+                calls[idx] += 1
+                batches += 1
+            nonempty += active.long()
+            if ordering == "random":
+                lp = cache[reveal]  # (m, V)
+                x[reveal] = draw_categorical(lp, generator=generator, gumbel_float32=gumbel_float32)
+            else:
+                idx = active.nonzero().squeeze(1)
+                masked = x[idx] == mask_id  # (b, L)
+                lp = cache[idx][masked]  # (m, V)
+                draw = draw_categorical(lp, generator=generator, gumbel_float32=gumbel_float32)  # (m,)
+                conf = torch.full(masked.shape, -math.inf, dtype=torch.float64, device=device)  # (b, L)
+                conf[masked] = lp.gather(-1, draw[:, None]).squeeze(-1)
+                cand = torch.zeros(masked.shape, dtype=torch.long, device=device)  # (b, L)
+                cand[masked] = draw
+                order = torch.argsort(conf, dim=1, descending=True, stable=True)  # (b, L)
+                rank = torch.empty_like(order)
+                rank.scatter_(1, order, torch.arange(L, device=device).expand_as(order))
+                choose = rank < counts_per_step[k][idx][:, None]  # (b, L)
+                sub = x[idx]
+                sub[choose] = cand[choose]
+                x[idx] = sub
+            fresh[active] = False
+        tokens.append(x.cpu())
+        calls_all.append(calls.cpu())
+        nonempty_all.append(nonempty.cpu())
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+    return {
+        "tokens": torch.cat(tokens).numpy().astype(np.int64),
+        "calls": torch.cat(calls_all).numpy(),
+        "nonempty_steps": torch.cat(nonempty_all).numpy(),
+        "forward_batches": batches,
+        "seconds": time.perf_counter() - t0,
+        "num_steps": N,
+    }
