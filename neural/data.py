@@ -1,0 +1,93 @@
+"""Training data: exact ancestral samples of a :mod:`mdm_exact` language, streamed; entropy rates.
+
+Every batch is a fresh draw ``lang.sample(batch, L, rng=...)`` from one NumPy generator seeded by
+the training seed, so the model never sees the validation set (drawn from an independent stream)
+and the optimum is the language itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def resolve_language(spec, *, seed=None):
+    """A :class:`mdm_exact.languages.Language` from itself, a preset name or a language file."""
+    from mdm_exact.languages import Language
+
+    if isinstance(spec, Language):
+        return spec
+    try:
+        from mdm_exact.languages import load_language
+    except ImportError:
+        raise ValueError(
+            f"cannot load language {spec!r}: mdm_exact.languages.load_language (presets and files) is not available "
+            "in this build"
+        ) from None
+    return load_language(spec, seed=seed)
+
+
+def language_to_dict(lang) -> dict | None:
+    """Parameters of an n-gram or HMM language as tensors and primitives (checkpoint-safe), else None."""
+    from mdm_exact.languages import HMM, NGram
+
+    if isinstance(lang, NGram):
+        return {"kind": "ngram", "order": int(lang.order), "initial": torch.from_numpy(np.array(lang.initial)),
+                "conditional": torch.from_numpy(np.array(lang.conditional))}
+    if isinstance(lang, HMM):
+        return {"kind": "hmm", "initial": torch.from_numpy(np.array(lang.initial)),
+                "transition": torch.from_numpy(np.array(lang.transition)),
+                "emission": torch.from_numpy(np.array(lang.emission))}
+    return None
+
+
+def language_from_dict(d: dict):
+    """Inverse of :func:`language_to_dict`."""
+    from mdm_exact.languages import HMM, NGram
+
+    if d["kind"] == "ngram":
+        return NGram(int(d["order"]), d["initial"].numpy(), d["conditional"].numpy())
+    if d["kind"] == "hmm":
+        return HMM(d["initial"].numpy(), d["transition"].numpy(), d["emission"].numpy())
+    raise ValueError(f"unknown stored language kind {d['kind']!r}")
+
+
+def entropy_rate(lang, L: int, *, rng=None, num_samples: int = 4096) -> dict:
+    """Per-token entropy ``H(q_L) / L`` in nats.
+
+    Exact (``lang.entropy(L) / L``) where the language supports it; otherwise the Monte Carlo
+    estimate ``mean(-log q(x)) / L`` over ``num_samples`` exact samples, with its standard error.
+    Returns ``{"value", "method", "stderr"}``.
+    """
+    try:
+        return {"value": float(lang.entropy(L)) / L, "method": "exact", "stderr": 0.0}
+    except NotImplementedError:
+        pass
+    rng = np.random.default_rng(rng)
+    vals = []
+    for start in range(0, num_samples, 1024):
+        x = lang.sample(min(1024, num_samples - start), L, rng=rng)
+        vals.append(-lang.log_prob(x) / L)
+    v = np.concatenate(vals)
+    return {"value": float(v.mean()), "method": "monte-carlo", "stderr": float(v.std(ddof=1) / np.sqrt(v.size))}
+
+
+class DataStream:
+    """Endless batches ``(batch_size, L)`` of exact samples, as int64 tensors on ``device``."""
+
+    def __init__(self, lang, L: int, batch_size: int, *, rng=None, device="cpu"):
+        self.lang, self.L, self.batch_size = lang, int(L), int(batch_size)
+        self.rng = np.random.default_rng(rng)
+        self.device = torch.device(device)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        x = self.lang.sample(self.batch_size, self.L, rng=self.rng)  # (batch, L)
+        return torch.from_numpy(x).to(self.device, non_blocking=True)
+
+
+def validation_set(lang, n: int, L: int, *, rng=None) -> np.ndarray:
+    """A fixed validation set of ``n`` exact samples (n, L) from its own seed."""
+    return lang.sample(int(n), int(L), rng=np.random.default_rng(rng))
