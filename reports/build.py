@@ -1,0 +1,296 @@
+"""Driver: regenerate ``reports/`` (data, figures, REPORT.md) from nothing.
+
+Usage::
+
+    mdm-theory report                 # full run into reports/ (about 15 minutes on 2 cores)
+    mdm-theory report --quick         # reduced grid, under 2 minutes
+    mdm-theory report --out /tmp/r    # write somewhere else
+    mdm-theory report --force         # recompute cells already in the store
+    python -m reports.build --quick   # the same without the console script
+
+Each figure's config is a table of ``reports/configs/{full,quick}.toml`` (unknown keys are
+errors). Expensive cells (exact enumeration, Monte Carlo, dependency counts) are stored the
+moment they finish (:mod:`reports.cache`), so an interrupted run resumes where it stopped.
+Every ``data/<figure>.json`` records its configuration, seed, provenance (package version,
+git commit, library versions, machine) and wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+
+from . import experiments
+from .cache import jsonable, open_store
+from .engines import EngineMissing, cell_seed, compute_cell, language_label
+
+REPORTS_DIR = os.path.dirname(os.path.abspath(__file__))
+CONFIG_DIR = os.path.join(REPORTS_DIR, "configs")
+TOP_KEYS = {"seed", "alpha"}
+
+
+# ------------------------------------------------------------------------- config
+def load_config(path) -> dict:
+    """Read a report TOML; fill each figure's defaults; unknown keys raise ValueError."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    with open(path, "rb") as f:
+        raw = tomllib.load(f)
+    cfg = {"seed": 0, "alpha": 0.05}
+    for key, val in raw.items():
+        if key in TOP_KEYS:
+            cfg[key] = val
+        elif key in experiments.FIGURES:
+            defaults = experiments.FIGURES[key][1]
+            if not isinstance(val, dict):
+                raise ValueError(f"{path}: [{key}] must be a table")
+            unknown = set(val) - set(defaults)
+            if unknown:
+                raise ValueError(f"{path}: [{key}] has unknown keys {sorted(unknown)}; allowed: {sorted(defaults)}")
+        else:
+            raise ValueError(f"{path}: unknown key or table {key!r}; expected {sorted(TOP_KEYS)} or "
+                             f"figure tables {sorted(experiments.FIGURES)}")
+    for name, (_, defaults) in experiments.FIGURES.items():
+        cfg[name] = {**defaults, **raw.get(name, {})}
+    if not 0 < float(cfg["alpha"]) < 1:
+        raise ValueError(f"{path}: alpha must be in (0, 1), got {cfg['alpha']}")
+    return cfg
+
+
+# ------------------------------------------------------------------------- progress
+class Progress:
+    """One line per finished cell on stderr: counters, cell, time, ETA for the figure."""
+
+    def __init__(self, enabled=True, stream=None):
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.figure = ""
+        self.t0 = time.perf_counter()
+
+    def say(self, msg):
+        if self.enabled:
+            el = time.perf_counter() - self.t0
+            print(f"[report {el:7.1f}s] {msg}", file=self.stream, flush=True)
+
+
+def _describe(cell):
+    parts = [cell["kind"]]
+    if "language" in cell:
+        parts.append(language_label(cell["language"]))
+    if "order" in cell:
+        parts.append(f"n={cell['order']}")
+    parts.append(f"L={cell['L']}")
+    r = cell["rule"]
+    parts.append("AR" if r["rule"] == "left-to-right" else f"N={r.get('num_steps')}")
+    if "num_samples" in cell:
+        parts.append(f"samples={cell['num_samples']}")
+    return " ".join(parts)
+
+
+class Runner:
+    """Runs report cells through the store: cached results are reused unless ``force``."""
+
+    def __init__(self, store, *, seed, alpha, force=False, progress=None):
+        self.store = store
+        self.root_seed = int(seed)
+        self.alpha = float(alpha)
+        self.force = force
+        self.progress = progress or Progress(False)
+        self.stats = {"computed": 0, "cached": 0, "compute_seconds": 0.0}
+        self._forced = set()
+
+    def seed_for(self, what: dict) -> int:
+        return cell_seed(self.root_seed, what)
+
+    # cell constructors (every cell is a plain JSON-able dict; its seed derives from its content)
+    def mc_cell(self, language, L, rule, num_samples, *, instance_kl=True):
+        c = {"kind": "mc", "language": language, "L": int(L), "rule": rule, "num_samples": int(num_samples),
+             "alpha": self.alpha, "instance_kl": bool(instance_kl)}
+        c["seed"] = self.seed_for(c)
+        return c
+
+    def exact_cell(self, language, L, rule):
+        return {"kind": "exact", "language": language, "L": int(L), "rule": rule}
+
+    def deps_cell(self, L, order, rule, num_instances):
+        c = {"kind": "deps", "L": int(L), "order": int(order), "rule": rule, "num_instances": int(num_instances)}
+        c["seed"] = self.seed_for(c)
+        return c
+
+    def run_all(self, cells):
+        out = []
+        n = len(cells)
+        for i, cell in enumerate(cells):
+            out.append(self.run(cell, f"{self.progress.figure} {i + 1}/{n}"))
+        return out
+
+    def run(self, cell, label=""):
+        from .cache import canonical
+
+        key = canonical(cell)
+        if not (self.force and key not in self._forced):
+            res = self.store.get(cell)
+            if res is not None:
+                self.stats["cached"] += 1
+                self.stats["compute_seconds"] += float(res.get("_seconds", 0.0))
+                self.progress.say(f"{label} {_describe(cell)}: cached")
+                return res
+        t0 = time.perf_counter()
+        try:
+            res = compute_cell(cell)
+        except EngineMissing:
+            raise
+        except Exception as exc:
+            self.store.put_error(cell, f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - t0)
+            raise
+        secs = time.perf_counter() - t0
+        res = dict(res)
+        res["_seconds"] = secs
+        self.store.put(cell, res, seconds=secs)
+        self._forced.add(key)
+        self.stats["computed"] += 1
+        self.stats["compute_seconds"] += secs
+        self.progress.say(f"{label} {_describe(cell)}: {secs:.1f} s")
+        return res
+
+
+# ------------------------------------------------------------------------- build
+def plot_module(name):
+    return importlib.import_module(f"reports.plot_{name.split('_', 1)[0]}")
+
+
+def build(out=None, *, quick=False, config=None, force=False, only=None, progress=True) -> dict:
+    """Regenerate the report into ``out`` (default ``reports/``); returns a summary dict.
+
+    Parameters
+    ----------
+    out : path, optional
+        Output directory; gets ``data/``, ``figures/`` and ``REPORT.md``.
+    quick : bool
+        Use ``configs/quick.toml`` (reduced grid) instead of ``configs/full.toml``.
+    config : path, optional
+        Another config file (overrides ``quick``).
+    force : bool
+        Recompute every cell even when the store has it.
+    only : list of str, optional
+        Figure names (or prefixes such as ``fig3``) to build; default all.
+    """
+    from mdm_exact.provenance import provenance
+
+    out = os.path.abspath(out or REPORTS_DIR)
+    config = config or os.path.join(CONFIG_DIR, "quick.toml" if quick else "full.toml")
+    cfg = load_config(config)
+    data_dir = os.path.join(out, "data")
+    fig_dir = os.path.join(out, "figures")
+    os.makedirs(data_dir, exist_ok=True)
+    os.makedirs(fig_dir, exist_ok=True)
+    prog = Progress(progress)
+    store = open_store(data_dir)
+    runner = Runner(store, seed=cfg["seed"], alpha=cfg["alpha"], force=force, progress=prog)
+    prov = provenance()
+    t_start = time.perf_counter()
+    summary = {"out": out, "config": os.path.relpath(config, REPORTS_DIR) if config.startswith(REPORTS_DIR) else config,
+               "figures": {}, "quick": quick}
+    names = list(experiments.FIGURES)
+    if only:
+        names = [n for n in names if any(n == o or n.startswith(o) for o in only)]
+        if not names:
+            raise ValueError(f"--only {only}: no such figure; expected some of {list(experiments.FIGURES)}")
+    for name in names:
+        fn = experiments.FIGURES[name][0]
+        prog.figure = name
+        prog.say(f"{name}: start")
+        t0 = time.perf_counter()
+        before = dict(runner.stats)
+        status, err = "ok", None
+        try:
+            if name == "fig6_neural":
+                data = fn(cfg[name], runner, reports_dir=REPORTS_DIR)
+                if data is None:
+                    status, err = "pending", "no learned-model results in reports/neural/*.json yet"
+            else:
+                data = fn(cfg[name], runner)
+        except EngineMissing as exc:
+            status, err, data = "pending", str(exc), None
+        except Exception as exc:  # keep going: the other figures and the stored cells survive
+            status, err, data = "failed", f"{type(exc).__name__}: {exc}", None
+            prog.say(f"{name}: FAILED\n{traceback.format_exc()}")
+        wall = time.perf_counter() - t0
+        rec = {
+            "figure": name,
+            "status": status,
+            "error": err,
+            "config": cfg[name],
+            "config_file": summary["config"],
+            "seed": cfg["seed"],
+            "alpha": cfg["alpha"],
+            "quick": quick,
+            "provenance": prov,
+            "wall_seconds": wall,
+            "cells": {k: runner.stats[k] - before[k] for k in runner.stats},
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "data": data,
+        }
+        rec = jsonable(rec)
+        json_path = os.path.join(data_dir, f"{name}.json")
+        png_path = os.path.join(fig_dir, f"{name}.png")
+        if status == "ok":
+            try:
+                plot_module(name).plot(rec, png_path)
+            except Exception as exc:
+                rec["status"], rec["error"] = "failed", f"plotting: {type(exc).__name__}: {exc}"
+                prog.say(f"{name}: PLOT FAILED\n{traceback.format_exc()}")
+        if rec["status"] != "ok" and os.path.exists(png_path):
+            os.remove(png_path)  # never leave a stale figure beside a failed/pending record
+        with open(json_path, "w") as f:
+            json.dump(rec, f, indent=1, sort_keys=False)
+            f.write("\n")
+        summary["figures"][name] = {"status": rec["status"], "error": rec["error"], "wall_seconds": wall,
+                                    "json": json_path, "png": png_path if rec["status"] == "ok" else None}
+        prog.say(f"{name}: {rec['status']} in {wall:.1f} s ({rec['cells']['computed']} computed, {rec['cells']['cached']} cached)")
+    summary["wall_seconds"] = time.perf_counter() - t_start
+    from .write_report import write_report
+
+    write_report(out, names=list(experiments.FIGURES), summary=summary, cfg=cfg, provenance=prov)
+    prog.say(f"done in {summary['wall_seconds']:.1f} s -> {os.path.join(out, 'REPORT.md')}")
+    return summary
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="reduced grid (under 2 minutes on 2 cores)")
+    p.add_argument("--out", metavar="DIR", default=None, help="output directory (default: the reports/ package directory)")
+    p.add_argument("--config", metavar="TOML", default=None, help="config file (default configs/full.toml or configs/quick.toml)")
+    p.add_argument("--force", action="store_true", help="recompute cells that are already in the store")
+    p.add_argument("--only", nargs="+", metavar="FIG", default=None, help="build only these figures (e.g. fig3 fig4)")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+
+
+def run_from_args(args) -> int:
+    summary = build(args.out, quick=args.quick, config=args.config, force=args.force, only=args.only,
+                    progress=not args.no_progress)
+    if args.json:
+        print(json.dumps(jsonable(summary), indent=1))
+    else:
+        for name, s in summary["figures"].items():
+            print(f"{name}: {s['status']}" + (f" ({s['error']})" if s["error"] else ""))
+        print(os.path.join(summary["out"], "REPORT.md"))
+    return 1 if any(s["status"] == "failed" for s in summary["figures"].values()) else 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m reports.build", description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    return run_from_args(p.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,367 @@
+"""What each figure of the report computes (its data), as pure functions of a config.
+
+Each ``fig*`` function takes the figure's config table and a :class:`reports.build.Runner`
+(which runs and caches expensive cells) and returns the JSON-able ``data`` of that figure.
+The plotting modules ``reports/plot_*.py`` read only that data.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+
+import numpy as np
+from scipy.special import rel_entr
+
+from . import _interim
+from .engines import available, language_label, make_language, make_rule, need
+
+
+def bound(name: str):
+    """``mdm_exact.bounds.<name>`` when that module is installed, else the interim copy."""
+    if available("mdm_exact.bounds"):
+        mod = need("mdm_exact.bounds")
+        if hasattr(mod, name):
+            return getattr(mod, name), "mdm_exact.bounds"
+    return getattr(_interim, name), "reports._interim"
+
+
+def _rule(N):
+    return {"rule": "linear", "num_steps": int(N)} if N != "ar" else {"rule": "left-to-right"}
+
+
+def _ci(d, key):
+    lo, hi = d.get(key + "_ci", [None, None]) or [None, None]
+    return [d.get(key), lo, hi]
+
+
+# =========================================================================== Figure 1
+FIG1_DEFAULTS = {
+    "languages": ["paper-2gram", "paper-3gram", "paper-4gram", "paper-hmm"],
+    "L": 512,
+    "steps": [8, 16, 32, 64, 128, 256, 512, 1024, 2048],
+    "schedule": "linear",
+    "num_samples": 1000,
+    "autoregressive": True,
+}
+
+
+def fig1(cfg, runner):
+    """Paper Figure 1 with the idealised sampler: GenPPL, SER and E_tau KL / L against N."""
+    L = int(cfg["L"])
+    cols = list(cfg["steps"]) + (["ar"] if cfg["autoregressive"] else [])
+    cells, index = [], []
+    for lang in cfg["languages"]:
+        for variant, ikl in ((lang + "-t0", True), (lang, False)):
+            for N in cols:
+                rule = {"rule": cfg["schedule"], "num_steps": int(N)} if N != "ar" else {"rule": "left-to-right"}
+                cells.append(runner.mc_cell(variant, L, rule, cfg["num_samples"], instance_kl=ikl))
+                index.append((lang, variant, N))
+    results = runner.run_all(cells)
+    curves = []
+    for lang in cfg["languages"]:
+        c = {"language": lang, "steps": list(cfg["steps"]), "ppl": [], "ppl_seq_mean": [], "kl": [], "ser": [], "ar": {}}
+        for (lg, variant, N), r in zip(index, results):
+            if lg != lang:
+                continue
+            if variant.endswith("-t0"):
+                row = {"ppl": _ci(r, "gen_ppl"), "ppl_seq_mean": _ci(r, "gen_ppl_seq_mean"), "kl": _ci(r, "instance_kl_per_token"),
+                       "nfe": r.get("nfe_mean"), "seconds": r.get("seconds")}
+            else:
+                row = {"ser": _ci(r, "ser"), "seconds_ser": r.get("seconds")}
+            if N == "ar":
+                c["ar"].update(row)
+            else:
+                for k, v in row.items():
+                    c.setdefault(k, []).append(v)
+        try:
+            c["entropy_rate"] = float(make_language(lang + "-t0").entropy(L)) / L
+        except (NotImplementedError, ValueError, MemoryError):
+            c["entropy_rate"] = None
+        curves.append(c)
+    return {"L": L, "num_samples": cfg["num_samples"], "schedule": cfg["schedule"], "curves": curves,
+            "alpha": runner.alpha}
+
+
+# =========================================================================== Figure 2
+FIG2_DEFAULTS = {
+    "language": {"random_ngram": {"order": 2, "V": 3, "concentration": 0.5, "seed": 7}},
+    "L_exact": [4, 6, 8],
+    "L_mc": [64, 256, 1024, 4096],
+    "steps": [1, 2, 4, 8, 16, 32, 64, 128],
+    "num_samples": 400,
+    "schedule": "linear",
+}
+
+
+def fig2(cfg, runner):
+    """Theorem 4.2: the log-TER gap against N does not depend on L."""
+    spec = cfg["language"]
+    steps = [int(s) for s in cfg["steps"]]
+    exact_cells, mc_cells = [], []
+    for L in cfg["L_exact"]:
+        for N in steps:
+            exact_cells.append(runner.exact_cell(spec, int(L), {"rule": cfg["schedule"], "num_steps": N}))
+    for L in cfg["L_mc"]:
+        for N in steps:
+            mc_cells.append(runner.mc_cell(spec, int(L), {"rule": cfg["schedule"], "num_steps": N}, cfg["num_samples"], instance_kl=True))
+    ex = runner.run_all(exact_cells)
+    mc = runner.run_all(mc_cells)
+    exact, montecarlo = [], []
+    for i, L in enumerate(cfg["L_exact"]):
+        rs = ex[i * len(steps):(i + 1) * len(steps)]
+        exact.append({"L": int(L), "log_ter_gap": [r["log_ter_gap"] for r in rs],
+                      "instance_kl_per_token": [float(r["expected_instance_kl"]) / int(L) for r in rs]})
+    for i, L in enumerate(cfg["L_mc"]):
+        rs = mc[i * len(steps):(i + 1) * len(steps)]
+        montecarlo.append({"L": int(L), "instance_kl_per_token": [_ci(r, "instance_kl_per_token") for r in rs]})
+    lang = make_language(spec)
+    order = getattr(lang, "order", None)
+    return {"language": language_label(spec), "order": order, "V": lang.vocab_size, "steps": steps,
+            "exact": exact, "mc": montecarlo, "num_samples": cfg["num_samples"], "schedule": cfg["schedule"],
+            "log_V": math.log(lang.vocab_size), "alpha": runner.alpha}
+
+
+# =========================================================================== Figure 3
+FIG3_DEFAULTS = {
+    "language": "interval-l5",
+    "num_intervals": [4, 16, 64],
+    "C": [0.25, 0.5, 1, 2, 4, 8, 16],
+    "num_samples": 1000,
+    "p_err": 0.5,
+    "schedule": "linear",
+}
+
+
+def fig3(cfg, runner):
+    """Theorem 4.4: SER against C = N / L collapses across L; Lemma C.6 bound and asymptote."""
+    lang = make_language(cfg["language"])
+    l = int(lang.interval_length)
+    C_list = [float(c) for c in cfg["C"]]
+    c6, src = bound("lemma_c6_ser_lower_bound")
+    cells, keys = [], []
+    for M in cfg["num_intervals"]:
+        L = int(M) * l
+        for C in C_list:
+            N = max(1, int(round(C * L)))
+            cells.append(runner.mc_cell(cfg["language"], L, {"rule": cfg["schedule"], "num_steps": N}, cfg["num_samples"], instance_kl=False))
+            keys.append((L, N))
+    res = runner.run_all(cells)
+    curves = []
+    for i, M in enumerate(cfg["num_intervals"]):
+        L = int(M) * l
+        rows = list(zip(keys, res))[i * len(C_list):(i + 1) * len(C_list)]
+        curves.append({
+            "L": L,
+            "N": [k[1] for k, _ in rows],
+            "C": [k[1] / L for k, _ in rows],
+            "ser": [_ci(r, "ser") for _, r in rows],
+            "c6_bound": [float(c6(L, l, k[1], cfg["p_err"])) for k, _ in rows],
+        })
+    grid = np.geomspace(min(C_list) / 1.5, max(C_list) * 1.5, 200)  # (200,)
+    return {"language": cfg["language"], "l": l, "V": lang.vocab_size, "curves": curves,
+            "p_err": cfg["p_err"], "C_grid": grid,
+            "asymptote_perfect": 1 - np.exp(-(l - 1) / (4 * grid)),
+            "asymptote_c6": 1 - np.exp(-cfg["p_err"] * (l - 1) / (l * grid)),
+            "num_samples": cfg["num_samples"], "bounds_source": src, "alpha": runner.alpha}
+
+
+# =========================================================================== Figure 4
+FIG4_DEFAULTS = {
+    "c5_l": [3, 5, 10],
+    "c5_N": [2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256, 512, 1024],
+    "c5_schedules": ["linear", "cosine"],
+    "a1_instances": 600,
+    "a1_V": [2, 3, 4, 8],
+    "a1_k": [2, 3, 4],
+    "b11_L": 2048,
+    "b11_orders": [2, 3],
+    "b11_num_steps": 64,
+    "b11_instances": 200,
+    "b11_schedule": "linear",
+}
+
+
+def _c5(cfg):
+    c5_exact, s1 = bound("lemma_c5_exact")
+    c5_mid, _ = bound("lemma_c5_intermediate")
+    c5_bound, _ = bound("lemma_c5_bound")
+    out = []
+    for sched in cfg["c5_schedules"]:
+        for l in cfg["c5_l"]:
+            rows = {"schedule": sched, "l": int(l), "N": [], "exact": [], "intermediate": [], "bound": []}
+            for N in cfg["c5_N"]:
+                p = make_rule({"rule": sched, "num_steps": int(N)}, 1).p
+                rows["N"].append(int(N))
+                rows["exact"].append(float(c5_exact(p, int(l))))
+                rows["intermediate"].append(float(c5_mid(p, int(l))))
+                rows["bound"].append(float(c5_bound(int(N), int(l))))
+            out.append(rows)
+    return out, s1
+
+
+def _a1(cfg, seed):
+    """Random joint laws q on V^k against product laws; KL and the Lemma A.1 right-hand side."""
+    a1_bound, src = bound("lemma_a1_bound")
+    rng = np.random.default_rng(seed)
+    rows = {"V": [], "k": [], "kl": [], "bound": [], "tc": [], "kind": []}
+    for _ in range(int(cfg["a1_instances"])):
+        V = int(rng.choice(cfg["a1_V"]))
+        k = int(rng.choice(cfg["a1_k"]))
+        conc = float(10 ** rng.uniform(-1.3, 0.7))
+        q = rng.dirichlet(np.full(V**k, conc)).reshape((V,) * k)  # (V,)*k
+        margs = [q.sum(axis=tuple(j for j in range(k) if j != i)) for i in range(k)]  # k x (V,)
+        kind = "perturbed" if rng.random() < 0.5 else "exact marginals"
+        ps = []
+        for m in margs:
+            if kind == "perturbed":
+                with np.errstate(divide="ignore"):
+                    logit = np.log(m) + rng.normal(0, 0.5, V)  # (V,)
+                pm = np.exp(logit - logit.max())
+                ps.append(pm / pm.sum())
+            else:
+                ps.append(m)
+        prod = ps[0]
+        for pm in ps[1:]:
+            prod = np.multiply.outer(prod, pm)  # (V,)*k
+        kl = float(rel_entr(q, prod).sum())
+        kl_i = [float(rel_entr(m, pm).sum()) for m, pm in zip(margs, ps)]
+        h = lambda a: float(-np.sum(a[a > 0] * np.log(a[a > 0])))  # noqa: E731
+        rows["V"].append(V)
+        rows["k"].append(k)
+        rows["kl"].append(kl)
+        rows["bound"].append(float(a1_bound(k, V, kl_i)))
+        rows["tc"].append(sum(h(m) for m in margs) - h(q.ravel()))
+        rows["kind"].append(kind)
+    # the tight case: k copies of one uniform symbol, p_i uniform
+    tight = []
+    for V in cfg["a1_V"]:
+        for k in cfg["a1_k"]:
+            tight.append({"V": int(V), "k": int(k), "kl": (int(k) - 1) * math.log(V),
+                          "bound": float(a1_bound(int(k), int(V), [0.0] * int(k)))})
+    return rows, tight, src
+
+
+def _b11(cfg, runner):
+    b11, src = bound("lemma_b11_bound")
+    L, N = int(cfg["b11_L"]), int(cfg["b11_num_steps"])
+    rule = {"rule": cfg["b11_schedule"], "num_steps": N}
+    p = make_rule(rule, L).p
+    P = np.concatenate([[0.0], np.cumsum(p)[:-1]])  # (N,) P^(k), probability sampled before step k
+    cells = [runner.deps_cell(L, int(n), rule, cfg["b11_instances"]) for n in cfg["b11_orders"]]
+    res = runner.run_all(cells)
+    out = []
+    for n, r in zip(cfg["b11_orders"], res):
+        bnd = [float(b11(L, float(p[k]), float(P[k]), int(n))["total"]) if k >= 1 else None for k in range(N)]
+        out.append({"n": int(n), "k": list(range(1, N + 1)), "D_mean": r["D_mean"], "D_se": r["D_se"],
+                    "S_mean": r["S_mean"], "bound": bnd, "D_total_mean": r["D_total_mean"], "D_total_se": r["D_total_se"]})
+    return out, src
+
+
+def fig4(cfg, runner):
+    """Lemma C.5 exact vs bounds; Lemma A.1 on random instances; Lemma B.11 vs measured D_k."""
+    c5, src5 = _c5(cfg)
+    a1, tight, src1 = _a1(cfg, runner.seed_for({"figure": "fig4", "part": "a1"}))
+    b11, src11 = _b11(cfg, runner)
+    return {"c5": c5, "a1": a1, "a1_tight": tight, "b11": b11, "b11_L": int(cfg["b11_L"]),
+            "b11_num_steps": int(cfg["b11_num_steps"]), "b11_instances": int(cfg["b11_instances"]),
+            "bounds_source": {"c5": src5, "a1": src1, "b11": src11}}
+
+
+# =========================================================================== Figure 5
+FIG5_DEFAULTS = {
+    "cases": [
+        {"language": "paper-2gram-t0", "L": 4},
+        {"language": "paper-hmm", "L": 4},
+        {"language": "interval-l3", "L": 6},
+        {"language": {"random_ngram": {"order": 3, "V": 2, "concentration": 0.5, "seed": 3}}, "L": 8},
+    ],
+    "steps": [1, 2, 3, 4, 8],
+    "num_samples": 4000,
+    "schedule": "linear",
+}
+
+
+def fig5(cfg, runner):
+    """Exact enumeration against Monte Carlo at small L: agreement within intervals."""
+    rows = []
+    ex_cells, mc_cells, keys = [], [], []
+    for case in cfg["cases"]:
+        unknown = set(case) - {"language", "L"}
+        if unknown:
+            raise ValueError(f"fig5 case: unknown keys {sorted(unknown)}; expected language, L")
+        for N in cfg["steps"]:
+            rule = {"rule": cfg["schedule"], "num_steps": int(N)}
+            ex_cells.append(runner.exact_cell(case["language"], int(case["L"]), rule))
+            mc_cells.append(runner.mc_cell(case["language"], int(case["L"]), rule, cfg["num_samples"], instance_kl=True))
+            keys.append((language_label(case["language"]), int(case["L"]), int(N)))
+    ex = runner.run_all(ex_cells)
+    mc = runner.run_all(mc_cells)
+    for (lab, L, N), e, m in zip(keys, ex, mc):
+        rows.append({
+            "language": lab, "L": L, "N": N,
+            "exact": {"ser": e["ser"], "gen_ppl": e["gen_ppl"], "instance_kl_per_token": float(e["expected_instance_kl"]) / L},
+            "mc": {"ser": _ci(m, "ser"), "gen_ppl": _ci(m, "gen_ppl"), "instance_kl_per_token": _ci(m, "instance_kl_per_token")},
+        })
+    return {"rows": rows, "num_samples": cfg["num_samples"], "alpha": runner.alpha, "schedule": cfg["schedule"]}
+
+
+# =========================================================================== Figure 6
+FIG6_DEFAULTS = {"neural_dir": "neural", "num_samples": 1000}
+
+
+def neural_records(directory):
+    """All records of ``<directory>/*.json`` (format: see docs/reports.md)."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
+        import json
+
+        with open(path) as f:
+            rec = json.load(f)
+        recs = rec if isinstance(rec, list) else rec.get("results", [rec])
+        for r in recs:
+            if not isinstance(r, dict):
+                continue
+            r = dict(r)
+            for key in ("language", "L"):
+                if key not in r and isinstance(rec, dict) and key in rec:
+                    r[key] = rec[key]
+            missing = {"language", "L", "num_steps"} - set(r)
+            if missing:
+                raise ValueError(f"{path}: neural record lacks {sorted(missing)} (see docs/reports.md for the format)")
+            r["file"] = os.path.basename(path)
+            out.append(r)
+    return out
+
+
+def fig6(cfg, runner, *, reports_dir):
+    """Learned MDM against the idealised sampler at the same steps (needs reports/neural/*.json)."""
+    directory = cfg["neural_dir"]
+    if not os.path.isabs(directory):
+        directory = os.path.join(reports_dir, directory)
+    recs = neural_records(directory)
+    if not recs:
+        return None
+    cells = []
+    for r in recs:
+        N = r["num_steps"]
+        rule = {"rule": "left-to-right"} if N in ("ar", None) or r.get("sampler") == "ar" else {"rule": "linear", "num_steps": int(N)}
+        cells.append(runner.mc_cell(r["language"], int(r["L"]), rule, cfg["num_samples"], instance_kl=False))
+    ideal = runner.run_all(cells)
+    rows = []
+    for r, m in zip(recs, ideal):
+        rows.append({"language": r["language"], "L": int(r["L"]), "num_steps": r["num_steps"], "sampler": r.get("sampler", "mdm"),
+                     "neural": {k: r.get(k) for k in ("gen_ppl", "gen_ppl_ci", "ser", "ser_ci")},
+                     "ideal": {"gen_ppl": _ci(m, "gen_ppl"), "ser": _ci(m, "ser")}, "file": r["file"]})
+    return {"rows": rows, "num_samples": cfg["num_samples"]}
+
+
+FIGURES = {
+    "fig1_steps": (fig1, FIG1_DEFAULTS),
+    "fig2_ter_length": (fig2, FIG2_DEFAULTS),
+    "fig3_ser_linear": (fig3, FIG3_DEFAULTS),
+    "fig4_lemmas": (fig4, FIG4_DEFAULTS),
+    "fig5_exact_vs_mc": (fig5, FIG5_DEFAULTS),
+    "fig6_neural": (fig6, FIG6_DEFAULTS),
+}
