@@ -1,0 +1,492 @@
+"""Numba kernels of the Monte Carlo engine (``mdm_exact.montecarlo``).
+
+Kernels are thin (STYLE.md §3): no validation, no Python objects, no random numbers (every
+uniform is drawn outside and passed in), results written to ``out`` arrays. Each kernel runs
+``prange`` over independent sequences, so results are bitwise identical for any thread count.
+Their NumPy references are ``mdm_exact.montecarlo.reference_run`` (generic sampler through
+``Language.conditional_marginals``) and ``mdm_exact.separators`` (dependency counts).
+
+The idealised sampler (STATEMENTS.md §1.7, as reconstructed): given an instance ``tau`` (the
+0-based step of every position), for each non-empty step ``k`` in generation order, every
+position ``j`` of ``M_k`` draws ``x_j`` independently from ``q(x_j | x_{M_<k})``. In *score*
+mode the tokens are given (data ``x ~ q``) and the kernels only accumulate
+``log p_tau(x) = sum_k sum_{j in M_k} log q(x_j | x_{M_<k})`` (Lemma B.3 chain rule).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True)
+def _inverse_cdf(w, u):  # w (V,) f8 non-negative weights, u f8 in [0, 1) -> index with w > 0
+    V = w.shape[0]
+    total = 0.0
+    for v in range(V):
+        total += w[v]
+    thr = u * total
+    acc = 0.0
+    for v in range(V):
+        acc += w[v]
+        if acc > thr:
+            return v
+    for v in range(V - 1, -1, -1):  # u * total rounded above the running sum: last positive mass
+        if w[v] > 0:
+            return v
+    return V - 1
+
+
+@njit(cache=True)
+def _group_bounds(order, steps_row, bounds):  # order (L,) i8, steps_row (L,) i8, bounds (L+1,) i8
+    """Start offsets in ``order`` of each non-empty step; returns the number of groups."""
+    L = order.shape[0]
+    g = 0
+    bounds[0] = 0
+    for i in range(1, L):
+        if steps_row[order[i]] != steps_row[order[i - 1]]:
+            g += 1
+            bounds[g] = i
+    g += 1
+    bounds[g] = L
+    return g
+
+
+# ----------------------------------------------------------------------------- HMM
+@njit(cache=True)
+def _vec_mat(v, M, out):  # out = v @ M, skipping zero entries of v; v (S,), M (S, T), out (T,)
+    S, T = M.shape
+    for t in range(T):
+        out[t] = 0.0
+    for s in range(S):
+        vs = v[s]
+        if vs != 0.0:
+            for t in range(T):
+                out[t] += vs * M[s, t]
+
+
+@njit(cache=True)
+def _hmm_one(pi, Apow, AposT, BT, steps_row, x_row, u_row, score, F, G, f, g, w):
+    """One sequence of the idealised sampler for an HMM; returns (log p_tau(x), nfe)."""
+    L = steps_row.shape[0]
+    S = pi.shape[0]
+    V = BT.shape[0]
+    order = np.argsort(steps_row, kind="mergesort")  # (L,) positions grouped by step, ascending
+    bounds = np.empty(L + 1, dtype=np.int64)
+    ngroups = _group_bounds(order, steps_row, bounds)
+    rev = np.zeros(L, dtype=np.bool_)
+    revpos = np.empty(L, dtype=np.int64)
+    dead = False
+    logp = 0.0
+    for gi in range(ngroups):
+        # revealed positions before this step, ascending
+        nrev = 0
+        for p in range(L):
+            if rev[p]:
+                revpos[nrev] = p
+                nrev += 1
+        if not dead:
+            # forward filter over revealed positions, jumping masked gaps with A^gap
+            for i in range(nrev):
+                r = revpos[i]
+                if i == 0:
+                    _vec_mat(pi, Apow[r], f)
+                else:
+                    _vec_mat(F[i - 1], Apow[r - revpos[i - 1]], f)
+                c = 0.0
+                for s in range(S):
+                    f[s] *= BT[x_row[r], s]
+                    c += f[s]
+                if c <= 0.0:
+                    dead = True
+                    break
+                for s in range(S):
+                    F[i, s] = f[s] / c
+        if not dead:
+            # backward messages (emission at r included), normalised by their sum
+            for i in range(nrev - 1, -1, -1):
+                r = revpos[i]
+                if i == nrev - 1:
+                    for s in range(S):
+                        g[s] = 1.0
+                else:
+                    _vec_mat(G[i + 1], AposT[revpos[i + 1] - r], g)
+                c = 0.0
+                for s in range(S):
+                    g[s] *= BT[x_row[r], s]
+                    c += g[s]
+                if c <= 0.0:
+                    dead = True
+                    break
+                for s in range(S):
+                    G[i, s] = g[s] / c
+        ptr = 0  # number of revealed positions left of the current new position
+        for oi in range(bounds[gi], bounds[gi + 1]):
+            j = order[oi]
+            if dead:
+                for v in range(V):
+                    w[v] = 1.0
+            else:
+                while ptr < nrev and revpos[ptr] < j:
+                    ptr += 1
+                if ptr == 0:
+                    _vec_mat(pi, Apow[j], f)
+                else:
+                    _vec_mat(F[ptr - 1], Apow[j - revpos[ptr - 1]], f)
+                if ptr < nrev:
+                    _vec_mat(G[ptr], AposT[revpos[ptr] - j], g)
+                    for s in range(S):
+                        f[s] *= g[s]
+                for v in range(V):
+                    acc = 0.0
+                    for s in range(S):
+                        acc += f[s] * BT[v, s]
+                    w[v] = acc
+            if score:
+                tok = x_row[j]
+            else:
+                tok = _inverse_cdf(w, u_row[j])
+                x_row[j] = tok
+            tot = 0.0
+            for v in range(V):
+                tot += w[v]
+            if w[tok] > 0.0:
+                logp += np.log(w[tok] / tot)
+            else:
+                logp = -np.inf
+        for oi in range(bounds[gi], bounds[gi + 1]):
+            rev[order[oi]] = True
+    return logp, ngroups
+
+
+@njit(cache=True)
+def _hmm_log_prob(pi, A, BT, x_row, f, h):  # plain scaled forward over a full sequence
+    L = x_row.shape[0]
+    S = pi.shape[0]
+    out = 0.0
+    for s in range(S):
+        f[s] = pi[s]
+    for k in range(L):
+        if k > 0:
+            _vec_mat(f, A, h)
+            for s in range(S):
+                f[s] = h[s]
+        c = 0.0
+        for s in range(S):
+            f[s] *= BT[x_row[k], s]
+            c += f[s]
+        if c <= 0.0:
+            return -np.inf
+        for s in range(S):
+            f[s] /= c
+        out += np.log(c)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _hmm_run(pi, A, Apow, AposT, BT, steps, x, u, score, out_logp, out_nfe, out_logq):
+    # pi (S,), A (S,S), Apow/AposT (L,S,S) powers and transposed powers, BT (V,S) = B.T
+    # steps (n,L) i8, x (n,L) i8 in/out, u (n,L) f8, outputs (n,)
+    n, L = steps.shape
+    S = pi.shape[0]
+    V = BT.shape[0]
+    for b in prange(n):
+        F = np.empty((L, S))
+        G = np.empty((L, S))
+        f = np.empty(S)
+        g = np.empty(S)
+        w = np.empty(V)
+        lp, nfe = _hmm_one(pi, Apow, AposT, BT, steps[b], x[b], u[b], score, F, G, f, g, w)
+        out_logp[b] = lp
+        out_nfe[b] = nfe
+        out_logq[b] = _hmm_log_prob(pi, A, BT, x[b], f, g)
+
+
+# ----------------------------------------------------------------------------- n-gram
+@njit(cache=True)
+def _ngram_forward(init, cond, V, R, h, x_row, rev, k0, pin0, k1, F):
+    """Scaled forward over chain positions k0..k1 into F[k]; returns False if impossible.
+
+    The chain state at position k >= h = n-2 is the context window ending at k. If ``pin0``
+    the state at k0 is the (revealed) window ending there; otherwise k0 == h and the state is
+    drawn from ``init`` restricted to the revealed digits of positions 0..h.
+    """
+    C = init.shape[0]
+    if pin0:
+        c0 = 0
+        for p in range(k0 - h, k0 + 1):
+            c0 = c0 * V + x_row[p]
+        for c in range(C):
+            F[k0, c] = 0.0
+        F[k0, c0] = 1.0
+    else:
+        tot = 0.0
+        for c in range(C):
+            val = init[c]
+            if val != 0.0:
+                cc = c
+                for p in range(h, -1, -1):
+                    if rev[p] and cc % V != x_row[p]:
+                        val = 0.0
+                        break
+                    cc //= V
+            F[k0, c] = val
+            tot += val
+        if tot <= 0.0:
+            return False
+        for c in range(C):
+            F[k0, c] /= tot
+    for k in range(k0 + 1, k1 + 1):
+        for c in range(C):
+            F[k, c] = 0.0
+        if rev[k]:
+            xv = x_row[k]
+            for c in range(C):
+                fc = F[k - 1, c]
+                if fc != 0.0:
+                    F[k, (c % R) * V + xv] += fc * cond[c, xv]
+        else:
+            for c in range(C):
+                fc = F[k - 1, c]
+                if fc != 0.0:
+                    base = (c % R) * V
+                    for v in range(V):
+                        F[k, base + v] += fc * cond[c, v]
+        tot = 0.0
+        for c in range(C):
+            tot += F[k, c]
+        if tot <= 0.0:
+            return False
+        for c in range(C):
+            F[k, c] /= tot
+    return True
+
+
+@njit(cache=True)
+def _ngram_backward(cond, V, R, x_row, rev, k0, k1, Bk):
+    """Scaled backward messages over chain positions k1 down to k0 (ones at k1)."""
+    C = cond.shape[0]
+    for c in range(C):
+        Bk[k1, c] = 1.0
+    for k in range(k1 - 1, k0 - 1, -1):
+        m = 0.0
+        if rev[k + 1]:
+            xv = x_row[k + 1]
+            for c in range(C):
+                val = cond[c, xv] * Bk[k + 1, (c % R) * V + xv]
+                Bk[k, c] = val
+                if val > m:
+                    m = val
+        else:
+            for c in range(C):
+                base = (c % R) * V
+                acc = 0.0
+                for v in range(V):
+                    acc += cond[c, v] * Bk[k + 1, base + v]
+                Bk[k, c] = acc
+                if acc > m:
+                    m = acc
+        if m > 0.0:
+            for c in range(C):
+                Bk[k, c] /= m
+
+
+@njit(cache=True)
+def _ngram_one(init, cond, V, n, steps_row, x_row, u_row, score, F, Bk, w):
+    """One sequence of the idealised sampler for an n-gram (L >= n-1); returns (log p_tau, nfe).
+
+    Separators (runs of n-1 revealed tokens) pin the chain state, so each new position only
+    needs messages between the nearest pins on either side (its segment).
+    """
+    L = steps_row.shape[0]
+    C = init.shape[0]
+    R = C // V
+    h = n - 2
+    order = np.argsort(steps_row, kind="mergesort")  # (L,)
+    bounds = np.empty(L + 1, dtype=np.int64)
+    ngroups = _group_bounds(order, steps_row, bounds)
+    rev = np.zeros(L, dtype=np.bool_)
+    pinned = np.zeros(L, dtype=np.bool_)
+    dead = False
+    dead_next = False  # set when this step's joint draws contradict each other
+    logp = 0.0
+    for gi in range(ngroups):
+        g0 = bounds[gi]
+        g1 = bounds[gi + 1]
+        if not dead:
+            run = 0
+            for p in range(L):
+                run = run + 1 if rev[p] else 0
+                pinned[p] = p >= h and run >= n - 1
+        oi = g0
+        while oi < g1:
+            j = order[oi]
+            cj = j if j > h else h
+            # segment of chain positions around cj delimited by pins
+            oj = oi + 1
+            if dead:
+                for v in range(V):
+                    w[v] = 1.0
+                if score:
+                    tok = x_row[j]
+                else:
+                    tok = _inverse_cdf(w, u_row[j])
+                    x_row[j] = tok
+                logp += np.log(1.0 / V)
+                oi = oj
+                continue
+            k0 = cj - 1
+            while k0 >= h and not pinned[k0]:
+                k0 -= 1
+            pin0 = k0 >= h
+            if not pin0:
+                k0 = h
+            k1 = cj + 1
+            while k1 < L and not pinned[k1]:
+                k1 += 1
+            if k1 >= L:
+                k1 = L - 1
+            # all new positions of this step inside the same segment
+            while oj < g1:
+                jj = order[oj]
+                cjj = jj if jj > h else h
+                if cjj < k1 or (cjj == k1 and not pinned[k1]):
+                    oj += 1
+                else:
+                    break
+            ok = _ngram_forward(init, cond, V, R, h, x_row, rev, k0, pin0, k1, F)
+            if not ok:
+                dead = True
+                continue  # redo this position as uniform
+            _ngram_backward(cond, V, R, x_row, rev, k0, k1, Bk)
+            for q in range(oi, oj):
+                jq = order[q]
+                cq = jq if jq > h else h
+                div = 1
+                for _ in range(cq - jq):
+                    div *= V
+                for v in range(V):
+                    w[v] = 0.0
+                for c in range(C):
+                    pc = F[cq, c] * Bk[cq, c]
+                    if pc != 0.0:
+                        w[(c // div) % V] += pc
+                if score:
+                    tok = x_row[jq]
+                else:
+                    tok = _inverse_cdf(w, u_row[jq])
+                    x_row[jq] = tok
+                tot = 0.0
+                for v in range(V):
+                    tot += w[v]
+                if w[tok] > 0.0:
+                    logp += np.log(w[tok] / tot)
+                else:
+                    logp = -np.inf
+            if oj - oi >= 2 and not score:
+                # joint draws in one segment may contradict each other: recheck the segment
+                for q in range(oi, oj):
+                    rev[order[q]] = True
+                ok = _ngram_forward(init, cond, V, R, h, x_row, rev, k0, pin0, k1, F)
+                for q in range(oi, oj):
+                    rev[order[q]] = False
+                if not ok:
+                    dead_next = True
+            oi = oj
+        if dead_next:
+            dead = True
+        for q in range(g0, g1):
+            rev[order[q]] = True
+    return logp, ngroups
+
+
+@njit(cache=True)
+def _ngram_log_prob(init, cond, V, n, x_row):
+    L = x_row.shape[0]
+    R = init.shape[0] // V
+    ctx = 0
+    for i in range(n - 1):
+        ctx = ctx * V + x_row[i]
+    pr = init[ctx]
+    if pr <= 0.0:
+        return -np.inf
+    out = np.log(pr)
+    for k in range(n - 1, L):
+        pr = cond[ctx, x_row[k]]
+        if pr <= 0.0:
+            return -np.inf
+        out += np.log(pr)
+        ctx = (ctx % R) * V + x_row[k]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _ngram_run(init, cond, n, steps, x, u, score, out_logp, out_nfe, out_logq):
+    # init (C,), cond (C,V), C = V^(n-1); steps (num,L) i8, x (num,L) i8 in/out, u (num,L) f8
+    num, L = steps.shape
+    C, V = cond.shape
+    for b in prange(num):
+        F = np.empty((L, C))
+        Bk = np.empty((L, C))
+        w = np.empty(V)
+        lp, nfe = _ngram_one(init, cond, V, n, steps[b], x[b], u[b], score, F, Bk, w)
+        out_logp[b] = lp
+        out_nfe[b] = nfe
+        out_logq[b] = _ngram_log_prob(init, cond, V, n, x[b])
+
+
+# ----------------------------------------------------------------------------- dependencies
+@njit(cache=True, parallel=True)
+def _dependencies_run(steps, n, num_steps, out_S, out_D, out_m, out_pairs):
+    """Per-step separators S_k, corrected dependencies D_k, sizes |M_k| and same-step pairs.
+
+    steps (num, L) i8; outputs (num, num_steps) i8. Definitions B.4-B.5 as reconstructed
+    (STATEMENTS.md §4.C): S_k = sum over maximal revealed runs of floor(|run| / (n-1));
+    D_k = |M_k| - #(separator-delimited intervals touched by M_k). Runs are tracked
+    incrementally (length stored at both ends of every run).
+    """
+    num, L = steps.shape
+    for b in prange(num):
+        order = np.argsort(steps[b], kind="mergesort")
+        rev = np.zeros(L, dtype=np.bool_)
+        runlen = np.zeros(L, dtype=np.int64)  # valid at the two ends of each run
+        S = 0
+        i = 0
+        for k in range(num_steps):
+            i0 = i
+            while i < L and steps[b, order[i]] == k:
+                i += 1
+            m = i - i0
+            out_S[b, k] = S
+            out_m[b, k] = m
+            out_pairs[b, k] = m * (m - 1) // 2
+            groups = 0
+            for q in range(i0, i):
+                if q == i0:
+                    groups += 1
+                    continue
+                a = order[q - 1]
+                c = order[q]
+                sep = False
+                p = a + 1
+                while p < c:
+                    if rev[p]:
+                        r = runlen[p]  # p starts a run
+                        if r >= n - 1:
+                            sep = True
+                            break
+                        p += r
+                    else:
+                        p += 1
+                if sep:
+                    groups += 1
+            out_D[b, k] = m - groups
+            for q in range(i0, i):
+                p = order[q]
+                left = runlen[p - 1] if p > 0 and rev[p - 1] else 0
+                right = runlen[p + 1] if p + 1 < L and rev[p + 1] else 0
+                S += (left + right + 1) // (n - 1) - left // (n - 1) - right // (n - 1)
+                tot = left + right + 1
+                rev[p] = True
+                runlen[p - left] = tot
+                runlen[p + right] = tot
