@@ -31,6 +31,9 @@ import numpy as np
 
 # --------------------------------------------------------------------------- validation
 
+#: Negative KL values down to ``-KL_ROUNDING`` are float64 rounding of an exact 0 and are clipped.
+KL_ROUNDING = 1e-12
+
 
 def _pos_int(v, name, minimum=1) -> int:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
@@ -69,9 +72,10 @@ def _kl_values(kl, name="kl_marginals") -> np.ndarray:
     arr = np.atleast_1d(np.asarray(kl, dtype=np.float64))
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-d array of KL divergences, got shape {arr.shape}")
-    if np.any(np.isnan(arr)) or np.any(arr < 0):
-        raise ValueError(f"{name}: expected KL divergences >= 0 (inf allowed), got {arr}")
-    return arr
+    if np.any(np.isnan(arr)) or np.any(arr < -KL_ROUNDING):
+        bad = arr[np.isnan(arr) | (arr < -KL_ROUNDING)][0]
+        raise ValueError(f"{name}: expected KL divergences >= 0 (inf allowed), got {bad}")
+    return np.maximum(arr, 0.0)  # clip float64 rounding of exact zeros
 
 
 # --------------------------------------------------------------------------- Appendix A
