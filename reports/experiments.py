@@ -158,6 +158,7 @@ def fig3(cfg, runner):
             "C": [k[1] / L for k, _ in rows],
             "ser": [_ci(r, "ser") for _, r in rows],
             "c6_bound": [float(c6(L, l, k[1], cfg["p_err"])) for k, _ in rows],
+            "exact_perfect": [_perfect_ser(L, l, k[1], cfg["schedule"]) for k, _ in rows],
         })
     grid = np.geomspace(min(C_list) / 1.5, max(C_list) * 1.5, 200)  # (200,)
     return {"language": cfg["language"], "l": l, "V": lang.vocab_size, "curves": curves,
@@ -165,6 +166,14 @@ def fig3(cfg, runner):
             "asymptote_perfect": 1 - np.exp(-(l - 1) / (4 * grid)),
             "asymptote_c6": 1 - np.exp(-cfg["p_err"] * (l - 1) / (l * grid)),
             "num_samples": cfg["num_samples"], "bounds_source": src, "alpha": runner.alpha}
+
+
+def _perfect_ser(L, l, N, schedule):
+    """Exact SER of the perfect model on Example C.7: ``1 - E[2^-K]^(L/l)`` (STATEMENTS.md §8 check 6)."""
+    if not available("mdm_exact.bounds") or not hasattr(need("mdm_exact.bounds"), "interval_validity_perfect_model"):
+        return None
+    v = need("mdm_exact.bounds").interval_validity_perfect_model(make_rule({"rule": schedule, "num_steps": int(N)}, L).p, l)
+    return float(1.0 - v ** (L // l))
 
 
 # =========================================================================== Figure 4

@@ -44,3 +44,21 @@ def steps_axis(ax, steps, *, ar_label=None, ar_x=None):
     ax.set_xticks(ticks)
     ax.set_xticklabels(labels)
     ax.minorticks_off()
+
+
+def plain_log_labels(ax, axis="y"):
+    """Plain number labels (``2.5`` rather than ``2.5x10^0``) on a log axis; minor labels only
+    when the axis spans less than one decade."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    a = ax.yaxis if axis == "y" else ax.xaxis
+    lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    fmt = FuncFormatter(lambda v, _: f"{v:g}")
+    a.set_major_formatter(fmt)
+    span = hi / max(lo, 1e-300)
+    if span < 10:
+        a.set_minor_formatter(fmt)
+    elif span < 200:
+        a.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
+    else:
+        a.set_minor_formatter(NullFormatter())
