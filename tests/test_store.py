@@ -315,20 +315,28 @@ def test_recover_refuses_to_overwrite(tmp_path):
         recover_store(tmp_path / "nope.sqlite", tmp_path / "r.sqlite")
 
 
+@pytest.fixture(scope="module")
+def template_store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("template") / "s.sqlite"
+    originals = _fill(path, 60, pad=30, result_pad=50)
+    return path.read_bytes(), originals
+
+
 @settings(max_examples=15)
 @given(start=st.floats(0.0, 1.0), length=st.integers(1, 20_000), seed=st.integers(0, 2**32 - 1))
-def test_recovery_of_random_damage_returns_only_genuine_rows(tmp_path_factory, start, length, seed):
+def test_recovery_of_random_damage_returns_only_genuine_rows(tmp_path_factory, template_store, start, length, seed):
     """Whatever bytes are overwritten, recovery does not fail and never invents or alters a row."""
     tmp = tmp_path_factory.mktemp("rand")
     path = tmp / "s.sqlite"
-    originals = _fill(path, 60, pad=30, result_pad=50)
-    data = bytearray(path.read_bytes())
+    data, originals = bytearray(template_store[0]), template_store[1]
     lo = int(start * (len(data) - 1))
     hi = min(len(data), lo + length)
     data[lo:hi] = np.random.default_rng(seed).integers(0, 256, hi - lo, dtype=np.uint8).tobytes()
     path.write_bytes(bytes(data))
-    recover_store(path, tmp / "r.sqlite")
-    _assert_genuine(ResultStore(tmp / "r.sqlite").rows(), originals)
+    rep = recover_store(path, tmp / "r.sqlite")
+    rows = ResultStore(tmp / "r.sqlite").rows()
+    _assert_genuine(rows, originals)
+    assert rep["recovered"] == len(rows)
 
 
 def test_sqlite_sees_a_valid_wal_store(tmp_path):
