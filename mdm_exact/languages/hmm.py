@@ -38,9 +38,10 @@ class HMM(Language):
         B = as_probability_array(emission, "emission", ndim=2)
         if B.shape[0] != S:
             raise LanguageError(f"emission: expected {S} rows (one per hidden state), got shape {B.shape}")
-        self.initial = pi  # (S,)
-        self.transition = A  # (S, S)
-        self.emission = B  # (S, V)
+        self.initial = _as_given(initial, pi)  # (S,)
+        self.transition = _as_given(transition, A)  # (S, S)
+        self.emission = _as_given(emission, B)  # (S, V)
+        pi, A, B = self.initial, self.transition, self.emission
         for arr in (pi, A, B):
             arr.setflags(write=False)
 
@@ -52,8 +53,56 @@ class HMM(Language):
     def num_states(self) -> int:
         return int(self.initial.shape[0])
 
+    # ------------------------------------------------------------------ structure
+    def _csr(self):
+        """CSR form of the transition's non-zero pattern (cached): indptr (S+1,), indices (nnz,), data (nnz,)."""
+        c = self.__dict__.get("_csr_cache")
+        if c is None:
+            c = _dense_to_csr(self.transition)
+            self.__dict__["_csr_cache"] = c
+        return c
+
+    #: Up to this many states the kernels walk whole dense rows of ``A`` (a few SIMD vectors)
+    #: and skip only zero-weight states; above it they walk the CSR zero pattern of ``A``.
+    DENSE_MAX_STATES = 64
+
+    def _use_dense(self):
+        return self.num_states <= self.DENSE_MAX_STATES
+
+    def _transition_t(self):
+        c = self.__dict__.get("_AT")
+        if c is None:
+            c = self.__dict__["_AT"] = np.ascontiguousarray(self.transition.T)  # (S, S)
+        return c
+
+    def _emission_t(self):
+        c = self.__dict__.get("_BT")
+        if c is None:
+            c = self.__dict__["_BT"] = np.ascontiguousarray(self.emission.T)  # (V, S)
+        return c
+
+    def _powers(self, G):
+        """Dense powers ``A^0 .. A^(G-1)`` (cached, grown on demand); shape (G, S, S)."""
+        P = self.__dict__.get("_power_cache")
+        S = self.num_states
+        if P is None or P.shape[0] < G:
+            old = 0 if P is None else P.shape[0]
+            newP = np.empty((G, S, S))  # (G, S, S)
+            if old:
+                newP[:old] = P
+            else:
+                newP[0] = np.eye(S)
+            for m in range(max(old, 1), G):
+                newP[m] = newP[m - 1] @ self.transition
+            P = newP
+            self.__dict__["_power_cache"] = P
+        return P[:G]
+
+    _DIGITS0 = np.zeros((0, 1), dtype=np.int64)
+
     # ------------------------------------------------------------------ inference
     def _fb(self, x, revealed, need_posterior):
+        """Plain NumPy forward-backward (the reference the kernels are tested against)."""
         A, Bm = self.transition, self.emission
         return forward_backward(
             x.shape[1],
@@ -66,11 +115,11 @@ class HMM(Language):
             need_posterior=need_posterior,
         )
 
-    def log_prob_revealed(self, x, revealed):
+    def _reference_log_prob_revealed(self, x, revealed):
         x, revealed = self._tokens_and_mask(x, revealed)
         return self._fb(x, revealed, need_posterior=False)[0]
 
-    def conditional_marginals(self, x, revealed):
+    def _reference_conditional_marginals(self, x, revealed):
         x, revealed = self._tokens_and_mask(x, revealed)
         log_ev, post = self._fb(x, revealed, need_posterior=True)
         V = self.vocab_size
@@ -79,6 +128,50 @@ class HMM(Language):
         rb, rk = np.nonzero(revealed)
         out[rb, rk, :] = 0.0
         out[rb, rk, x[rb, rk]] = 1.0
+        return out
+
+    def log_prob_revealed(self, x, revealed):
+        """Exact ``log q(x_R)``, shape (batch,); ``-inf`` when the revealed tokens are impossible.
+
+        Numba kernel over the CSR zero pattern; runs of ``m`` masked positions are jumped with
+        a cached dense power ``A^m`` when that is cheaper than ``m`` sparse steps, and the
+        masked tail after the last revealed position is skipped (it has probability one).
+        """
+        from .._kernels import _chain_log_evidence, _dense_log_evidence
+
+        x, revealed = self._tokens_and_mask(x, revealed)
+        if self._use_dense():
+            out = np.empty(x.shape[0])  # (batch,)
+            _dense_log_evidence(self.initial, self.transition, self._emission_t(), x, revealed, out)
+            return out
+        indptr, indices, data = self._csr()
+        S = self.num_states
+        nnz = max(indices.shape[0], 1)
+        jump_min = int(np.ceil(S * S / nnz)) + 1
+        G = 0
+        if x.shape[1] > jump_min and S * S * 8 * (jump_min + 1) <= 2**26:
+            G = min(_longest_revealed_gap(revealed) + 1, 2**26 // (S * S * 8))
+        powers = self._powers(G) if G > jump_min else np.zeros((0, S, S))
+        out = np.empty(x.shape[0])  # (batch,)
+        _chain_log_evidence(
+            self.initial, self._DIGITS0, 0, indptr, indices, data, self.emission, x, revealed, powers, jump_min, out
+        )
+        return out
+
+    def conditional_marginals(self, x, revealed):
+        """Exact ``q(x_i = v | x_R)``, shape (batch, L, V) (Numba kernel, sparse alive-state messages)."""
+        from .._kernels import _chain_posterior, _dense_posterior
+
+        x, revealed = self._tokens_and_mask(x, revealed)
+        B, L = x.shape
+        log_ev = np.empty(B)  # (batch,)
+        out = np.empty((B, L, self.vocab_size))  # (batch, L, V)
+        if self._use_dense():
+            A, B_ = self.transition, self.emission
+            _dense_posterior(self.initial, A, self._transition_t(), B_, self._emission_t(), x, revealed, log_ev, out)
+            return out
+        indptr, indices, data = self._csr()
+        _chain_posterior(self.initial, self._DIGITS0, 0, indptr, indices, data, self.emission, x, revealed, log_ev, out)
         return out
 
     def in_support(self, x):
@@ -91,20 +184,20 @@ class HMM(Language):
         return r.any(axis=1)
 
     def sample(self, n, L, *, rng=None):
+        """``n`` exact ancestral samples, int64 (n, L); uniforms are drawn here, the walk is a kernel."""
+        from .._kernels import _chain_sample
+
         n = as_count(n, "n")
         L = as_length(L)
         rng = np.random.default_rng(rng)
         u = rng.random((n, L, 2))  # (n, L, 2) uniforms: state, token
-        cA = np.cumsum(self.transition, axis=1)
-        cB = np.cumsum(self.emission, axis=1)
-        c0 = np.cumsum(self.initial)
-        S, V = self.num_states, self.vocab_size
-        s = np.minimum(np.searchsorted(c0, u[:, 0, 0], side="right"), S - 1)  # (n,)
+        indptr, indices, data = self._csr()
+        row_cdf = np.empty_like(data)  # (nnz,) cumulative mass within each CSR row
+        for s in range(self.num_states):
+            row_cdf[indptr[s] : indptr[s + 1]] = np.cumsum(data[indptr[s] : indptr[s + 1]])
+        states = np.empty((n, L), dtype=np.int64)  # (n, L)
         x = np.empty((n, L), dtype=np.int64)  # (n, L)
-        for k in range(L):
-            if k > 0:
-                s = _inverse_cdf_rows(cA[s], u[:, k, 0])
-            x[:, k] = _inverse_cdf_rows(cB[s], u[:, k, 1])
+        _chain_sample(np.cumsum(self.initial), row_cdf, indices, indptr, np.cumsum(self.emission, axis=1), u, states, x)
         return x
 
     def describe(self):
@@ -115,6 +208,34 @@ class HMM(Language):
             "transition_zero_fraction": float(np.mean(self.transition == 0)),
             "emission_zero_fraction": float(np.mean(self.emission == 0)),
         }
+
+
+def _as_given(raw, validated):
+    """The caller's array if its rows already sum to 1 within 1e-12 (so that saving and re-loading
+    a language reproduces it bit for bit), else the validated, renormalised one."""
+    raw = np.array(raw, dtype=np.float64)
+    if raw.shape == validated.shape and np.all(np.abs(raw.sum(axis=-1) - 1.0) <= 1e-12):
+        return np.ascontiguousarray(raw)
+    return validated
+
+
+def _dense_to_csr(M):
+    """CSR arrays (indptr (R+1,) int64, indices (nnz,) int64, data (nnz,) float64) of the non-zeros of ``M``."""
+    rows, cols = np.nonzero(M)
+    indptr = np.zeros(M.shape[0] + 1, dtype=np.int64)  # (R+1,)
+    np.add.at(indptr, rows + 1, 1)
+    return np.cumsum(indptr), cols.astype(np.int64), np.ascontiguousarray(M[rows, cols], dtype=np.float64)
+
+
+def _longest_revealed_gap(revealed):
+    """Largest distance between consecutive revealed positions of any row (0 if none); int."""
+    B, L = revealed.shape
+    pos = np.where(revealed, np.arange(L)[None, :], -1)  # (batch, L)
+    last = np.maximum.accumulate(pos, axis=1)  # (batch, L) last revealed position at or before k
+    prev = np.concatenate([np.full((B, 1), -1), last[:, :-1]], axis=1)  # (batch, L)
+    gaps = np.where(revealed & (prev >= 0), np.arange(L)[None, :] - prev, 0)
+    lead = np.where(revealed.any(axis=1), np.argmax(revealed, axis=1), 0)
+    return int(max(gaps.max(initial=0), lead.max(initial=0)))
 
 
 def _inverse_cdf_rows(cdf, u):

@@ -6,7 +6,14 @@ Contexts of ``n - 1`` tokens are indexed big-endian: ``c = sum_i x_i V^(n-2-i)``
 earliest token most significant. Inference treats the language as a structured chain whose
 state at position ``k`` is the window of the ``n - 1`` tokens ending at ``k`` (for the first
 ``n - 2`` positions, the whole initial context); the ``V^(n-1) x V^(n-1)`` transition matrix is
-never built: a step costs ``O(V^n)``, one multiply per (context, next token) pair.
+never built.
+
+The fast path (``mdm_exact._kernels``) keeps the transition as a CSR list of the (at most
+``V``) successors ``(c mod V^(n-2)) V + v`` of each context ``c`` with positive probability,
+and carries forward messages as lists of *alive* contexts. A revealed token keeps only the
+contexts ending in it, so once ``n - 1`` consecutive tokens are revealed a single context is
+alive: the chain is cut into independent pieces and a revealed run costs ``O(1)`` per
+position, a masked position ``O(alive x V)``. ``_fb`` is the plain NumPy reference.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import numpy as np
 from .._validate import LanguageError, as_count, as_length, as_probability_array
 from ._forward_backward import forward_backward
 from .base import Language
-from .hmm import _inverse_cdf_rows
+from .hmm import _as_given, _inverse_cdf_rows
 
 
 class NGram(Language):
@@ -49,8 +56,8 @@ class NGram(Language):
         if init.shape != (C,):
             raise LanguageError(f"initial: expected shape ({C},) (V^(n-1) contexts, big-endian), got {init.shape}")
         self.order = n
-        self.initial = init  # (V**(n-1),)
-        self.conditional = cond  # (V**(n-1), V)
+        self.initial = init = _as_given(initial, init)  # (V**(n-1),)
+        self.conditional = cond = _as_given(conditional, cond)  # (V**(n-1), V)
         for arr in (init, cond):
             arr.setflags(write=False)
 
@@ -111,11 +118,11 @@ class NGram(Language):
                 ctx = (ctx % mod) * V + x[:, k]
         return out
 
-    def log_prob_revealed(self, x, revealed):
+    def _reference_log_prob_revealed(self, x, revealed):
         x, revealed = self._tokens_and_mask(x, revealed)
         return self._fb(x, revealed, need_posterior=False)[0]
 
-    def conditional_marginals(self, x, revealed):
+    def _reference_conditional_marginals(self, x, revealed):
         x, revealed = self._tokens_and_mask(x, revealed)
         log_ev, post = self._fb(x, revealed, need_posterior=True)
         B, L = x.shape
@@ -131,6 +138,55 @@ class NGram(Language):
         rb, rk = np.nonzero(revealed)
         out[rb, rk, :] = 0.0
         out[rb, rk, x[rb, rk]] = 1.0
+        return out
+
+    def _chain(self):
+        """Cached kernel arrays: digits (n-2, C), CSR (indptr, indices, data), last-digit emission (C, V)."""
+        c = self.__dict__.get("_chain_cache")
+        if c is None:
+            n, V, C = self.order, self.vocab_size, self.num_contexts
+            R = V ** (n - 2)
+            states = np.arange(C)
+            digits = np.array([(states // V ** (n - 2 - k)) % V for k in range(n - 2)], dtype=np.int64).reshape(n - 2, C)
+            ctx, tok = np.nonzero(self.conditional)  # row-major: grouped by context
+            indptr = np.zeros(C + 1, dtype=np.int64)  # (C+1,)
+            np.add.at(indptr, ctx + 1, 1)
+            indptr = np.cumsum(indptr)
+            indices = ((ctx % R) * V + tok).astype(np.int64)  # (nnz,) successor contexts
+            data = np.ascontiguousarray(self.conditional[ctx, tok])  # (nnz,)
+            emis = np.zeros((C, V))  # (C, V) context c emits its last token
+            emis[states, states % V] = 1.0
+            c = (digits, indptr, indices, data, emis)
+            self.__dict__["_chain_cache"] = c
+        return c
+
+    def log_prob_revealed(self, x, revealed):
+        """Exact ``log q(x_R)``, shape (batch,); ``-inf`` when impossible (Numba kernel)."""
+        from .._kernels import _chain_log_evidence
+
+        x, revealed = self._tokens_and_mask(x, revealed)
+        if x.shape[1] < self.order - 1:
+            return self._fb(x, revealed, need_posterior=False)[0]
+        digits, indptr, indices, data, emis = self._chain()
+        out = np.empty(x.shape[0])  # (batch,)
+        C = self.num_contexts
+        _chain_log_evidence(
+            self.initial, digits, self.order - 2, indptr, indices, data, emis, x, revealed, np.zeros((0, C, C)), 2**62, out
+        )
+        return out
+
+    def conditional_marginals(self, x, revealed):
+        """Exact ``q(x_i = v | x_R)``, shape (batch, L, V) (Numba kernel)."""
+        from .._kernels import _chain_posterior
+
+        x, revealed = self._tokens_and_mask(x, revealed)
+        if x.shape[1] < self.order - 1:
+            return self._reference_conditional_marginals(x, revealed)
+        digits, indptr, indices, data, emis = self._chain()
+        B, L = x.shape
+        log_ev = np.empty(B)  # (batch,)
+        out = np.empty((B, L, self.vocab_size))  # (batch, L, V)
+        _chain_posterior(self.initial, digits, self.order - 2, indptr, indices, data, emis, x, revealed, log_ev, out)
         return out
 
     def in_support(self, x):

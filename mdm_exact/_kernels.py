@@ -1,0 +1,446 @@
+"""Numba kernels for exact inference in sparse hidden chains (HMM and n-gram languages).
+
+Kernels are thin: no validation, no Python objects, results written into ``out`` arrays that
+the wrappers (``mdm_exact.languages.hmm`` / ``ngram``) allocate. Their NumPy reference is
+``mdm_exact.languages._forward_backward`` (the test oracle).
+
+A *chain* is given by
+
+* ``init`` (S,) the law of the state at position ``start``;
+* ``digits`` (start, S): for the ``start`` positions before ``start`` (n-gram only: the first
+  ``n - 2`` tokens are digits of the initial context), the token that state ``s`` carries at
+  that position; empty for an HMM;
+* the transition in CSR form (``indptr``, ``indices``, ``data``) holding only the non-zero
+  entries (threshold pruning makes these sparse; an n-gram context has at most ``V``
+  successors, so the ``V^(n-1) x V^(n-1)`` matrix is never built);
+* ``emis`` (S, V) the emission matrix (for an n-gram, the 0/1 "last digit" indicator).
+
+Sparsity is exploited twice: forward messages are kept as lists of *alive* states (states
+that can be occupied given the revealed tokens so far, decided structurally from the zero
+pattern), and a step only visits the CSR rows of alive states. When ``n - 1`` consecutive
+tokens of an n-gram are revealed, a single context is alive and a step costs ``O(1)``: the
+chain falls apart into independent pieces without special casing. The backward pass only
+computes messages for alive states.
+
+``_chain_log_evidence`` additionally jumps over runs of masked positions with cached dense
+powers ``A^m`` (HMM only), and stops at the last revealed position (the masked tail has
+probability one).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True)
+def _start_alive(init, digits, emis, xb, rb, start, alive, val):
+    # init (S,) f8; digits (start, S) i8; emis (S, V) f8; xb (L,) i8; rb (L,) b1; alive (S,) i8 out; val (S,) f8 out
+    S = init.shape[0]
+    n = 0
+    for s in range(S):
+        w = init[s]
+        if w == 0.0:
+            continue
+        ok = True
+        for k in range(start):
+            if rb[k] and digits[k, s] != xb[k]:
+                ok = False
+                break
+        if not ok:
+            continue
+        if rb[start]:
+            w = w * emis[s, xb[start]]
+            if w == 0.0:
+                continue
+        alive[n] = s
+        val[n] = w
+        n += 1
+    return n
+
+
+@njit(cache=True)
+def _step_alive(k, na, alive_a, val_a, indptr, indices, data, emis, rev, tok, stamp, acc, alive_b, val_b):
+    # One forward step from the alive list (alive_a, val_a) at k-1 to (alive_b, val_b) at k; returns count.
+    nb = 0
+    for i in range(na):
+        s = alive_a[i]
+        a = val_a[i]
+        for j in range(indptr[s], indptr[s + 1]):
+            t = indices[j]
+            w = a * data[j]
+            if rev:
+                e = emis[t, tok]
+                if e == 0.0:
+                    continue
+                w = w * e
+            if stamp[t] != k:
+                stamp[t] = k
+                acc[t] = 0.0
+                alive_b[nb] = t
+                nb += 1
+            acc[t] += w
+    for i in range(nb):
+        val_b[i] = acc[alive_b[i]]
+    return nb
+
+
+@njit(cache=True)
+def _normalise(n, val):
+    # val (>= n,) f8, normalised in place; returns the total (0 when nothing is alive)
+    c = 0.0
+    for i in range(n):
+        c += val[i]
+    if c > 0.0:
+        for i in range(n):
+            val[i] = val[i] / c
+    return c
+
+
+@njit(cache=True, parallel=True)
+def _chain_log_evidence(init, digits, start, indptr, indices, data, emis, x, revealed, powers, jump_min, out):
+    # init (S,) f8; digits (start, S) i8; indptr (S+1,) i8; indices (nnz,) i8; data (nnz,) f8; emis (S, V) f8
+    # x (B, L) i8; revealed (B, L) b1; powers (G, S, S) f8 with powers[m] = A^m (G = 0: none); out (B,) f8
+    B, L = x.shape
+    S = init.shape[0]
+    G = powers.shape[0]
+    for b in prange(B):
+        xb = x[b]
+        rb = revealed[b]
+        alive_a = np.empty(S, dtype=np.int64)
+        alive_b = np.empty(S, dtype=np.int64)
+        val_a = np.empty(S)
+        val_b = np.empty(S)
+        stamp = np.full(S, -1, dtype=np.int64)
+        acc = np.zeros(S)
+        na = _start_alive(init, digits, emis, xb, rb, start, alive_a, val_a)
+        c = _normalise(na, val_a)
+        dead = na == 0 or c == 0.0
+        log_c = 0.0 if dead else np.log(c)
+        p = start
+        while not dead:
+            q = p + 1  # next revealed position
+            while q < L and not rb[q]:
+                q += 1
+            if q >= L:
+                break  # the masked tail has probability one
+            m = q - p
+            if m >= jump_min and m < G:
+                # jump over the masked run: alpha_q = alpha_p A^m (dense power), then emit x_q
+                tok = xb[q]
+                nb = 0
+                for t in range(S):
+                    e = emis[t, tok]
+                    if e == 0.0:
+                        continue
+                    w = 0.0
+                    hit = False
+                    for i in range(na):
+                        pw = powers[m, alive_a[i], t]
+                        if pw != 0.0:
+                            hit = True
+                            w += val_a[i] * pw
+                    if hit:
+                        alive_b[nb] = t
+                        val_b[nb] = w * e
+                        nb += 1
+                p = q
+            else:
+                k = p + 1
+                nb = _step_alive(k, na, alive_a, val_a, indptr, indices, data, emis, rb[k], xb[k], stamp, acc, alive_b, val_b)
+                p = k
+            c = _normalise(nb, val_b)
+            if nb == 0 or c == 0.0:
+                dead = True
+                break
+            log_c += np.log(c)
+            na = nb
+            alive_a, alive_b = alive_b, alive_a
+            val_a, val_b = val_b, val_a
+        out[b] = -np.inf if dead else log_c
+
+
+@njit(cache=True, parallel=True)
+def _chain_posterior(init, digits, start, indptr, indices, data, emis, x, revealed, log_ev, marg):
+    # as _chain_log_evidence (no powers); log_ev (B,) f8 out; marg (B, L, V) f8 out: q(x_k = v | x_R)
+    B, L = x.shape
+    S = init.shape[0]
+    V = emis.shape[1]
+    for b in prange(B):
+        xb = x[b]
+        rb = revealed[b]
+        alive = np.empty((L, S), dtype=np.int64)  # (L, S) alive states per position (first cnt[k])
+        val = np.empty((L, S))  # (L, S) normalised forward messages on them
+        cnt = np.zeros(L, dtype=np.int64)  # (L,)
+        stamp = np.full(S, -1, dtype=np.int64)
+        acc = np.zeros(S)
+        na = _start_alive(init, digits, emis, xb, rb, start, alive[start], val[start])
+        c = _normalise(na, val[start])
+        dead = na == 0 or c == 0.0
+        log_c = 0.0 if dead else np.log(c)
+        cnt[start] = na
+        k = start + 1
+        while not dead and k < L:
+            nb = _step_alive(k, cnt[k - 1], alive[k - 1], val[k - 1], indptr, indices, data, emis, rb[k], xb[k], stamp, acc, alive[k], val[k])
+            c = _normalise(nb, val[k])
+            cnt[k] = nb
+            if nb == 0 or c == 0.0:
+                dead = True
+            else:
+                log_c += np.log(c)
+            k += 1
+        mb = marg[b]
+        for k in range(L):
+            for v in range(V):
+                mb[k, v] = 0.0
+        if dead:
+            log_ev[b] = -np.inf
+            for k in range(L):
+                if rb[k]:
+                    mb[k, xb[k]] = 1.0
+                else:
+                    for v in range(V):
+                        mb[k, v] = 1.0 / V
+            continue
+        log_ev[b] = log_c
+        beta = np.empty(S)
+        beta_prev = np.empty(S)
+        post = np.empty(S)
+        for i in range(cnt[L - 1]):
+            beta[alive[L - 1, i]] = 1.0
+        for k in range(L - 1, start - 1, -1):
+            n = cnt[k]
+            z = 0.0
+            for i in range(n):
+                g = val[k, i] * beta[alive[k, i]]
+                post[i] = g
+                z += g
+            if rb[k]:
+                mb[k, xb[k]] = 1.0
+            else:
+                for i in range(n):
+                    g = post[i] / z
+                    if g == 0.0:
+                        continue
+                    s = alive[k, i]
+                    for v in range(V):
+                        e = emis[s, v]
+                        if e != 0.0:
+                            mb[k, v] += g * e
+            if k == start:
+                for kk in range(start):
+                    if rb[kk]:
+                        mb[kk, xb[kk]] = 1.0
+                    else:
+                        for i in range(n):
+                            mb[kk, digits[kk, alive[k, i]]] += post[i] / z
+                break
+            # backward message at k-1, only on states alive there
+            rev = rb[k]
+            tok = xb[k]
+            mx = 0.0
+            for i in range(cnt[k - 1]):
+                s = alive[k - 1, i]
+                w = 0.0
+                for j in range(indptr[s], indptr[s + 1]):
+                    t = indices[j]
+                    e = 1.0
+                    if rev:
+                        e = emis[t, tok]
+                        if e == 0.0:
+                            continue
+                    w += data[j] * e * beta[t]
+                beta_prev[s] = w
+                if w > mx:
+                    mx = w
+            if mx > 0.0:
+                for i in range(cnt[k - 1]):
+                    s = alive[k - 1, i]
+                    beta_prev[s] = beta_prev[s] / mx
+            beta, beta_prev = beta_prev, beta
+
+
+@njit(cache=True, parallel=True)
+def _chain_sample(init_cdf, row_cdf, row_idx, indptr, emis_cdf, u, out_states, out_tokens):
+    # init_cdf (S,) f8; row_cdf (nnz,) f8 cumulative data within each CSR row; row_idx (nnz,) i8 targets;
+    # indptr (S+1,) i8; emis_cdf (S, V) f8; u (n, L, 2) f8 uniforms; out_states/out_tokens (n, L) i8
+    n, L, _ = u.shape
+    S = init_cdf.shape[0]
+    V = emis_cdf.shape[1]
+    for i in prange(n):
+        s = _search_cdf(init_cdf, 0, S, u[i, 0, 0])
+        for k in range(L):
+            if k > 0:
+                lo = indptr[s]
+                j = _search_cdf(row_cdf, lo, indptr[s + 1], u[i, k, 0])
+                s = row_idx[j]
+            out_states[i, k] = s
+            out_tokens[i, k] = _search_cdf(emis_cdf[s], 0, V, u[i, k, 1])
+
+
+@njit(cache=True)
+def _search_cdf(cdf, lo, hi, u):
+    # first index j in [lo, hi) with cdf[j] > u and positive mass; falls back to the last positive-mass index
+    j = lo
+    while j < hi and cdf[j] <= u:
+        j += 1
+    if j < hi:
+        return j
+    j = hi - 1
+    while j > lo and cdf[j] == cdf[j - 1]:
+        j -= 1
+    return j
+
+
+# --------------------------------------------------------------------------------------------
+# Dense-row variants for small state spaces (an HMM with S <= DENSE_MAX_STATES): rows of A are
+# a few SIMD vectors, so an axpy over a whole row beats a CSR walk; sparsity is still used by
+# skipping every state whose forward (or backward) weight is exactly zero, which is where the
+# pruned emissions and transitions bite.
+
+
+@njit(cache=True, parallel=True)
+def _dense_log_evidence(init, A, BT, x, revealed, out):
+    # init (S,) f8; A (S, S) f8; BT (V, S) f8 emission transposed; x (B, L) i8; revealed (B, L) b1; out (B,) f8
+    B, L = x.shape
+    S = init.shape[0]
+    for b in prange(B):
+        last = -1
+        for k in range(L):
+            if revealed[b, k]:
+                last = k
+        a = np.empty(S)
+        nw = np.empty(S)
+        for s in range(S):
+            a[s] = init[s]
+        if revealed[b, 0]:
+            for s in range(S):
+                a[s] *= BT[x[b, 0], s]
+        log_c = 0.0
+        dead = False
+        for k in range(0, last + 1):
+            if k > 0:
+                for t in range(S):
+                    nw[t] = 0.0
+                for s in range(S):
+                    w = a[s]
+                    if w != 0.0:
+                        for t in range(S):
+                            nw[t] += w * A[s, t]
+                if revealed[b, k]:
+                    tok = x[b, k]
+                    for t in range(S):
+                        nw[t] *= BT[tok, t]
+                a, nw = nw, a
+            if revealed[b, k]:  # normalise only where mass can be lost (masked steps keep it)
+                c = 0.0
+                for s in range(S):
+                    c += a[s]
+                if c == 0.0:
+                    dead = True
+                    break
+                for s in range(S):
+                    a[s] = a[s] / c
+                log_c += np.log(c)
+        out[b] = -np.inf if dead else log_c
+
+
+@njit(cache=True, parallel=True)
+def _dense_posterior(init, A, AT, B_, BT, x, revealed, log_ev, marg):
+    # init (S,) f8; A, AT (S, S) f8; B_ (S, V) f8; BT (V, S) f8; x (B, L) i8; revealed (B, L) b1
+    # log_ev (B,) f8 out; marg (B, L, V) f8 out
+    Bn, L = x.shape
+    S = init.shape[0]
+    V = B_.shape[1]
+    for b in prange(Bn):
+        alpha = np.empty((L, S))  # (L, S) normalised forward messages
+        log_ev[b] = _dense_forward(init, A, BT, x[b], revealed[b], alpha)
+        _dense_backward(alpha, AT, B_, BT, x[b], revealed[b], log_ev[b] == -np.inf, marg[b])
+
+
+@njit(cache=True)
+def _dense_forward(init, A, BT, xb, rb, alpha):
+    # fills alpha (L, S) with forward messages, normalised at revealed positions (masked steps
+    # keep the mass); returns log q(x_R), exactly -inf when impossible
+    L, S = alpha.shape
+    log_c = 0.0
+    for s in range(S):
+        alpha[0, s] = init[s]
+    for k in range(L):
+        if k > 0:
+            for t in range(S):
+                alpha[k, t] = 0.0
+            for s in range(S):
+                w = alpha[k - 1, s]
+                if w != 0.0:
+                    for t in range(S):
+                        alpha[k, t] += w * A[s, t]
+        if rb[k]:
+            tok = xb[k]
+            c = 0.0
+            for t in range(S):
+                alpha[k, t] *= BT[tok, t]
+                c += alpha[k, t]
+            if c == 0.0:
+                return -np.inf
+            for t in range(S):
+                alpha[k, t] /= c
+            log_c += np.log(c)
+    return log_c
+
+
+@njit(cache=True)
+def _dense_backward(alpha, AT, B_, BT, xb, rb, dead, mb):
+    # mb (L, V) out: one-hot at revealed positions, posterior emission law at masked ones
+    L, S = alpha.shape
+    V = B_.shape[1]
+    for k in range(L):
+        for v in range(V):
+            mb[k, v] = 0.0
+    if dead:
+        for k in range(L):
+            if rb[k]:
+                mb[k, xb[k]] = 1.0
+            else:
+                for v in range(V):
+                    mb[k, v] = 1.0 / V
+        return
+    beta = np.ones(S)
+    g = np.empty(S)
+    nb = np.empty(S)
+    for k in range(L - 1, -1, -1):
+        if rb[k]:
+            mb[k, xb[k]] = 1.0
+        else:
+            z = 0.0
+            for s in range(S):
+                g[s] = alpha[k, s] * beta[s]
+                z += g[s]
+            for s in range(S):
+                w = g[s]
+                if w != 0.0:
+                    w = w / z
+                    for v in range(V):
+                        mb[k, v] += w * B_[s, v]
+        if k == 0:
+            break
+        if rb[k]:
+            tok = xb[k]
+            for t in range(S):
+                g[t] = beta[t] * BT[tok, t]
+        else:
+            for t in range(S):
+                g[t] = beta[t]
+        for s in range(S):
+            nb[s] = 0.0
+        for t in range(S):
+            w = g[t]
+            if w != 0.0:
+                for s in range(S):
+                    nb[s] += w * AT[t, s]
+        mx = 0.0
+        for s in range(S):
+            if nb[s] > mx:
+                mx = nb[s]
+        for s in range(S):
+            beta[s] = nb[s] / mx
