@@ -33,7 +33,9 @@ def _plain(obj):
         return {str(k): _plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
-    if obj is None or isinstance(obj, (bool, int, float, str)) or torch.is_tensor(obj):
+    if isinstance(obj, str):
+        return str(obj)  # also str subclasses such as torch.torch_version.TorchVersion
+    if obj is None or isinstance(obj, (bool, int, float)) or torch.is_tensor(obj):
         return obj
     if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:
         return obj.item()

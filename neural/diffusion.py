@@ -46,18 +46,18 @@ def alpha(name: str, t):
         return 1.0 - t
     if name == "loglinear":
         return 1.0 - (1.0 - LOGLINEAR_EPS) * t
-    return lib.cos(0.5 * math.pi * t)
+    return 1.0 - lib.sin(0.5 * math.pi * t)  # = mdm_exact.schedules.alpha_cosine (MD4: 1 - cos(pi (1 - t) / 2))
 
 
 def elbo_weight(name: str, t):
-    """``w(t) = -alpha'_t / (1 - alpha_t)``: ``1/t`` for the linear and log-linear schedules."""
+    """``w(t) = -alpha'_t / (1 - alpha_t)``: ``1/t`` (linear, log-linear), ``(pi/2) cot(pi t / 2)`` (cosine)."""
     _check_schedule(name)
     lib = torch if torch.is_tensor(t) else np
     t = t if torch.is_tensor(t) else np.asarray(t, dtype=np.float64)
     if name in ("linear", "loglinear"):
         return 1.0 / t
     h = 0.5 * math.pi
-    return h * lib.sin(h * t) / (1.0 - lib.cos(h * t))
+    return h * lib.cos(h * t) / lib.sin(h * t)
 
 
 def sample_t(n: int, *, generator: torch.Generator, antithetic: bool = True, eps: float = 1e-3, device=None):

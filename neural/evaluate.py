@@ -1,0 +1,196 @@
+"""Scoring learned samplers against the exact language (all numbers in nats unless named ppl).
+
+* :func:`score_samples` - SER (STATEMENTS.md §2.2) with a Clopper-Pearson interval, and
+  generative perplexity under the true language (§2.3) in both conventions: token-weighted
+  (``exp`` of the mean NLL per token over the samples in ``supp q``, MDLM) and the mean of
+  per-sequence perplexities (SEDD).
+* :func:`conditional_kl` - the measured ``epsilon_learning`` of Assumption 4.1 (§3):
+  ``KL(q(x_i | x_R) || p_theta(x_i | x_R))`` on held-out masked contexts, mean and maximum.
+* :func:`evaluate_mdm` / :func:`evaluate_ar` - curves against the number of steps, with the
+  idealised sampler's Monte Carlo reference at the same ``N`` where :mod:`mdm_exact.montecarlo`
+  is available.
+* :func:`time_samplers` / :func:`matched_speedup` - wall clock of the cached MDM sampler
+  against the AR model with a KV cache.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from .ar import sample_ar
+from .sample import sample_mdm
+
+
+def score_samples(lang, x, *, alpha: float = 0.05) -> dict:
+    """SER and generative perplexity of samples ``x`` (n, L) under the true language."""
+    from mdm_exact.stats import clopper_pearson, mean_ci
+
+    x = np.asarray(x, dtype=np.int64)
+    n, L = x.shape
+    ok = np.asarray(lang.in_support(x), dtype=bool)  # (n,)
+    errors = int(n - ok.sum())
+    out = {"num_samples": n, "L": L, "ser": errors / n, "ser_ci": list(clopper_pearson(errors, n, alpha)),
+           "num_in_support": int(ok.sum())}
+    if ok.sum() == 0:
+        out.update(gen_ppl=None, gen_ppl_ci=None, gen_ppl_seq_mean=None, gen_ppl_seq_mean_ci=None,
+                   mean_log_prob_per_token=None)
+        return out
+    lp = lang.log_prob(x[ok]) / L  # (n_ok,) log q per token
+    m, lo, hi = mean_ci(-lp, alpha)
+    s, slo, shi = mean_ci(np.exp(-lp), alpha)
+    out.update(gen_ppl=math.exp(m), gen_ppl_ci=[math.exp(lo), math.exp(hi)] if np.isfinite(lo) else None,
+               gen_ppl_seq_mean=s, gen_ppl_seq_mean_ci=[slo, shi] if np.isfinite(slo) else None,
+               mean_log_prob_per_token=float(lp.mean()))
+    return out
+
+
+def conditional_kl(lang, denoiser, *, num_contexts: int = 64, L: int, rng=None, batch_size: int = 16) -> dict:
+    """``KL(q(x_i | x_R) || p_theta(x_i | x_R))`` per masked token on held-out masked contexts.
+
+    Contexts: fresh exact samples, each masked at an independent uniform rate ``t`` (the linear
+    schedule's marginal). Returns mean (with interval over sequences), maximum, and count.
+    """
+    from scipy.special import rel_entr
+
+    from mdm_exact.stats import mean_ci
+
+    rng = np.random.default_rng(rng)
+    per_seq, mx, count = [], 0.0, 0
+    for s in range(0, num_contexts, batch_size):
+        b = min(batch_size, num_contexts - s)
+        x = lang.sample(b, L, rng=rng)  # (b, L)
+        t = rng.random(b)  # (b,)
+        revealed = rng.random((b, L)) >= t[:, None]  # (b, L)
+        q = lang.conditional_marginals(x, revealed)  # (b, L, V)
+        x_t = torch.from_numpy(np.where(revealed, x, denoiser.mask_id)).to(denoiser.device)
+        lp = denoiser(x_t).double().cpu().numpy()  # (b, L, V)
+        with np.errstate(over="ignore"):
+            kl = rel_entr(q, np.exp(lp)).sum(-1)  # (b, L)
+        kl = np.where(revealed, 0.0, kl)
+        for i in range(b):
+            m = (~revealed[i]).sum()
+            if m:
+                per_seq.append(kl[i].sum() / m)
+                count += int(m)
+        mx = max(mx, float(kl.max()))
+    m, lo, hi = mean_ci(np.array(per_seq))
+    return {"mean_kl_per_token": m, "mean_kl_ci": [lo, hi], "max_kl": mx, "num_masked_tokens": count,
+            "num_contexts": num_contexts, "note": "mean over contexts of the per-masked-token KL(q || p_theta), nats"}
+
+
+def mc_reference(lang, L: int, rule, num_samples: int, *, seed: int = 0) -> dict:
+    """The idealised sampler at the same step rule, by :func:`mdm_exact.montecarlo.run_monte_carlo`."""
+    try:
+        from mdm_exact.montecarlo import run_monte_carlo
+    except ImportError as exc:
+        return {"unavailable": f"mdm_exact.montecarlo not importable: {exc}"}
+    res = run_monte_carlo(lang, L, rule, num_samples, rng=seed, instance_kl=False)
+    return res.to_dict()
+
+
+def _rule(name: str, N: int, L: int):
+    from mdm_exact.schedules import make_step_rule
+
+    return make_step_rule(name, L=L, num_steps=N)
+
+
+def evaluate_mdm(denoiser, lang, L: int, steps, *, num_samples: int = 256, batch_size: int = 64, seed: int = 0,
+                 rule: str = "linear", ordering: str = "random", gumbel_float32: bool = False,
+                 reference_samples: int = 0, deadline: float | None = None, log=None) -> list:
+    """Generative perplexity and SER of the learned MDM at each ``N`` in ``steps``.
+
+    ``reference_samples > 0`` adds the idealised sampler's Monte Carlo result at the same rule.
+    ``deadline`` (a ``time.perf_counter()`` value) stops early; skipped ``N`` are marked.
+    """
+    rows = []
+    for N in steps:
+        if deadline is not None and time.perf_counter() > deadline:
+            rows.append({"num_steps": int(N), "skipped": "time budget"})
+            continue
+        r = _rule(rule, int(N), L)
+        g = torch.Generator(denoiser.device).manual_seed(seed + int(N))
+        out = sample_mdm(denoiser, num_samples, L, r, rng=seed + int(N), generator=g, batch_size=batch_size,
+                         ordering=ordering, gumbel_float32=gumbel_float32)
+        row = {"num_steps": int(N), "rule": rule, "ordering": ordering, "gumbel_float32": gumbel_float32,
+               **score_samples(lang, out["tokens"]), "calls_mean": float(out["calls"].mean()),
+               "sampling_seconds": out["seconds"]}
+        if reference_samples:
+            row["idealised_mc"] = mc_reference(lang, L, r, reference_samples, seed=seed + int(N))
+        if log is not None:
+            log(f"[mdm N={N}] ser={row['ser']:.4f} gen_ppl={row['gen_ppl']} calls={row['calls_mean']:.1f}")
+        rows.append(row)
+    return rows
+
+
+def evaluate_ar(net, lang, L: int, *, num_samples: int = 256, batch_size: int = 64, seed: int = 0,
+                autocast_dtype=None, val=None) -> dict:
+    """Generative perplexity and SER of the AR model's samples, plus held-out NLL per token."""
+    device = next(net.parameters()).device
+    g = torch.Generator(device).manual_seed(seed)
+    out = sample_ar(net, num_samples, L, generator=g, batch_size=batch_size, autocast_dtype=autocast_dtype)
+    row = {"sampler": "ar-kv-cache", **score_samples(lang, out["tokens"]), "sampling_seconds": out["seconds"]}
+    if val is not None:
+        from .ar import ar_log_probs
+
+        with torch.no_grad():
+            x = torch.from_numpy(np.asarray(val)).to(device)
+            nll = -ar_log_probs(net, x).double().mean().item()
+        row["heldout_nll_per_token"] = nll
+        row["heldout_true_nll_per_token"] = float(-lang.log_prob(np.asarray(val)).mean() / L)
+    return row
+
+
+def time_samplers(denoiser, ar_net, L: int, steps, *, batch: int = 16, repeats: int = 1, rule: str = "linear",
+                  seed: int = 0, autocast_dtype=None, deadline=None) -> dict:
+    """Median wall clock of one batch: cached MDM sampler at each ``N`` and AR with a KV cache."""
+    dev = denoiser.device if denoiser is not None else next(ar_net.parameters()).device
+    res = {"batch": batch, "L": L, "device": describe_device(dev), "mdm": [], "ar": None}
+    if ar_net is not None:
+        ts = []
+        for r in range(repeats + 1):  # first run warms up
+            g = torch.Generator(dev).manual_seed(seed + r)
+            ts.append(sample_ar(ar_net, batch, L, generator=g, autocast_dtype=autocast_dtype)["seconds"])
+        res["ar"] = {"seconds_median": float(np.median(ts[1:])), "seconds_all": ts[1:], "forward_calls": L}
+    if denoiser is not None:
+        for N in steps:
+            if deadline is not None and time.perf_counter() > deadline:
+                res["mdm"].append({"num_steps": int(N), "skipped": "time budget"})
+                continue
+            ts, calls = [], []
+            for r in range(repeats + 1):
+                g = torch.Generator(dev).manual_seed(seed + r)
+                o = sample_mdm(denoiser, batch, L, _rule(rule, int(N), L), rng=seed + r, generator=g)
+                ts.append(o["seconds"])
+                calls.append(o["forward_batches"])
+            res["mdm"].append({"num_steps": int(N), "seconds_median": float(np.median(ts[1:])),
+                               "seconds_all": ts[1:], "forward_batches": calls[1:]})
+    return res
+
+
+def matched_speedup(mdm_rows, ar_row, timing, *, rel_tol: float = 0.01) -> dict:
+    """Smallest ``N`` whose token-weighted generative perplexity is at most ``(1 + rel_tol)`` times the
+    AR model's, and the AR / MDM wall-clock ratio there (the seed paper: 1.57x at about 64 steps)."""
+    if ar_row is None or ar_row.get("gen_ppl") is None or timing.get("ar") is None:
+        return {"matched_num_steps": None, "reason": "no AR reference"}
+    secs = {r["num_steps"]: r["seconds_median"] for r in timing["mdm"] if "seconds_median" in r}
+    for row in sorted((r for r in mdm_rows if r.get("gen_ppl") is not None), key=lambda r: r["num_steps"]):
+        if row["gen_ppl"] <= (1 + rel_tol) * ar_row["gen_ppl"] and row["num_steps"] in secs:
+            N = row["num_steps"]
+            return {"matched_num_steps": N, "rel_tol": rel_tol, "mdm_gen_ppl": row["gen_ppl"],
+                    "ar_gen_ppl": ar_row["gen_ppl"], "mdm_seconds": secs[N],
+                    "ar_seconds": timing["ar"]["seconds_median"],
+                    "speedup": timing["ar"]["seconds_median"] / secs[N], "paper_speedup_at_64": 1.57}
+    return {"matched_num_steps": None, "rel_tol": rel_tol, "reason": "no N matched the AR generative perplexity"}
+
+
+def describe_device(device) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    import platform
+
+    return f"cpu: {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
