@@ -1,0 +1,93 @@
+"""``mdm-theory neural``: train, sample and evaluate learned MDMs and AR baselines.
+
+The parsers live here; the work is done by :mod:`neural.cli`, imported inside the handlers so
+that ``mdm_exact`` never imports torch (and every other command starts without it).
+"""
+
+from __future__ import annotations
+
+
+def _needs_torch(name):
+    def handler(args):
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                "mdm-theory neural needs PyTorch, which is not installed; install it with "
+                "pip install 'mdm-theory[neural]'"
+            ) from None
+        from neural import cli
+
+        return getattr(cli, name)(args)
+
+    return handler
+
+
+def _common(p):
+    p.add_argument("--seed", type=int, default=0, help="seed of every generator (default 0)")
+    p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if available)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _sampler_options(p):
+    p.add_argument("--rule", default="linear", choices=["linear", "cosine", "fixed"],
+                   help="step rule: schedule-driven linear/cosine, or fixed balanced sizes (default linear)")
+    p.add_argument("--ordering", default="random", choices=["random", "confidence"],
+                   help="which positions a step reveals: uniformly random (the theory) or top-k confidence")
+    p.add_argument("--gumbel-float32", action="store_true",
+                   help="draw tokens by float32 Gumbel-max instead of the float64 inverse CDF")
+    p.add_argument("--num-samples", type=int, default=64, help="number of sequences (default 64)")
+    p.add_argument("--batch-size", type=int, default=64, help="sequences per batch (default 64)")
+
+
+def register(subparsers):
+    p = subparsers.add_parser("neural", help="train, sample and evaluate learned MDMs / AR baselines (needs torch)",
+                              description="Learned MDMs (MDLM style) and AR baselines on the formal languages, "
+                              "scored against the exact law.")
+    sub = p.add_subparsers(dest="neural_command", metavar="ACTION", required=True)
+
+    t = sub.add_parser("train", help="train a model until it is within a target of the entropy rate")
+    t.add_argument("--language", required=True, help="preset name or language file (.json/.npz)")
+    t.add_argument("--kind", choices=["mdm", "ar"], required=True, help="masked diffusion model or autoregressive")
+    t.add_argument("--length", type=int, required=True, help="sequence length L")
+    t.add_argument("--layers", type=int, default=8, help="transformer blocks (default 8; the paper uses 10 for 4-gram)")
+    t.add_argument("--hidden", type=int, default=512, help="hidden size (default 512)")
+    t.add_argument("--heads", type=int, default=8, help="attention heads (default 8)")
+    t.add_argument("--batch-size", type=int, default=64, help="sequences per training step (default 64)")
+    t.add_argument("--lr", type=float, default=3e-4, help="peak learning rate of AdamW (default 3e-4)")
+    t.add_argument("--max-steps", type=int, default=2000, help="step cap; also sets the cosine schedule (default 2000)")
+    t.add_argument("--max-seconds", type=float, default=None, help="wall-clock cap in seconds")
+    t.add_argument("--target", type=float, default=None,
+                   help="stop when validation NLL (AR) / ELBO (MDM) per token <= (1 + target) x entropy rate "
+                   "(default 0.02 AR, 0.05 MDM)")
+    t.add_argument("--eval-every", type=int, default=50, help="validate every this many steps (default 50)")
+    t.add_argument("--val-size", type=int, default=256, help="validation sequences (default 256)")
+    t.add_argument("--schedule", default="linear", choices=["linear", "loglinear", "cosine"],
+                   help="masking schedule of the MDM loss (default linear, weight 1/t)")
+    t.add_argument("--language-seed", type=int, default=None, help="seed passed to load_language (random presets)")
+    t.add_argument("-o", "--output", required=True, help="checkpoint path (.pt)")
+    _common(t)
+    t.set_defaults(func=_needs_torch("cmd_train"))
+
+    s = sub.add_parser("sample", help="draw sequences from a checkpoint")
+    s.add_argument("--checkpoint", required=True, help="checkpoint written by 'neural train'")
+    s.add_argument("--steps", type=int, default=None, help="number of steps N (MDM only)")
+    _sampler_options(s)
+    s.add_argument("-o", "--output", default=None, help="write the tokens to this .npy file")
+    _common(s)
+    s.set_defaults(func=_needs_torch("cmd_sample"))
+
+    e = sub.add_parser("evaluate", help="SER, generative perplexity and conditional KL against the exact language")
+    e.add_argument("--checkpoint", required=True, help="checkpoint written by 'neural train'")
+    e.add_argument("--steps", default="8,16,32,64,128,256,512,1024,2048",
+                   help="comma-separated step counts N for the MDM (default 8,...,2048)")
+    _sampler_options(e)
+    e.add_argument("--kl-contexts", type=int, default=64,
+                   help="held-out masked contexts for KL(q || p_theta) (MDM; 0 to skip; default 64)")
+    e.add_argument("--compare-gumbel", action="store_true",
+                   help="also sample with float32 Gumbel-max at every N (Zheng et al. 2024)")
+    e.add_argument("--reference-samples", type=int, default=0,
+                   help="Monte Carlo samples of the idealised sampler at each N (0 = none)")
+    e.add_argument("-o", "--output", default=None, help="also write the JSON result to this file")
+    _common(e)
+    e.set_defaults(func=_needs_torch("cmd_evaluate"))

@@ -1,0 +1,164 @@
+"""Handlers of ``mdm-theory neural train | sample | evaluate`` (parsers: ``mdm_exact/commands/neural.py``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import torch
+
+
+def _device(name):
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"--device: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda requested, but no CUDA device is available")
+    return name
+
+
+def _positive(name, v):
+    if v is None or v < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {v}")
+    return v
+
+
+def _emit(args, result, text):
+    if getattr(args, "output", None) and args.neural_command == "evaluate":
+        with open(args.output, "w") as f:
+            json.dump(result, f, indent=1, default=_json_default)
+    if args.json:
+        json.dump(result, sys.stdout, default=_json_default)
+        sys.stdout.write("\n")
+    else:
+        print(text)
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def cmd_train(args) -> int:
+    from .checkpoint import save_checkpoint
+    from .data import language_to_dict, resolve_language
+    from .model import ModelConfig
+    from .train import TrainConfig, train
+
+    L = _positive("--length", args.length)
+    lang = resolve_language(args.language, seed=args.language_seed)
+    device = _device(args.device)
+    mc = ModelConfig(vocab_size=int(lang.vocab_size), block_size=L, n_layer=args.layers, n_head=args.heads,
+                     n_embd=args.hidden, causal=args.kind == "ar")
+    cfg = TrainConfig(kind=args.kind, L=L, batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps,
+                      max_seconds=args.max_seconds, target_rel=args.target, eval_every=args.eval_every,
+                      val_size=args.val_size, schedule=args.schedule, seed=args.seed, device=device)
+    res = train(lang, mc, cfg, log=None if args.json else print)
+    summary = res.summary()
+    size = save_checkpoint(args.output, res.net, kind=args.kind, step=res.steps, seed=args.seed, L=L,
+                           language=args.language, language_params=language_to_dict(lang),
+                           train={"config": cfg.to_dict(), "summary": {k: v for k, v in summary.items() if k != "history"},
+                                  "history": summary["history"]})
+    out = {**summary, "checkpoint": args.output, "checkpoint_bytes": size, "language": args.language}
+    _emit(args, out, f"{args.kind}: {res.steps} steps in {res.seconds:.1f} s, validation "
+          f"{res.final_val:.4f} nats/token = {summary['final_ratio_to_entropy']:.4f} x entropy rate "
+          f"({res.stop_reason}); wrote {args.output}")
+    return 0
+
+
+def _load(args):
+    from .checkpoint import checkpoint_language, load_checkpoint
+
+    device = _device(args.device)
+    net, ck = load_checkpoint(args.checkpoint, map_location=device)
+    return net, ck, checkpoint_language(ck), device
+
+
+def _autocast(device):
+    return torch.bfloat16 if torch.device(device).type == "cuda" else None
+
+
+def _rule(args, N, L):
+    from mdm_exact.schedules import make_step_rule
+
+    return make_step_rule(args.rule, L=L, num_steps=_positive("--steps", N))
+
+
+def cmd_sample(args) -> int:
+    from .ar import sample_ar
+    from .evaluate import score_samples
+    from .sample import NetworkDenoiser, sample_mdm
+
+    net, ck, lang, device = _load(args)
+    L, n = int(ck["L"]), _positive("--num-samples", args.num_samples)
+    g = torch.Generator(device).manual_seed(args.seed)
+    if ck["kind"] == "mdm":
+        if args.steps is None:
+            raise ValueError("--steps is required for an MDM checkpoint")
+        out = sample_mdm(NetworkDenoiser(net, autocast_dtype=_autocast(device)), n, L, _rule(args, args.steps, L),
+                         rng=args.seed, generator=g, batch_size=args.batch_size, ordering=args.ordering,
+                         gumbel_float32=args.gumbel_float32)
+    else:
+        out = sample_ar(net, n, L, generator=g, batch_size=args.batch_size, gumbel_float32=args.gumbel_float32,
+                        autocast_dtype=_autocast(device))
+    if args.output:
+        np.save(args.output, out["tokens"])
+    score = score_samples(lang, out["tokens"])
+    result = {"kind": ck["kind"], "num_steps": args.steps if ck["kind"] == "mdm" else L, "seconds": out["seconds"],
+              "score": score, "tokens": out["tokens"].tolist()}
+    if "calls" in out:
+        result["calls_mean"] = float(out["calls"].mean())
+    _emit(args, result, f"{n} samples in {out['seconds']:.2f} s: SER {score['ser']:.4f}, "
+          f"generative perplexity {score['gen_ppl']}" + (f"; wrote {args.output}" if args.output else ""))
+    return 0
+
+
+def _parse_steps(text):
+    try:
+        steps = [int(s) for s in str(text).split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--steps: expected comma-separated positive integers, got {text!r}") from None
+    if not steps or min(steps) < 1:
+        raise ValueError(f"--steps: expected comma-separated positive integers, got {text!r}")
+    return steps
+
+
+def cmd_evaluate(args) -> int:
+    from mdm_exact.provenance import provenance
+
+    from .data import validation_set
+    from .evaluate import conditional_kl, describe_device, evaluate_ar, evaluate_mdm
+    from .sample import NetworkDenoiser
+
+    steps = _parse_steps(args.steps)
+    net, ck, lang, device = _load(args)
+    L, n = int(ck["L"]), _positive("--num-samples", args.num_samples)
+    result = {"checkpoint": args.checkpoint, "kind": ck["kind"], "L": L, "language": ck.get("language"),
+              "device": describe_device(device), "provenance": provenance(), "train": ck.get("train", {}).get("summary")}
+    lines = []
+    if ck["kind"] == "mdm":
+        den = NetworkDenoiser(net, autocast_dtype=_autocast(device))
+        kw = dict(num_samples=n, batch_size=args.batch_size, seed=args.seed, rule=args.rule, ordering=args.ordering,
+                  reference_samples=args.reference_samples)
+        result["mdm"] = evaluate_mdm(den, lang, L, steps, gumbel_float32=args.gumbel_float32, **kw)
+        if args.compare_gumbel and not args.gumbel_float32:
+            result["mdm_gumbel_float32"] = evaluate_mdm(den, lang, L, steps, gumbel_float32=True, **kw)
+        if args.kl_contexts:
+            result["conditional_kl"] = conditional_kl(lang, den, num_contexts=args.kl_contexts, L=L, rng=args.seed)
+        for r in result["mdm"]:
+            lines.append(f"N={r['num_steps']:5d}  SER {r['ser']:.4f}  gen-ppl {r['gen_ppl']}  calls {r['calls_mean']:.1f}")
+    else:
+        val = validation_set(lang, min(n, 256), L, rng=args.seed + 1)
+        result["ar"] = evaluate_ar(net, lang, L, num_samples=n, batch_size=args.batch_size, seed=args.seed,
+                                   autocast_dtype=_autocast(device), val=val)
+        r = result["ar"]
+        lines.append(f"AR: SER {r['ser']:.4f}  gen-ppl {r['gen_ppl']}  held-out NLL/token {r['heldout_nll_per_token']:.4f}")
+    _emit(args, result, "\n".join(lines))
+    return 0
