@@ -354,7 +354,10 @@ def _record(statement, instance, bound, measured, *, direction="upper", ci=None,
     measured = float(measured)
     if direction == "upper":
         slack = bound - measured
-        ratio = measured / bound if bound > 0 else (0.0 if measured <= 0 else math.inf)
+        if abs(bound) <= TOL and abs(measured) <= TOL:
+            ratio = 1.0  # 0 <= 0 up to rounding: tight
+        else:
+            ratio = measured / bound if bound > 0 else (0.0 if measured <= 0 else math.inf)
     elif direction == "lower":
         slack = measured - bound
         ratio = bound / measured if measured > 0 else (0.0 if bound <= 0 else math.inf)

@@ -1,0 +1,321 @@
+"""The bounds library (mdm_exact.bounds), as reconstructed in STATEMENTS.md.
+
+Closed forms, brute force against recurrences, hypothesis properties (each bound holds on
+random instances satisfying its hypotheses), the known counterexamples (literal Definition
+B.5, Jensen step of Lemma C.5) and clear errors when hypotheses fail.
+"""
+
+import itertools
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from scipy.special import rel_entr
+
+from mdm_exact import bounds as B
+from mdm_exact.checks import ExactInstances, copy_chain, enumerate_instances, joint_from_language
+from mdm_exact.schedules import schedule
+from mdm_exact.separators import instance_dependencies
+
+probs_st = st.lists(st.floats(0.0, 1.0, allow_nan=False, allow_subnormal=False), min_size=1, max_size=12).filter(
+    lambda v: sum(v) > 1e-3
+).map(lambda v: np.array(v) / sum(v))
+
+
+# ----------------------------------------------------------------------------- Lemma C.5 / e_l
+@pytest.mark.parametrize("N, l", [(1, 1), (2, 2), (4, 3), (16, 5), (64, 10), (3, 5), (1024, 8)])
+def test_c5_uniform_closed_form(N, l):
+    """Lemma C.5 with p^(k) = 1/N: P_j = prod_{r<l} (1 - r/N) (STATEMENTS.md §4.D facts)."""
+    expected = math.prod(1 - r / N for r in range(1, l))
+    assert B.lemma_c5_exact(np.full(N, 1.0 / N), l) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert B.lemma_c5_uniform(N, l) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    exact = B.lemma_c5_exact([Fraction(1, N)] * N, l, exact=True)
+    assert exact == math.prod(Fraction(N - r, N) for r in range(1, l))
+
+
+@given(probs_st, st.integers(1, 6))
+def test_elementary_symmetric_matches_brute_force(p, l):
+    """F_j = j! e_j(p) by the recurrence equals the sum over j-subsets, and the Fraction path agrees."""
+    F = B.elementary_symmetric_scaled(p, l)
+    for j in range(l + 1):
+        brute = math.factorial(j) * sum(math.prod(c) for c in itertools.combinations(p.tolist(), j))
+        assert F[j] == pytest.approx(brute, rel=1e-10, abs=1e-14)
+    pf = [Fraction(x) for x in p.tolist()]
+    pf[-1] = 1 - sum(pf[:-1])  # exactly normalised
+    assume(pf[-1] >= 0)
+    Fx = B.elementary_symmetric_scaled(pf, l, exact=True)
+    assert float(Fx[l]) == pytest.approx(F[l], rel=1e-9, abs=1e-12)
+
+
+@given(probs_st, st.integers(2, 10))
+def test_c5_chain_holds(p, l):
+    """Lemma C.5: exact P_j <= sum p_i (1-p_i)^(l-1) and P_j <= (1 - 1/N)^(l-1) for every schedule."""
+    ex = B.lemma_c5_exact(p, l)
+    assert 0.0 <= ex <= B.lemma_c5_intermediate(p, l) + 1e-12
+    assert ex <= B.lemma_c5_bound(p.size, l) + 1e-12
+
+
+def test_c5_exact_is_a_probability_of_distinct_steps():
+    """P_j equals the brute-force probability that l positions land in pairwise different steps."""
+    p = np.array([0.1, 0.2, 0.3, 0.4])
+    for l in (2, 3, 4):
+        brute = sum(
+            math.prod(p[list(a)]) for a in itertools.product(range(4), repeat=l) if len(set(a)) == l
+        )
+        assert B.lemma_c5_exact(p, l) == pytest.approx(brute, rel=1e-12)
+
+
+def test_c5_jensen_step_fails_for_few_steps():
+    """Finding (STATEMENTS.md §7.3): the Jensen step sum f(p_i) <= N f(1/N) fails for N < l,
+    e.g. l = 5, N = 2, p = (0.2, 0.8): 0.0832 > 0.0625, while the final bound survives (P_j = 0)."""
+    p = np.array([0.2, 0.8])
+    assert B.lemma_c5_intermediate(p, 5) == pytest.approx(0.2 * 0.8**4 + 0.8 * 0.2**4, rel=1e-12)
+    assert B.lemma_c5_intermediate(p, 5) > B.lemma_c5_bound(2, 5) == 0.0625
+    assert B.lemma_c5_exact(p, 5) == 0.0
+
+
+# ----------------------------------------------------------------------------- Lemma A.1
+@st.composite
+def joint_and_product(draw):
+    k = draw(st.integers(1, 3))
+    V = draw(st.integers(2, 4))
+    seed = draw(st.integers(0, 2**32 - 1))
+    conc = draw(st.sampled_from([0.05, 0.5, 2.0]))
+    rng = np.random.default_rng(seed)
+    q = rng.dirichlet(np.full(V**k, conc)).reshape((V,) * k)
+    ps = [rng.dirichlet(np.full(V, 1.0)) for _ in range(k)]
+    return q, ps, k, V
+
+
+@given(joint_and_product())
+def test_a1_holds_and_identity(case):
+    """Lemma A.1: KL(q || prod p_i) <= (k-1) log V + sum KL(q_i || p_i) <= (k-1) log V + k delta;
+    and the exact identity KL = TC + sum KL_i (STATEMENTS.md §4.B)."""
+    q, ps, k, V = case
+    prod = ps[0]
+    for pi in ps[1:]:
+        prod = np.multiply.outer(prod, pi)
+    kl = rel_entr(q, prod).sum()
+    marg = [q.sum(axis=tuple(a for a in range(k) if a != i)) for i in range(k)]
+    kli = [rel_entr(m, pi).sum() for m, pi in zip(marg, ps)]
+    H = -np.sum(rel_entr(q, np.ones_like(q)))  # H(q) = -sum q log q
+    tc = sum(-np.sum(rel_entr(m, np.ones_like(m))) for m in marg) - H
+    assert kl == pytest.approx(tc + sum(kli), rel=1e-9, abs=1e-12)
+    assert kl <= B.lemma_a1_bound(k, V, kli) + 1e-12
+    assert B.lemma_a1_bound(k, V, kli) <= B.lemma_a1_bound(k, V, delta=max(kli)) + 1e-12
+
+
+@pytest.mark.parametrize("k, V", [(2, 2), (3, 3), (4, 5)])
+def test_a1_tight_case(k, V):
+    """k copies of one uniform symbol against uniform marginals attain (k-1) log V exactly."""
+    q = np.zeros((V,) * k)
+    for v in range(V):
+        q[(v,) * k] = 1.0 / V
+    kl = rel_entr(q, np.full_like(q, float(V) ** -k)).sum()
+    assert kl == pytest.approx(B.lemma_a1_bound(k, V), rel=1e-12)
+    assert B.lemma_a1_bound(k, V) == pytest.approx((k - 1) * math.log(V), rel=1e-15)
+
+
+# ----------------------------------------------------------------------------- Lemma B.8 / B.9
+def test_b8_literal_reading_counterexample():
+    """STATEMENTS.md §7.2: copy chain, L = 5, N = 1 has KL(q || p_tau) = 2.74 > log 2, the literal
+    Definition B.5 bound (one interval touched); the corrected bound 4 log 2 holds."""
+    L = 5
+    lang = copy_chain(2, 1 - 1e-3)
+    eng = ExactInstances(joint_from_language(lang, L), 2, L)
+    steps = np.zeros((1, L), dtype=np.int64)
+    kl = eng.kl_from(eng.log_p_tau(steps))[0]
+    assert kl == pytest.approx(2.74, abs=0.005)
+    _, D_lit = instance_dependencies(steps[0], 2, reading="literal")
+    _, D_cor = instance_dependencies(steps[0], 2, reading="corrected")
+    assert kl > B.lemma_b8_bound(D_lit.sum(), L, 2, eng.epsilon_learning) == pytest.approx(math.log(2))
+    assert kl <= B.lemma_b8_bound(D_cor.sum(), L, 2, eng.epsilon_learning)
+
+
+@st.composite
+def ngram_instance(draw):
+    n = draw(st.integers(2, 3))
+    V = 2
+    L = draw(st.integers(n, 5))
+    seed = draw(st.integers(0, 2**32 - 1))
+    eta = draw(st.sampled_from([0.0, 0.02, 0.3]))
+    N = draw(st.integers(1, 4))
+    rng = np.random.default_rng(seed)
+    from mdm_exact.languages import NGram
+
+    conc = draw(st.sampled_from([0.1, 1.0]))
+    lang = NGram(n, rng.dirichlet(np.full(V ** (n - 1), conc)), rng.dirichlet(np.full(V, conc), size=V ** (n - 1)))
+    steps = rng.integers(0, N, size=(6, L))
+    return lang, n, L, eta, steps
+
+
+@given(ngram_instance())
+def test_b3_b8_hold_on_random_instances(case):
+    """Lemma B.3 (chain rule, an identity) and Lemma B.8 (corrected D) on random n-gram instances."""
+    lang, n, L, eta, steps = case
+    eng = ExactInstances(joint_from_language(lang, L), 2, L, model=eta or None)
+    kl = eng.kl_from(eng.log_p_tau(steps))
+    _, D = instance_dependencies(steps, n)
+    for r in range(steps.shape[0]):
+        assert B.lemma_b3_identity(eng.step_kls(steps[r])) == pytest.approx(kl[r], rel=1e-9, abs=1e-12)
+        assert kl[r] <= B.lemma_b8_bound(D[r].sum(), L, 2, eng.epsilon_learning) + 1e-12
+
+
+def test_mixture_model_epsilon_learning():
+    """The mixture model's measured epsilon_learning is at most -log(1 - eta) (Assumption 4.1)."""
+    lang = copy_chain(2, 1 - 1e-3)
+    eng = ExactInstances(joint_from_language(lang, 4), 2, 4, model=0.1)
+    assert 0 < eng.epsilon_learning <= -math.log(0.9) + 1e-15
+
+
+# ----------------------------------------------------------------------------- B.10 - B.12
+def test_b10_values():
+    d = B.lemma_b10_bounds(512, 0.01, 0.3, 3)
+    assert d["new_threshold"] == pytest.approx(10.24)
+    assert d["new_tail_bound"] == pytest.approx(math.exp(-512 * 0.01 / 3))
+    mu = 512 * 0.09 / 2
+    assert d["separator_threshold"] == pytest.approx(mu / 2)
+    assert d["separator_tail_bound"] == pytest.approx(math.exp(-mu / 8))
+
+
+def test_b11_cases_sum():
+    d = B.lemma_b11_bound(2048, 0.01, 0.1, 3)
+    assert d["total"] == pytest.approx(d["case1"] + d["case2"] + d["case3"])
+    assert d["case3"] == pytest.approx(8 * 2 * 2048 * 1e-4 / 0.01)
+    assert B.lemma_b11_case3_idealised(5, 10) == pytest.approx(20 / 15)
+
+
+@pytest.mark.parametrize("n, eps, N", [(2, 0.1, 721), (3, 0.1, 14401), (4, 0.1, 216001)])
+def test_b12_schedule_sizes(n, eps, N):
+    """STATEMENTS.md §8 check 9: N = 1 + ceil(8 (n-1)(1-eps)/eps^n), independent of L."""
+    p = B.lemma_b12_schedule(eps, n)
+    assert p.size == N and p[0] == eps and p.sum() == pytest.approx(1.0, abs=1e-12)
+    assert p[1] <= eps**n / (8 * (n - 1)) + 1e-15
+
+
+def test_b12_min_length_and_kl_bound():
+    Lmin = B.lemma_b12_min_length(0.1, 2)
+    assert Lmin == 8192  # the order of STATEMENTS.md §8 check 9 (8.2e3)
+    assert B.lemma_b12_dependency_bound(Lmin, 0.1, 2) <= 0.4 * Lmin < B.lemma_b12_dependency_bound(Lmin // 2, 0.1, 2) * 2
+    assert B.lemma_b12_kl_bound(Lmin, 0.1, 2, 8, 0.01) == pytest.approx(0.4 * Lmin * math.log(8) + Lmin * 0.01)
+    with pytest.raises(ValueError, match="too short"):
+        B.lemma_b12_kl_bound(64, 0.1, 2, 8, 0.0)
+    assert B.theorem_42_log_ter_bound(1.2, Lmin, 0.1, 2, 8, 0.01) == pytest.approx(1.2 + 0.01 + 0.4 * math.log(8))
+
+
+# ----------------------------------------------------------------------------- C.1, C.2, C.6, C.7, C.9
+@given(probs_st, st.integers(1, 5))
+def test_c1_exact_and_union_bound(p, L):
+    """Lemma C.1: exact collision probability 1 - L! e_L(p) (brute force over N^L) <= union bound."""
+    c = B.lemma_c1_bound(p, L)
+    N = p.size
+    assume(N**L <= 5000)
+    brute = sum(math.prod(p[list(a)]) for a in itertools.product(range(N), repeat=L) if len(set(a)) < L)
+    assert c["exact"] == pytest.approx(brute, rel=1e-9, abs=1e-12)
+    assert c["exact"] <= c["union_bound"] + 1e-12 <= c["max_bound"] + 2e-12
+
+
+def test_c1_num_steps():
+    N = B.lemma_c1_num_steps(16, 0.1)
+    assert B.lemma_c1_bound(np.full(N, 1.0 / N), 16)["max_bound"] <= 0.1
+    assert B.lemma_c1_bound(np.full(N - 1, 1.0 / (N - 1)), 16)["max_bound"] > 0.1
+
+
+def test_c6_and_c9_constants():
+    """STATEMENTS.md §4.D Theorem C.9 / §8 check 6: C = 0.2885 (p_err = 1/4), 0.541 (15/32);
+    p_err = 1/4, C = 1/5: SER >= 0.527 at L = 20 and the limit 1 - 1/e."""
+    assert B.theorem_c9_constant(0.25) == pytest.approx(0.2885, abs=1e-4)
+    assert B.theorem_c9_constant(15 / 32) == pytest.approx(0.541, abs=1e-3)
+    assert B.theorem_c9_ser_lower_bound(20, 4, 0.25) == pytest.approx(0.527, abs=1e-3)
+    assert B.theorem_c9_asymptotic(0.2, 0.25) == pytest.approx(1 - math.exp(-1), rel=1e-12)
+    # the bound increases towards its limit along N = C L
+    vals = [B.theorem_c9_ser_lower_bound(L, L // 5, 0.25) for L in (20, 100, 1000, 10000)]
+    assert all(a < b for a, b in zip(vals, vals[1:])) and vals[-1] < B.theorem_c9_asymptotic(0.2, 0.25)
+
+
+def test_c7_p_err_forms():
+    """Example C.7: eps < 1/128 gives p_err >= 15/32 (l1 Pinsker), 1/2 - eps (Pinsker), 9/32 (crude)."""
+    assert B.example_c7_p_err(1 / 128, form="pinsker-l1") == pytest.approx(15 / 32)
+    assert B.example_c7_p_err(1 / 128, form="pinsker") == pytest.approx(0.5 - 1 / 128)
+    assert B.example_c7_p_err(1 / 128, form="crude") == 9 / 32
+    assert B.example_c7_error_probability(0.0, 0.0) == 0.5
+    assert B.example_c7_error_probability(0.1, 0.1) == pytest.approx(0.5 - 2 * 0.01)
+
+
+@pytest.mark.parametrize("N", [1, 2, 3, 5])
+def test_interval_validity_formula_exact(N):
+    """Perfect-model validity of one Example C.7 interval E[2^-K] (K = same-step pairs), Fraction
+    recurrence equals the brute-force sum over step assignments."""
+    for l in (2, 3, 4):
+        p = [Fraction(1, N)] * N
+        brute = sum(
+            Fraction(1, N**l) * Fraction(1, 2 ** sum(math.comb(a.count(k), 2) for k in range(N)))
+            for a in itertools.product(range(N), repeat=l)
+        )
+        assert B.interval_validity_perfect_model(p, l, exact=True) == brute
+        assert B.interval_validity_perfect_model(np.full(N, 1.0 / N), l) == pytest.approx(float(brute), rel=1e-12)
+
+
+def test_theorem_43_explicit():
+    """Theorem 4.3: with eps <= -ln(1 - delta/2)/L and N >= N_{delta/2}, the explicit bound is <= delta."""
+    L, delta = 8, 0.1
+    c = B.theorem_43_conditions(L, delta)
+    N = c["min_num_steps"]
+    assert B.theorem_43_ser_bound(L, np.full(N, 1.0 / N), c["max_epsilon_learning"]) <= delta + 1e-12
+    assert B.lemma_c2_bound(L, c["max_epsilon_learning"]) == pytest.approx(1 - delta / 2)
+
+
+# ----------------------------------------------------------------------------- later results
+def test_chen_cong_li_special_cases():
+    """One token per step gives 0; one step gives sum_j Z_j (= TC)."""
+    Z = np.array([0.0, 0.1, 0.25, 0.3])
+    assert B.chen_cong_li_identity([1, 1, 1, 1], Z) == 0.0
+    assert B.chen_cong_li_identity([4], Z) == pytest.approx(Z.sum())
+    assert B.chen_cong_li_identity([2, 2], Z) == pytest.approx(0.1 + 0.3 - 0.25)
+
+
+def test_li_cai_factor():
+    mi = np.full(8, 0.5)
+    assert B.li_cai_bound(8, 1, mi) == 0.0
+    assert B.li_cai_bound(8, 3, mi, 0.1) == pytest.approx(3 / 8 * 4 + 0.1)
+
+
+# ----------------------------------------------------------------------------- hypotheses checked
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: B.lemma_a1_bound(0, 2), "k: expected an integer >= 1"),
+        (lambda: B.lemma_a1_bound(2, 2, [0.1]), "expected 2 values"),
+        (lambda: B.lemma_a1_bound(2, 2, [0.1, -0.5]), "KL divergences >= 0"),
+        (lambda: B.lemma_a1_bound(2, 2, [0.1, 0.1], delta=0.1), "not both"),
+        (lambda: B.lemma_b8_bound(1, 4, 2, -0.1), "epsilon_learning"),
+        (lambda: B.lemma_b10_bounds(5, 0.1, 0.3, 3), r"\(n - 1\) \| L"),
+        (lambda: B.lemma_b10_bounds(8, 0.8, 0.3, 3), "exceeds 1"),
+        (lambda: B.lemma_b11_bound(8, 0.1, 0.0, 3), "k >= 2"),
+        (lambda: B.lemma_b12_schedule(1.5, 2), "epsilon"),
+        (lambda: B.lemma_c1_bound([0.5, 0.6], 3), "sum to 1"),
+        (lambda: B.lemma_c5_exact([np.nan, 1.0], 2), "finite"),
+        (lambda: B.lemma_c6_ser_lower_bound(7, 3, 4, 0.5), "multiple of l"),
+        (lambda: B.lemma_c6_ser_lower_bound(6, 3, 4, 1.5), "p_err"),
+        (lambda: B.theorem_c9_ser_lower_bound(10, 4, 0.25, epsilon_learning=0.01), "1/128"),
+        (lambda: B.example_c7_p_err(0.1, form="crude"), "eps <= 1/32"),
+        (lambda: B.example_c7_p_err(0.1, form="other"), "form"),
+        (lambda: B.li_cai_bound(4, 5, [0.1] * 4), "exceeds L"),
+        (lambda: B.chen_cong_li_identity([2, 2], [0.0, 0.1]), "sum\\(sizes\\)"),
+        (lambda: B.lemma_b2_bound([0.1, 0.2], [0.5, 0.6]), "sum to 1"),
+    ],
+)
+def test_hypotheses_raise(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_schedule_probabilities_feed_bounds():
+    """Bounds accept the package's schedules directly (cosine schedule, N = 8)."""
+    p = schedule("cosine", 8).p
+    assert 0 < B.lemma_c5_exact(p, 3) < B.lemma_c5_bound(8, 3)
+    steps, w = enumerate_instances(schedule("linear", 2), 3)
+    assert steps.shape == (8, 3) and w.sum() == pytest.approx(1.0)
