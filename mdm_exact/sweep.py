@@ -227,10 +227,40 @@ def kind_check(*, names=None, quick=False):
     return {"checks": list(rows)}
 
 
-def kind_neural(**params):
-    """Evaluation of a learned model (``neural.evaluate(**params)``; needs torch, imported lazily)."""
-    neural = importlib.import_module("neural")
-    return neural.evaluate(**params)
+def kind_neural(
+    *, checkpoint, steps=None, L=None, num_samples=256, batch_size=64, seed=0, rule="linear", ordering="random",
+    reference_samples=0, device="cpu",
+):
+    """Evaluation of a trained checkpoint with ``neural.evaluate`` (needs torch; imported lazily).
+
+    A bidirectional (MDM) checkpoint is sampled at each number of steps in ``steps``
+    (``neural.evaluate.evaluate_mdm``); a causal one with ``neural.evaluate.evaluate_ar``.
+    The checkpoint's language is scored exactly. The result records the checkpoint file's
+    sha256, since the cell key holds only its path.
+    """
+    import hashlib
+
+    from neural.checkpoint import checkpoint_language, load_checkpoint  # torch, only in this worker
+    from neural.evaluate import evaluate_ar, evaluate_mdm
+
+    with open(checkpoint, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()
+    net, ckpt = load_checkpoint(checkpoint, map_location=device)
+    lang = checkpoint_language(ckpt)
+    L = int(ckpt["L"]) if L is None else int(L)
+    out = {"checkpoint_sha256": digest, "L": L, "causal": bool(net.config.causal)}
+    if net.config.causal:
+        out["ar"] = evaluate_ar(net, lang, L, num_samples=num_samples, batch_size=batch_size, seed=seed)
+    else:
+        if steps is None:
+            raise ValueError("a neural cell of an MDM checkpoint needs 'steps' (numbers of sampling steps)")
+        from neural.sample import NetworkDenoiser
+
+        steps = [int(s) for s in (steps if isinstance(steps, (list, tuple)) else [steps])]
+        out["mdm"] = evaluate_mdm(NetworkDenoiser(net), lang, L, steps, num_samples=num_samples,
+                                  batch_size=batch_size, seed=seed, rule=rule, ordering=ordering,
+                                  reference_samples=reference_samples)
+    return out
 
 
 def kind_square(*, x, sleep=0.0, fail=False, log=None):
@@ -260,7 +290,9 @@ register_kind("mc", kind_mc, params=_LANG + _RULE_PARAMS + ("num_samples", "seed
                                                            "instance_kl", "dependencies"),
               required=("language", "L", "num_samples"), list_params=("sizes", "probs", "alpha"))
 register_kind("check", kind_check, params=("names", "quick"), list_params=("names",))
-register_kind("neural", kind_neural, params=None)
+register_kind("neural", kind_neural, params=("checkpoint", "steps", "L", "num_samples", "batch_size", "seed", "rule",
+                                             "ordering", "reference_samples", "device"),
+              required=("checkpoint",), list_params=("steps",))
 register_kind("square", kind_square, params=("x", "sleep", "fail", "log"), required=("x",))
 
 
@@ -335,7 +367,10 @@ def parse_config(data: dict, *, source="<config>") -> SweepConfig:
     if isinstance(plugins, str) or not all(isinstance(p, str) for p in plugins):
         raise ValueError(f"{source}: [sweep] plugins must be a list of module names")
     for p in plugins:
-        _import_plugin(p)
+        try:
+            _import_plugin(p)
+        except ValueError as exc:
+            raise ValueError(f"{source}: [sweep] {exc}") from None
     executor = opts.get("executor")
     if executor is not None and executor not in EXECUTORS:
         raise ValueError(f"{source}: [sweep] executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")

@@ -1,0 +1,260 @@
+"""Sweeps: kind registry, TOML configs and grid expansion, run_cells (serial and process pool)."""
+
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import mdm_exact.languages
+from mdm_exact import sweep
+from mdm_exact.store import ResultStore, config_key
+from mdm_exact.sweep import compute_cell, expand_grid, load_config, parse_config, register_kind, run_cells, summarize
+
+
+def _log_counts(path):
+    counts = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            x = int(line.split()[0])
+            counts[x] = counts.get(x, 0) + 1
+    return counts
+
+
+# --------------------------------------------------------------------------- grids and configs
+
+
+def test_grid_is_the_cartesian_product_in_written_order():
+    cells = expand_grid({"kind": "exact", "language": ["a", "b"], "L": [4, 6, 8], "rule": "linear", "num_steps": 2})
+    assert len(cells) == 2 * 3
+    assert [(c["language"], c["L"]) for c in cells] == [(lang, L) for lang in "ab" for L in (4, 6, 8)]
+    assert all(c["kind"] == "exact" and c["rule"] == "linear" and c["num_steps"] == 2 for c in cells)
+    assert len({config_key(c) for c in cells}) == 6
+
+
+def test_list_typed_parameters_flat_list_is_one_value_list_of_lists_is_an_axis():
+    one = expand_grid({"kind": "exact", "language": "a", "L": 4, "rule": "fixed", "sizes": [2, 2]})
+    assert [c["sizes"] for c in one] == [[2, 2]]
+    two = expand_grid({"kind": "exact", "language": "a", "L": 4, "rule": "fixed", "sizes": [[2, 2], [1, 3]]})
+    assert [c["sizes"] for c in two] == [[2, 2], [1, 3]]
+    checks = expand_grid({"kind": "check", "names": ["lemma_c5"], "quick": [True, False]})
+    assert [(c["names"], c["quick"]) for c in checks] == [(["lemma_c5"], True), (["lemma_c5"], False)]
+
+
+@pytest.mark.parametrize(
+    "block, message",
+    [
+        ({"kind": "exact", "language": "a", "L": 4, "LL": 3}, r"unknown parameter\(s\) LL; allowed: L, alpha"),
+        ({"kind": "exact", "language": "a"}, r"missing required parameter\(s\) L"),
+        ({"kind": "nope", "x": 1}, r"unknown cell kind 'nope'; registered kinds: .*exact"),
+        ({"x": 1}, "missing 'kind'"),
+        ({"kind": "square", "x": []}, "'x' is an empty list"),
+        ({"kind": "square", "x": {"a": 1}}, "is a table"),
+        ({"kind": ["square", "exact"], "x": 1}, "one kind per"),
+        ({"kind": "no.such.module:func", "x": 1}, "cannot import"),
+    ],
+)
+def test_bad_cells_are_clear_errors(block, message):
+    with pytest.raises(ValueError, match=message):
+        expand_grid(block)
+
+
+def test_config_schema_errors_name_file_and_table(tmp_path):
+    bad = [
+        ("[sweep]\nnmae = 'x'\n[[cells]]\nkind='square'\nx=1\n", r"unknown key\(s\) nmae in \[sweep\]; allowed:"),
+        ("[sweeps]\n[[cells]]\nkind='square'\nx=1\n", r"unknown top-level key\(s\) sweeps"),
+        ("[sweep]\nname='x'\n", "no cells"),
+        ("[[cells]]\nkind='square'\nx=1\n[[cells]]\nkind='square'\ny=2\n", r"\[\[cells\]\] block 2: .*unknown parameter\(s\) y"),
+        ("[sweep]\nexecutor='cloud'\n[[cells]]\nkind='square'\nx=1\n", "executor must be one of"),
+        ("[sweep]\nworkers=0\n[[cells]]\nkind='square'\nx=1\n", "workers must be an integer >= 1"),
+        ("[sweep]\nplugins=['no_such_plugin_mod']\n[[cells]]\nkind='square'\nx=1\n", "cannot be imported"),
+        ("[[cells]\nkind='square'\n", "invalid TOML"),
+    ]
+    for i, (text, message) in enumerate(bad):
+        p = tmp_path / f"bad{i}.toml"
+        p.write_text(text)
+        with pytest.raises(ValueError, match=message) as exc:
+            load_config(p)
+        assert f"bad{i}.toml" in str(exc.value)
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_load_config_expands_blocks_and_resolves_store_next_to_config(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text(
+        "[sweep]\nname = 'demo'\nstore = 'out/s.sqlite'\nworkers = 2\n"
+        "[[cells]]\nkind = 'square'\nx = [1, 2, 3]\n"
+        "[[cells]]\nkind = 'exact'\nlanguage = 'paper-2gram'\nL = [4, 6]\nrule = ['linear', 'cosine']\nnum_steps = [1, 2]\n"
+    )
+    cfg = load_config(p)
+    assert cfg.name == "demo" and cfg.workers == 2 and cfg.store == str(tmp_path / "out" / "s.sqlite")
+    assert len(cfg.cells) == 3 + 2 * 2 * 2
+    assert parse_config({"cells": [{"kind": "square", "x": [1, 2]}]}).cells == [
+        {"kind": "square", "x": 1}, {"kind": "square", "x": 2}]
+
+
+def test_example_configs_in_docs_are_valid():
+    import glob
+    import os
+
+    root = os.path.join(os.path.dirname(__file__), "..", "docs", "examples")
+    paths = sorted(glob.glob(os.path.join(root, "*.toml")))
+    assert paths, "docs/examples/*.toml missing"
+    for path in paths:
+        assert load_config(path).cells
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def _cube(*, x):
+    return {"x3": x**3}
+
+
+def test_register_kind_and_module_function_kinds(tmp_path):
+    register_kind("cube-test", _cube, params=("x",), required=("x",), replace=True)
+    assert compute_cell({"kind": "cube-test", "x": 3}) == {"x3": 27}
+    with pytest.raises(ValueError, match="already registered"):
+        register_kind("cube-test", lambda x: {}, params=("x",))
+    assert compute_cell({"kind": "test_sweep:_cube", "x": 2}) == {"x3": 8}
+    assert compute_cell({"kind": "mdm_exact.sweep:kind_square", "x": 5}) == {"x": 5, "y": 25}
+    with pytest.raises(ValueError, match="without ':'"):
+        register_kind("a:b", _cube)
+    store = ResultStore(tmp_path / "s.sqlite")
+    recs = run_cells([{"kind": "cube-test", "x": i} for i in range(4)], store, executor="local", workers=2,
+                     progress=False)
+    assert [r["result"] for r in recs] == [{"x3": i**3} for i in range(4)]
+
+
+def test_kind_returning_a_non_dict_is_a_cell_error(tmp_path):
+    register_kind("bad-return-test", _bad_return, params=(), replace=True)
+    rec = run_cells([{"kind": "bad-return-test"}], tmp_path / "s.sqlite", executor="serial", progress=False)[0]
+    assert rec["status"] == "error" and "returned list, expected a dict" in rec["error"]
+
+
+def _bad_return():
+    return [1, 2]
+
+
+# --------------------------------------------------------------------------- run_cells
+
+
+@pytest.mark.parametrize("executor", ["serial", "local"])
+def test_run_cells_stores_results_records_failures_and_skips_on_rerun(tmp_path, executor):
+    log = tmp_path / "log"
+    store = ResultStore(tmp_path / "s.sqlite")
+    cells = [{"kind": "square", "x": i, "log": str(log)} for i in range(6)]
+    cells += [{"kind": "square", "x": 100, "fail": True, "log": str(log)}, cells[2]]  # a failure, a duplicate
+    recs = run_cells(cells, store, executor=executor, workers=2, progress=False)
+    assert [r["status"] for r in recs] == ["ok"] * 6 + ["error", "ok"]
+    assert [r["result"]["y"] for r in recs if r["status"] == "ok"] == [0, 1, 4, 9, 16, 25, 4]
+    assert "RuntimeError: cell x=100 asked to fail" in recs[6]["error"] and "Traceback" in recs[6]["error"]
+    assert _log_counts(log) == {i: 1 for i in range(6)}  # the duplicate was computed once
+    assert summarize(recs) == {**summarize(recs), "cells": 7, "computed": 7, "cached": 0, "ok": 6, "error": 1}
+    for i in range(6):
+        assert store.get(cells[i]) == {"x": i, "y": i * i}
+    assert store.get_record(cells[6])["status"] == "error"
+
+    again = run_cells(cells, store, executor=executor, workers=2, progress=False)
+    assert [r["cached"] for r in again] == [True] * 6 + [False, True]  # errors are retried
+    assert _log_counts(log) == {i: 1 for i in range(6)}  # nothing finished was recomputed
+
+    forced = run_cells(cells[:3], store, executor=executor, workers=2, force=True, progress=False)
+    assert [r["cached"] for r in forced] == [False] * 3
+    assert _log_counts(log) == {0: 2, 1: 2, 2: 2, 3: 1, 4: 1, 5: 1}
+    assert store.get_record(cells[0])["attempts"] == 2
+
+
+def test_run_cells_validates_everything_before_running(tmp_path):
+    log = tmp_path / "log"
+    with pytest.raises(ValueError, match="unknown parameter"):
+        run_cells([{"kind": "square", "x": 1, "log": str(log)}, {"kind": "square", "z": 1}], tmp_path / "s.sqlite",
+                  executor="serial", progress=False)
+    assert not log.exists()
+    with pytest.raises(ValueError, match="executor must be one of"):
+        run_cells([], tmp_path / "s.sqlite", executor="threads")
+    with pytest.raises(ValueError, match="workers must be"):
+        run_cells([], tmp_path / "s.sqlite", workers=0)
+
+
+def test_crashing_worker_is_recorded_and_the_rest_go_on(tmp_path):
+    """A cell that kills its process is stored as an error; rerunning retries only what failed."""
+    store = ResultStore(tmp_path / "s.sqlite")
+    cells = [{"kind": "mdm_exact.sweep:kind_square", "x": i} for i in range(3)]
+    cells.append({"kind": "test_sweep:_die"})
+    recs = run_cells(cells, store, executor="local", workers=1, progress=False)
+    assert recs[-1]["status"] == "error" and "worker" in recs[-1]["error"]
+    rerun = run_cells(cells[:3], store, executor="local", workers=1, progress=False)
+    assert all(r["status"] == "ok" for r in rerun)
+
+
+def _die():
+    import os
+
+    os._exit(3)
+
+
+# --------------------------------------------------------------------------- other teams' kinds (plumbing)
+
+
+@pytest.fixture
+def tiny_language(monkeypatch):
+    """A small bigram behind ``load_language`` (the languages team's loader may not be there yet)."""
+    from mdm_exact.languages import NGram
+
+    lang = NGram(2, [0.6, 0.4], [[0.7, 0.3], [0.2, 0.8]])
+    seen = []
+
+    def load_language(spec, *, seed=None):
+        seen.append((spec, seed))
+        return lang
+
+    monkeypatch.setattr(mdm_exact.languages, "load_language", load_language, raising=False)
+    return lang, seen
+
+
+def test_exact_kind_calls_exact_metrics_on_the_loaded_language(tmp_path, tiny_language):
+    from mdm_exact.enumeration import exact_metrics
+    from mdm_exact.schedules import make_step_rule
+
+    lang, seen = tiny_language
+    cell = {"kind": "exact", "language": "tiny", "L": 4, "rule": "fixed", "sizes": [1, 3], "language_seed": 7}
+    got = compute_cell(cell)
+    want = exact_metrics(lang, 4, make_step_rule("fixed", sizes=(1, 3)))
+    assert seen == [("tiny", 7)]
+    assert got.keys() == want.keys()
+    for k in want:
+        np.testing.assert_equal(got[k], want[k])
+    rec = run_cells([cell], tmp_path / "s.sqlite", executor="serial", progress=False)[0]
+    assert rec["status"] == "ok" and rec["result"]["ser"] == pytest.approx(want["ser"], rel=0, abs=0)
+
+
+def test_mc_kind_is_run_monte_carlo_to_dict_with_the_seed(tiny_language):
+    from mdm_exact.montecarlo import run_monte_carlo
+    from mdm_exact.schedules import make_step_rule
+
+    lang, _ = tiny_language
+    cell = {"kind": "mc", "language": "tiny", "L": 6, "rule": "linear", "num_steps": 2, "num_samples": 2000, "seed": 3}
+    got = compute_cell(cell)
+    want = run_monte_carlo(lang, 6, make_step_rule("linear", L=6, num_steps=2), 2000, rng=3).to_dict()
+    for k in ("ser", "ser_ci", "gen_ppl", "nfe_mean"):
+        assert got[k] == want[k]
+
+
+def test_check_kind_passes_names_and_quick(monkeypatch):
+    calls = []
+    fake = types.ModuleType("mdm_exact.checks")
+    fake.run_checks = lambda names=None, *, quick=False: calls.append((names, quick)) or [{"name": "x", "ok": True}]
+    monkeypatch.setitem(sys.modules, "mdm_exact.checks", fake)
+    assert compute_cell({"kind": "check", "names": ["a", "b"], "quick": True}) == {"checks": [{"name": "x", "ok": True}]}
+    assert compute_cell({"kind": "check"}) == {"checks": [{"name": "x", "ok": True}]}
+    assert calls == [(["a", "b"], True), (None, False)]
+
+
+def test_neural_kind_needs_an_existing_checkpoint(tmp_path):
+    rec = run_cells([{"kind": "neural", "checkpoint": str(tmp_path / "none.pt"), "steps": [2]}], tmp_path / "s.sqlite",
+                    executor="serial", progress=False)[0]
+    assert rec["status"] == "error" and "none.pt" in rec["error"]
+    with pytest.raises(ValueError, match="unknown parameter"):
+        sweep.validate_cell({"kind": "neural", "checkpoint": "a.pt", "epochs": 3})
