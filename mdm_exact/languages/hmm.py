@@ -200,6 +200,53 @@ class HMM(Language):
         _chain_sample(np.cumsum(self.initial), row_cdf, indices, indptr, np.cumsum(self.emission, axis=1), u, states, x)
         return x
 
+    def support_size(self, L, *, max_subsets=2**20):
+        """Exact ``|supp q|`` over length ``L`` as a Python int, by a boolean subset DP.
+
+        Different hidden paths can emit the same tokens, so sequences are counted on the
+        determinised chain: the DP state is the *set* of hidden states compatible with the
+        prefix (a boolean vector), with an exact (Python int) count of prefixes reaching it.
+        No sequence is enumerated; the cost grows with the number of distinct reachable sets,
+        and the DP refuses above ``max_subsets`` of them.
+        """
+        L = as_length(L)
+        Apos = self.transition > 0  # (S, S)
+        Epos = self.emission > 0  # (S, V)
+        V = self.vocab_size
+        sets = (self.initial > 0)[None, :]  # (K, S) compatible-state sets before emission
+        counts = np.array([1], dtype=object)  # (K,)
+        for k in range(L):
+            if k > 0:
+                sets = (sets.astype(np.int64) @ Apos.astype(np.int64)) > 0  # (K, S)
+            new_sets, new_counts = [], []
+            for v in range(V):
+                nxt = sets & Epos[:, v][None, :]  # (K, S)
+                keep = nxt.any(axis=1)
+                new_sets.append(nxt[keep])
+                new_counts.append(counts[keep])
+            sets = np.concatenate(new_sets)
+            counts = np.concatenate(new_counts)
+            sets, inv = np.unique(sets, axis=0, return_inverse=True)
+            merged = np.zeros(sets.shape[0], dtype=object)
+            np.add.at(merged, inv.reshape(-1), counts)
+            counts = merged
+            if sets.shape[0] > max_subsets:
+                raise ValueError(f"support_size: more than {max_subsets} reachable state sets at length {k + 1}; use a smaller L")
+        return int(counts.sum()) if counts.size else 0
+
+    def entropy_rate_estimate(self, L=1024, n=256, *, rng=None):
+        """Monte Carlo estimate of the entropy per token ``H(q_L) / L`` (nats) and its standard error.
+
+        There is no closed form for the entropy rate of an HMM. ``-log q(X) / L`` over ``n``
+        exact samples is an unbiased estimate of ``H(q_L)/L``, which tends to the entropy rate
+        as ``L`` grows (Shannon-McMillan-Breiman, for an ergodic chain). Returns ``(mean, se)``.
+        """
+        L = as_length(L)
+        n = as_count(n, "n", minimum=2)
+        x = self.sample(n, L, rng=rng)
+        v = -self.log_prob(x) / L  # (n,)
+        return float(v.mean()), float(v.std(ddof=1) / np.sqrt(n))
+
     def describe(self):
         return {
             "kind": self.kind,
@@ -207,6 +254,8 @@ class HMM(Language):
             "num_states": self.num_states,
             "transition_zero_fraction": float(np.mean(self.transition == 0)),
             "emission_zero_fraction": float(np.mean(self.emission == 0)),
+            "initial_zero_fraction": float(np.mean(self.initial == 0)),
+            "transition_nonzeros": int(np.count_nonzero(self.transition)),
         }
 
 

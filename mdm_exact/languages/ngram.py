@@ -245,6 +245,56 @@ class NGram(Language):
         ctx = self.context_marginals(L)  # (L-n+2, C)
         return float(entr(self.initial).sum() + (ctx[:-1] @ row_h).sum())
 
+    def support_size(self, L):
+        """Exact ``|supp q|`` over length ``L`` (Python int), by a counting DP over contexts.
+
+        The context determines the next state, so ``count[c]`` = number of prefixes with
+        ``q > 0`` ending in context ``c`` is propagated along the (at most ``V``) successors
+        with positive probability; exact integer arithmetic, no enumeration.
+        """
+        L = as_length(L)
+        n, V = self.order, self.vocab_size
+        if L < n - 1:
+            marg = self.initial.reshape((V**L, -1)).sum(axis=1)
+            return int(np.count_nonzero(marg))
+        _, indptr, indices, _, _ = self._chain()
+        counts = (self.initial > 0).astype(np.int64).astype(object)  # (C,) exact ints
+        src = np.repeat(np.arange(self.num_contexts), np.diff(indptr))  # (nnz,) source context of each edge
+        for _ in range(n - 1, L):
+            new = np.zeros(self.num_contexts, dtype=object)
+            np.add.at(new, indices, counts[src])
+            counts = new
+        return int(counts.sum())
+
+    def entropy_rate(self, *, max_steps=100_000, tol=1e-13):
+        """Entropy rate ``lim H(q_L)/L`` in nats, and whether the iteration converged.
+
+        ``H(q_L) = H(initial) + sum_k E[H(conditional[c_k])]`` (exact, :meth:`entropy`), so
+        the rate is the Cesaro limit of ``E[H(conditional[c_k])]`` under the context marginals
+        ``c_k``. They are propagated (``O(V^n)`` per step) until successive Cesaro averages
+        over blocks of 64 steps change by less than ``tol``; periodic chains are handled by
+        the averaging. Returns ``(rate, converged)``.
+        """
+        from scipy.special import entr
+
+        n, V, C = self.order, self.vocab_size, self.num_contexts
+        R = V ** (n - 2)
+        cond3 = self.conditional.reshape(V, R, V)
+        row_h = entr(self.conditional).sum(axis=1)  # (C,)
+        m = self.initial.copy()
+        prev = None
+        block = 64
+        for start in range(0, max_steps, block):
+            acc = 0.0
+            for _ in range(block):
+                acc += float(m @ row_h)
+                m = np.einsum("ar,arv->rv", m.reshape(V, R), cond3).reshape(C)
+            avg = acc / block
+            if prev is not None and abs(avg - prev) < tol:
+                return avg, True
+            prev = avg
+        return prev, False
+
     def describe(self):
         return {
             "kind": self.kind,
