@@ -50,7 +50,7 @@ METHODS = ("auto", "fast", "reference")
 
 # ----------------------------------------------------------------------------- engines
 def reference_run(model, steps, x, u, *, score: bool):
-    """Plain batched NumPy idealised sampler (the reference of the Numba kernels).
+    r"""Plain batched NumPy idealised sampler (the reference of the Numba kernels).
 
     Parameters
     ----------
