@@ -300,49 +300,58 @@ def _search_cdf(cdf, lo, hi, u):
 
 
 @njit(cache=True, parallel=True)
-def _dense_log_evidence(init, A, BT, x, revealed, out):
-    # init (S,) f8; A (S, S) f8; BT (V, S) f8 emission transposed; x (B, L) i8; revealed (B, L) b1; out (B,) f8
+def _dense_log_evidence(init, A, BT, powers, x, revealed, out):
+    # init (S,) f8; A (S, S) f8; BT (V, S) f8 emission transposed; powers (G, S, S) f8, powers[m] = A^m
+    # x (B, L) i8; revealed (B, L) b1; out (B,) f8
+    # Visits revealed positions only: a run of m - 1 masked positions between revealed positions
+    # p and q = p + m is one product with A^m when m < G (else m single steps); the masked tail
+    # after the last revealed position is skipped (probability one).
     B, L = x.shape
     S = init.shape[0]
+    G = powers.shape[0]
     for b in prange(B):
-        last = -1
-        for k in range(L):
-            if revealed[b, k]:
-                last = k
         a = np.empty(S)
         nw = np.empty(S)
         for s in range(S):
             a[s] = init[s]
-        if revealed[b, 0]:
-            for s in range(S):
-                a[s] *= BT[x[b, 0], s]
         log_c = 0.0
-        dead = False
-        for k in range(0, last + 1):
-            if k > 0:
+        p = 0
+        for q in range(L):
+            if not revealed[b, q]:
+                continue
+            m = q - p
+            if m > 0 and m < G:
                 for t in range(S):
                     nw[t] = 0.0
                 for s in range(S):
                     w = a[s]
                     if w != 0.0:
                         for t in range(S):
-                            nw[t] += w * A[s, t]
-                if revealed[b, k]:
-                    tok = x[b, k]
-                    for t in range(S):
-                        nw[t] *= BT[tok, t]
+                            nw[t] += w * powers[m, s, t]
                 a, nw = nw, a
-            if revealed[b, k]:  # normalise only where mass can be lost (masked steps keep it)
-                c = 0.0
-                for s in range(S):
-                    c += a[s]
-                if c == 0.0:
-                    dead = True
-                    break
-                for s in range(S):
-                    a[s] = a[s] / c
-                log_c += np.log(c)
-        out[b] = -np.inf if dead else log_c
+            else:
+                for _ in range(m):
+                    for t in range(S):
+                        nw[t] = 0.0
+                    for s in range(S):
+                        w = a[s]
+                        if w != 0.0:
+                            for t in range(S):
+                                nw[t] += w * A[s, t]
+                    a, nw = nw, a
+            tok = x[b, q]
+            c = 0.0
+            for t in range(S):
+                a[t] *= BT[tok, t]
+                c += a[t]
+            if c == 0.0:
+                log_c = -np.inf
+                break
+            for t in range(S):
+                a[t] = a[t] / c
+            log_c += np.log(c)
+            p = q
+        out[b] = log_c
 
 
 @njit(cache=True, parallel=True)

@@ -133,19 +133,22 @@ class HMM(Language):
     def log_prob_revealed(self, x, revealed):
         """Exact ``log q(x_R)``, shape (batch,); ``-inf`` when the revealed tokens are impossible.
 
-        Numba kernel over the CSR zero pattern; runs of ``m`` masked positions are jumped with
-        a cached dense power ``A^m`` when that is cheaper than ``m`` sparse steps, and the
-        masked tail after the last revealed position is skipped (it has probability one).
+        Numba kernel; runs of masked positions are jumped with a cached dense power ``A^m``
+        (always for ``S <= DENSE_MAX_STATES``; for larger, sparse chains, only when that is
+        cheaper than ``m`` steps over the CSR zero pattern), and the masked tail after the last
+        revealed position is skipped (it has probability one).
         """
         from .._kernels import _chain_log_evidence, _dense_log_evidence
 
         x, revealed = self._tokens_and_mask(x, revealed)
+        S = self.num_states
         if self._use_dense():
             out = np.empty(x.shape[0])  # (batch,)
-            _dense_log_evidence(self.initial, self.transition, self._emission_t(), x, revealed, out)
+            G = min(_longest_revealed_gap(revealed) + 1, max(2**24 // (S * S * 8), 2))
+            powers = self._powers(G) if G > 2 else np.zeros((0, S, S))
+            _dense_log_evidence(self.initial, self.transition, self._emission_t(), powers, x, revealed, out)
             return out
         indptr, indices, data = self._csr()
-        S = self.num_states
         nnz = max(indices.shape[0], 1)
         jump_min = int(np.ceil(S * S / nnz)) + 1
         G = 0
@@ -199,6 +202,31 @@ class HMM(Language):
         x = np.empty((n, L), dtype=np.int64)  # (n, L)
         _chain_sample(np.cumsum(self.initial), row_cdf, indices, indptr, np.cumsum(self.emission, axis=1), u, states, x)
         return x
+
+    def log_prob_all(self, L):
+        """``log q(x)`` for all ``V^L`` sequences in :func:`all_sequences` order, shape (V^L,).
+
+        Forward pass over the prefix tree (level ``k`` holds the unnormalised forward vectors
+        of all ``V^k`` prefixes), so the cost is dominated by the last level, ``V^L S^2``,
+        instead of ``L V^L S^2`` for scoring each sequence separately. Exact zeros propagate,
+        so impossible sequences get exactly ``-inf``. Refused above ``2**22`` sequences.
+        """
+        L = as_length(L)
+        V, S = self.vocab_size, self.num_states
+        if V**L > 2**22:
+            raise NotImplementedError(f"log_prob_all: V^L = {V}^{L} sequences is above the 2**22 limit")
+        BT = self._emission_t()  # (V, S)
+        a = self.initial[None, :] * BT  # (V, S) prefixes of length 1
+        for _ in range(1, L):
+            a = ((a @ self.transition)[:, None, :] * BT[None, :, :]).reshape(-1, S)  # (V^k, S)
+        with np.errstate(divide="ignore"):
+            return np.log(a.sum(axis=1))
+
+    def entropy(self, L):
+        """Exact ``H(q)`` in nats over length ``L``, from :meth:`log_prob_all` (``V^L <= 2**22``)."""
+        lp = self.log_prob_all(L)
+        p = np.exp(lp)
+        return float(-(p[p > 0] * lp[p > 0]).sum())
 
     def support_size(self, L, *, max_subsets=2**20):
         """Exact ``|supp q|`` over length ``L`` as a Python int, by a boolean subset DP.
