@@ -1,0 +1,207 @@
+"""The regression suite (mdm_exact.checks) and ``mdm-theory check``.
+
+The exact measured sides are tested against brute force (all reveal patterns, all sequences),
+against the exact engine of mdm_exact.enumeration, and against a calibrated Monte Carlo of
+draw_steps + separators.
+"""
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+
+from mdm_exact import bounds as B
+from mdm_exact import checks as C
+from mdm_exact.cli import main
+from mdm_exact.schedules import FixedSizes, RandomOrder, draw_steps, schedule
+from mdm_exact.separators import instance_dependencies, separators_and_dependencies
+from mdm_exact.stats import normal_quantile
+
+
+@pytest.mark.parametrize("L, n, P", [(1, 2, 0.3), (6, 2, 0.5), (9, 3, 0.4), (10, 4, 0.7), (8, 3, 1.0), (7, 3, 0.0)])
+def test_separator_pmf_brute_force(L, n, P):
+    """Exact law of S_k (Definition B.4) from the DP equals the sum over all 2^L reveal patterns."""
+    pmf = C.separator_count_pmf(L, P, n)
+    brute = np.zeros_like(pmf)
+    for bits in itertools.product([False, True], repeat=L):
+        before = np.array(bits)
+        S, _ = separators_and_dependencies(before, np.zeros(L, bool), n)
+        brute[S] += P ** before.sum() * (1 - P) ** (L - before.sum())
+    np.testing.assert_allclose(pmf, brute, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("L, n, P, p", [(1, 2, 0.3, 0.5), (5, 2, 0.3, 0.4), (6, 3, 0.5, 0.3), (7, 4, 0.6, 0.2), (6, 3, 0.0, 1.0)])
+def test_expected_dependencies_brute_force(L, n, P, p):
+    """Exact E[D_k] (both readings of Definition B.5) equals the sum over all 3^L patterns."""
+    corr, lit = C.expected_dependencies(L, p, P, n)
+    r = 1 - P - p
+    bc = bl = 0.0
+    for lab in itertools.product(range(3), repeat=L):
+        lab = np.array(lab)
+        w = P ** np.sum(lab == 0) * p ** np.sum(lab == 1) * r ** np.sum(lab == 2)
+        if w == 0:
+            continue
+        bc += w * separators_and_dependencies(lab == 0, lab == 1, n)[1]
+        bl += w * separators_and_dependencies(lab == 0, lab == 1, n, reading="literal")[1]
+    assert corr[0] == pytest.approx(bc, rel=1e-12, abs=1e-14)
+    assert lit[0] == pytest.approx(bl, rel=1e-12, abs=1e-14)
+
+
+def test_expected_dependencies_monte_carlo():
+    """E[D_k] per step of a cosine schedule (L = 96, n = 3, N = 6) against draw_steps + separators.
+
+    z-interval per step with false-fail rate 1e-6 overall (Bonferroni over 6 steps); 20000
+    instances give a standard error of about 0.5 % of E[D_k], so a 5 % error would be caught.
+    """
+    L, n, N = 96, 3, 6
+    rule = schedule("cosine", N)
+    p, P = C.step_distribution_quantities(rule.p)
+    exact, _ = C.expected_dependencies(L, p, P, n)
+    steps = draw_steps(rule, 20000, L, rng=123)
+    _, D = instance_dependencies(steps, n, num_steps=N)
+    z = normal_quantile(1e-6 / N)
+    mean = D.mean(axis=0)
+    se = D.std(axis=0, ddof=1) / math.sqrt(D.shape[0])
+    assert np.all(np.abs(mean - exact) <= z * se + 1e-12)
+    assert np.all(z * se[exact > 1] < 0.05 * exact[exact > 1])
+
+
+def test_enumerate_instances_probabilities():
+    rule = schedule("cosine", 3)
+    steps, w = C.enumerate_instances(rule, 4)
+    assert steps.shape == (81, 4) and w.sum() == pytest.approx(1.0, abs=1e-15)
+    k = 17
+    assert w[k] == pytest.approx(np.prod(rule.p[steps[k]]), rel=1e-12)  # Pr(tau) = prod (p^(k))^|M_k|
+    steps, w = C.enumerate_instances(FixedSizes((2, 1, 2)), 5)
+    assert steps.shape[0] == math.factorial(5) // (2 * 1 * 2)
+    steps, w = C.enumerate_instances(RandomOrder(), 4)
+    assert steps.shape[0] == 24 and np.all(np.sort(steps, axis=1) == np.arange(4))
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.1])
+@pytest.mark.parametrize("rule", [schedule("linear", 2), schedule("cosine", 3), FixedSizes((2, 2, 1)), RandomOrder()])
+def test_exact_instances_match_enumeration_engine(eta, rule):
+    """Brute force over instances (checks.ExactInstances) agrees with the exact engine's DP
+    (enumeration.exact_metrics): KL(q||p), E_tau KL(q||p_tau) (Lemma B.2 RHS) and SER."""
+    enumeration = pytest.importorskip("mdm_exact.enumeration")
+    lang = C._random_ngram(2, 2, 11, threshold=0.2)
+    L = 5
+    model = C.MixtureModel(lang, eta) if eta else None
+    ref = enumeration.exact_metrics(lang, L, rule, model=model)
+    eng = C.ExactInstances(C.joint_from_language(lang, L), 2, L, model=eta or None)
+    steps, w = C.enumerate_instances(rule, L)
+    lp = eng.log_p_tau(steps)
+    from scipy.special import logsumexp
+
+    logp = logsumexp(lp + np.log(w)[:, None], axis=0)
+    np.testing.assert_allclose(logp, enumeration.exact_output_law(lang, L, rule, model=model), rtol=1e-10, atol=1e-12)
+    assert eng.kl_from(logp)[0] == pytest.approx(ref["kl_data_model"], rel=1e-9, abs=1e-12)
+    assert float(w @ eng.kl_from(lp)) == pytest.approx(ref["expected_instance_kl"], rel=1e-9, abs=1e-12)
+    assert eng.ser_from(logp)[0] == pytest.approx(ref["ser"], rel=1e-9, abs=1e-12)
+
+
+def test_interval_table_matches_language_preset():
+    """Example C.7 table built from its definition equals the languages team's interval-l3."""
+    lq, V, L = C.interval_language_table(3, 2)
+    assert V == 4 and L == 6
+    assert np.sum(np.isfinite(lq)) == 2 ** (2 * 3)  # 2^(M binom(l,2)) valid sequences
+    try:
+        from mdm_exact.languages import load_language
+    except ImportError:
+        pytest.skip("load_language not available")
+    lang = load_language("interval-l3")
+    ref = C.joint_from_language(lang, L)
+    np.testing.assert_array_equal(np.isfinite(ref), np.isfinite(lq))
+    np.testing.assert_allclose(ref[np.isfinite(ref)], lq[np.isfinite(lq)], rtol=1e-12)
+
+
+@pytest.mark.parametrize("N", [1, 2, 3])
+def test_interval_perfect_model_ser_formula_vs_enumeration(N):
+    """Perfect-model SER of Example C.7 (l = 3, L = 6) = 1 - E[2^-K]^(L/l), by full enumeration;
+    and it is above the Lemma C.6 bound with p_err = 1/2."""
+    lq, V, L = C.interval_language_table(3, 2)
+    eng = C.ExactInstances(lq, V, L)
+    rule = schedule("linear", N)
+    steps, w = C.enumerate_instances(rule, L)
+    from scipy.special import logsumexp
+
+    ser = eng.ser_from(logsumexp(eng.log_p_tau(steps) + np.log(w)[:, None], axis=0))[0]
+    formula = 1 - B.interval_validity_perfect_model(rule.p, 3) ** 2
+    assert ser == pytest.approx(formula, rel=1e-12, abs=1e-14)
+    assert ser >= B.lemma_c6_ser_lower_bound(L, 3, N, 0.5) - 1e-12
+
+
+def test_c5_exact_monte_carlo():
+    """P_j = l! e_l(p) against simulated step assignments (cosine schedule, N = 16, l = 5);
+    Clopper-Pearson at false-fail rate 1e-6 with 10^6 intervals: half-width ~0.0024, so a 1 %
+    relative error (0.0042) would be caught."""
+    from mdm_exact.stats import clopper_pearson
+
+    rule = schedule("cosine", 16)
+    steps = np.sort(draw_steps(rule, 1_000_000, 5, rng=9), axis=1)  # (n, 5)
+    distinct = np.all(np.diff(steps, axis=1) > 0, axis=1)  # (n,)
+    lo, hi = clopper_pearson(int(distinct.sum()), distinct.size, alpha=1e-6)
+    exact = B.lemma_c5_exact(rule.p, 5)
+    assert lo <= exact <= hi and (hi - lo) / 2 < 0.01 * exact
+
+
+@pytest.fixture(scope="module")
+def quick_suite():
+    records = C.run_checks(quick=True)
+    return records, C.summarize(records)
+
+
+def test_quick_suite_no_violation_of_believed_statements(quick_suite):
+    """Every statement believed true holds on the quick grid (the regression suite itself)."""
+    records, summary = quick_suite
+    bad = [r for r in records if r["believed"] and r["violations"]]
+    assert not bad, bad[:3]
+    assert C.exit_code(summary) == 0
+    names = {row["statement"] for row in summary}
+    assert set(C.STATEMENTS) <= names
+    for row in summary:
+        if row["status"] != "skipped":
+            assert row["instances"] > 0
+
+
+def test_quick_suite_reports_known_findings(quick_suite):
+    """The literal Definition B.5 violates B.8/B.9 and the Jensen step of C.5 fails (STATEMENTS.md §7.2, §7.3)."""
+    _, summary = quick_suite
+    rows = {row["statement"]: row for row in summary}
+    assert rows["B.8-literal"]["violations"] > 0 and rows["B.8-literal"]["status"].startswith("finding")
+    assert rows["B.9-literal"]["violations"] > 0
+    assert rows["C.5-jensen"]["violations"] > 0 and "N < l" in rows["C.5-jensen"]["status"]
+    assert rows["B.8"]["violations"] == 0 and rows["B.8"]["status"] == "holds"
+
+
+def test_status_logic():
+    r = C._record("X", "i", 1.0, 1.5)
+    assert r["status"] == "violated" and r["slack"] == -0.5 and r["ratio"] == 1.5
+    assert C._record("X", "i", 1.0, 0.5, ci=(0.4, 1.2))["status"] == "inconclusive"
+    assert C._record("X", "i", 1.0, 1.5, ci=(1.1, 1.9))["status"] == "violated"
+    assert C._record("X", "i", 1.0, 2.0, direction="lower", ci=(1.5, 2.5))["status"] == "holds"
+    assert C._record("X", "i", 1.0, 1.0 + 1e-7, direction="equal")["status"] == "violated"
+    summary = C.summarize([{**C._record("B.8", "i", 1.0, 2.0), "believed": True}])
+    assert summary[0]["status"] == "VIOLATED" and C.exit_code(summary) == 1
+    summary = C.summarize([{**C._record("B.8-literal", "i", 1.0, 2.0), "believed": False}])
+    assert summary[0]["status"].startswith("finding") and C.exit_code(summary) == 0
+
+
+def test_cli_json(capsys):
+    assert main(["check", "C.5", "C.5-jensen", "--quick", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = {r["statement"]: r for r in out["summary"]}
+    assert rows["C.5"]["violations"] == 0 and rows["C.5-jensen"]["violations"] > 0
+    assert out["exit_code"] == 0
+
+
+def test_cli_table_and_errors(capsys):
+    assert main(["check", "B.10", "--quick"]) == 0
+    assert "B.10" in capsys.readouterr().out
+    assert main(["check", "--list"]) == 0
+    assert "B.8-literal" in capsys.readouterr().out
+    assert main(["check"]) == 2
+    assert main(["check", "no-such-lemma"]) == 2
+    assert "unknown statement" in capsys.readouterr().err
