@@ -204,6 +204,19 @@ def build(out=None, *, quick=False, config=None, force=False, only=None, progres
         names = [n for n in names if any(n == o or n.startswith(o) for o in only)]
         if not names:
             raise ValueError(f"--only {only}: no such figure; expected some of {list(experiments.FIGURES)}")
+    try:
+        _build_figures(names, cfg, runner, prog, prov, summary, quick, data_dir, fig_dir)
+    finally:
+        store.close()
+    summary["wall_seconds"] = time.perf_counter() - t_start
+    from .write_report import write_report
+
+    write_report(out, names=list(experiments.FIGURES), summary=summary, cfg=cfg, provenance=prov)
+    prog.say(f"done in {summary['wall_seconds']:.1f} s -> {os.path.join(out, 'REPORT.md')}")
+    return summary
+
+
+def _build_figures(names, cfg, runner, prog, prov, summary, quick, data_dir, fig_dir):
     for name in names:
         fn = experiments.FIGURES[name][0]
         prog.figure = name
@@ -256,12 +269,6 @@ def build(out=None, *, quick=False, config=None, force=False, only=None, progres
         summary["figures"][name] = {"status": rec["status"], "error": rec["error"], "wall_seconds": wall,
                                     "json": json_path, "png": png_path if rec["status"] == "ok" else None}
         prog.say(f"{name}: {rec['status']} in {wall:.1f} s ({rec['cells']['computed']} computed, {rec['cells']['cached']} cached)")
-    summary["wall_seconds"] = time.perf_counter() - t_start
-    from .write_report import write_report
-
-    write_report(out, names=list(experiments.FIGURES), summary=summary, cfg=cfg, provenance=prov)
-    prog.say(f"done in {summary['wall_seconds']:.1f} s -> {os.path.join(out, 'REPORT.md')}")
-    return summary
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

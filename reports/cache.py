@@ -91,6 +91,9 @@ class JSONCellStore:
     def put_error(self, config: dict, error: str, *, seconds: float):
         self._write(config, {"status": "error", "error": str(error), "seconds": float(seconds)})
 
+    def close(self) -> None:
+        """Nothing to close (every write is its own file)."""
+
     def _write(self, config, rec):
         rec = {"config_json": canonical(config), "config": jsonable(config), "version": self.version, **rec}
         fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")

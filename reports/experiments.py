@@ -321,24 +321,42 @@ FIG6_DEFAULTS = {"neural_dir": "neural", "num_samples": 1000}
 
 
 def neural_records(directory):
-    """All records of ``<directory>/*.json`` (format: see docs/reports.md)."""
+    """All learned-model rows in ``<directory>/*.json`` (format: see docs/reports.md).
+
+    A file is a list of rows, or a dict with ``results`` (a list of rows) or with ``mdm`` (a
+    list of rows, as ``neural.evaluate.evaluate_mdm`` returns) and optionally ``ar`` (one row of
+    the AR model); top-level ``language`` and ``L`` apply to every row. A row needs
+    ``num_steps`` (``"ar"`` for the AR model) and has ``gen_ppl``/``gen_ppl_ci``,
+    ``ser``/``ser_ci``; rows marked ``skipped`` are ignored.
+    """
+    import json
+
     out = []
     for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
-        import json
-
         with open(path) as f:
             rec = json.load(f)
-        recs = rec if isinstance(rec, list) else rec.get("results", [rec])
+        if isinstance(rec, list):
+            recs, top = rec, {}
+        elif isinstance(rec, dict) and "results" in rec:
+            recs, top = rec["results"], rec
+        elif isinstance(rec, dict) and "mdm" in rec:
+            recs, top = list(rec["mdm"]), rec
+            if isinstance(rec.get("ar"), dict):
+                recs.append({**rec["ar"], "num_steps": "ar", "sampler": "ar"})
+        elif isinstance(rec, dict):
+            recs, top = [rec], {}
+        else:
+            raise ValueError(f"{path}: expected a JSON list or object of learned-model results (see docs/reports.md)")
         for r in recs:
-            if not isinstance(r, dict):
+            if not isinstance(r, dict) or r.get("skipped"):
                 continue
             r = dict(r)
             for key in ("language", "L"):
-                if key not in r and isinstance(rec, dict) and key in rec:
-                    r[key] = rec[key]
+                if key not in r and key in top:
+                    r[key] = top[key]
             missing = {"language", "L", "num_steps"} - set(r)
             if missing:
-                raise ValueError(f"{path}: neural record lacks {sorted(missing)} (see docs/reports.md for the format)")
+                raise ValueError(f"{path}: learned-model row lacks {sorted(missing)} (see docs/reports.md for the format)")
             r["file"] = os.path.basename(path)
             out.append(r)
     return out
@@ -355,12 +373,15 @@ def fig6(cfg, runner, *, reports_dir):
     cells = []
     for r in recs:
         N = r["num_steps"]
-        rule = {"rule": "left-to-right"} if N in ("ar", None) or r.get("sampler") == "ar" else {"rule": "linear", "num_steps": int(N)}
+        is_ar = N in ("ar", None) or str(r.get("sampler", "")).startswith("ar")
+        rule = {"rule": "left-to-right"} if is_ar else {"rule": r.get("rule", "linear"), "num_steps": int(N)}
         cells.append(runner.mc_cell(r["language"], int(r["L"]), rule, cfg["num_samples"], instance_kl=False))
     ideal = runner.run_all(cells)
     rows = []
     for r, m in zip(recs, ideal):
-        rows.append({"language": r["language"], "L": int(r["L"]), "num_steps": r["num_steps"], "sampler": r.get("sampler", "mdm"),
+        is_ar = r["num_steps"] in ("ar", None) or str(r.get("sampler", "")).startswith("ar")
+        rows.append({"language": language_label(r["language"]), "L": int(r["L"]), "num_steps": "ar" if is_ar else int(r["num_steps"]),
+                     "sampler": "ar" if is_ar else "mdm",
                      "neural": {k: r.get(k) for k in ("gen_ppl", "gen_ppl_ci", "ser", "ser_ci")},
                      "ideal": {"gen_ppl": _ci(m, "gen_ppl"), "ser": _ci(m, "ser")}, "file": r["file"]})
     return {"rows": rows, "num_samples": cfg["num_samples"]}

@@ -94,7 +94,7 @@ def caption(rec) -> str:
         parts.append(s)
     return (
         f"The paper's Figure 1 (STATEMENTS.md §5.4-5.5) redone with the idealised sampler (a perfect model) on the "
-        f"four Table-1 languages at L = {d['L']}, {d['num_samples']} samples per point, {d['schedule']} schedule, "
+        f"{len(d['curves'])} Table-1 languages ({', '.join(c['language'] for c in d['curves'])}) at L = {d['L']}, {d['num_samples']} samples per point, {d['schedule']} schedule, "
         f"{100 * (1 - d['alpha']):.0f}% intervals; the open markers at 'AR' are the left-to-right sampler. "
         "(a) Generative perplexity (§2.3; threshold-0 presets, token-weighted) falls with N towards the data's own "
         "exp(H/L); (b) SER (§2.2; thresholded presets) falls slowly with N while AR makes no errors, the shape the "
