@@ -53,7 +53,7 @@ def _group_bounds(order, steps_row, bounds):  # order (L,) i8, steps_row (L,) i8
 
 
 # ----------------------------------------------------------------------------- HMM
-@njit(cache=True)
+@njit(cache=True, fastmath={"contract"})
 def _vec_mat(v, M, out):  # out = v @ M, skipping zero entries of v; v (S,), M (S, T), out (T,)
     S, T = M.shape
     for t in range(T):
@@ -67,7 +67,13 @@ def _vec_mat(v, M, out):  # out = v @ M, skipping zero entries of v; v (S,), M (
 
 @njit(cache=True)
 def _hmm_one(pi, Apow, AposT, BT, steps_row, x_row, u_row, score, F, G, f, g, w):
-    """One sequence of the idealised sampler for an HMM; returns (log p_tau(x), nfe)."""
+    """One sequence of the idealised sampler for an HMM; returns (log p_tau(x), nfe).
+
+    ``F[r]`` (normalised forward filter including the emission at ``r``) and ``G[r]``
+    (normalised backward message including the emission at ``r``) are stored by position
+    and kept across steps: a step only recomputes the ones that the previous step's reveals
+    invalidated (``F`` right of ``fdirty``, ``G`` left of ``gdirty``) and that this step needs.
+    """
     L = steps_row.shape[0]
     S = pi.shape[0]
     V = BT.shape[0]
@@ -75,24 +81,37 @@ def _hmm_one(pi, Apow, AposT, BT, steps_row, x_row, u_row, score, F, G, f, g, w)
     bounds = np.empty(L + 1, dtype=np.int64)
     ngroups = _group_bounds(order, steps_row, bounds)
     rev = np.zeros(L, dtype=np.bool_)
-    revpos = np.empty(L, dtype=np.int64)
+    prevrev = np.empty(L, dtype=np.int64)  # last revealed position < p (-1: none)
+    nextrev = np.empty(L, dtype=np.int64)  # first revealed position > p (L: none)
+    fdirty = 0  # F[r] is valid for revealed r < fdirty
+    gdirty = L - 1  # G[r] is valid for revealed r > gdirty
     dead = False
     logp = 0.0
     for gi in range(ngroups):
-        # revealed positions before this step, ascending
-        nrev = 0
-        for p in range(L):
-            if rev[p]:
-                revpos[nrev] = p
-                nrev += 1
+        g0 = bounds[gi]
+        g1 = bounds[gi + 1]
+        jmin = order[g0]
+        jmax = order[g1 - 1]
         if not dead:
-            # forward filter over revealed positions, jumping masked gaps with A^gap
-            for i in range(nrev):
-                r = revpos[i]
-                if i == 0:
+            last = -1
+            for p in range(L):
+                prevrev[p] = last
+                if rev[p]:
+                    last = p
+            last = L
+            for p in range(L - 1, -1, -1):
+                nextrev[p] = last
+                if rev[p]:
+                    last = p
+            # forward filters needed up to the left neighbour of jmax
+            for r in range(fdirty, jmax):
+                if not rev[r]:
+                    continue
+                a = prevrev[r]
+                if a < 0:
                     _vec_mat(pi, Apow[r], f)
                 else:
-                    _vec_mat(F[i - 1], Apow[r - revpos[i - 1]], f)
+                    _vec_mat(F[a], Apow[r - a], f)
                 c = 0.0
                 for s in range(S):
                     f[s] *= BT[x_row[r], s]
@@ -101,16 +120,20 @@ def _hmm_one(pi, Apow, AposT, BT, steps_row, x_row, u_row, score, F, G, f, g, w)
                     dead = True
                     break
                 for s in range(S):
-                    F[i, s] = f[s] / c
+                    F[r, s] = f[s] / c
+            if fdirty < jmax:
+                fdirty = jmax
         if not dead:
-            # backward messages (emission at r included), normalised by their sum
-            for i in range(nrev - 1, -1, -1):
-                r = revpos[i]
-                if i == nrev - 1:
+            # backward messages needed down to the right neighbour of jmin
+            for r in range(gdirty, jmin, -1):
+                if not rev[r]:
+                    continue
+                b = nextrev[r]
+                if b >= L:
                     for s in range(S):
                         g[s] = 1.0
                 else:
-                    _vec_mat(G[i + 1], AposT[revpos[i + 1] - r], g)
+                    _vec_mat(G[b], AposT[b - r], g)
                 c = 0.0
                 for s in range(S):
                     g[s] *= BT[x_row[r], s]
@@ -119,22 +142,21 @@ def _hmm_one(pi, Apow, AposT, BT, steps_row, x_row, u_row, score, F, G, f, g, w)
                     dead = True
                     break
                 for s in range(S):
-                    G[i, s] = g[s] / c
-        ptr = 0  # number of revealed positions left of the current new position
-        for oi in range(bounds[gi], bounds[gi + 1]):
+                    G[r, s] = g[s] / c
+            if gdirty > jmin:
+                gdirty = jmin
+        for oi in range(g0, g1):
             j = order[oi]
-            if dead:
-                for v in range(V):
-                    w[v] = 1.0
-            else:
-                while ptr < nrev and revpos[ptr] < j:
-                    ptr += 1
-                if ptr == 0:
+            tot = 0.0
+            if not dead:
+                a = prevrev[j]
+                b = nextrev[j]
+                if a < 0:
                     _vec_mat(pi, Apow[j], f)
                 else:
-                    _vec_mat(F[ptr - 1], Apow[j - revpos[ptr - 1]], f)
-                if ptr < nrev:
-                    _vec_mat(G[ptr], AposT[revpos[ptr] - j], g)
+                    _vec_mat(F[a], Apow[j - a], f)
+                if b < L:
+                    _vec_mat(G[b], AposT[b - j], g)
                     for s in range(S):
                         f[s] *= g[s]
                 for v in range(V):
@@ -142,20 +164,29 @@ def _hmm_one(pi, Apow, AposT, BT, steps_row, x_row, u_row, score, F, G, f, g, w)
                     for s in range(S):
                         acc += f[s] * BT[v, s]
                     w[v] = acc
+                    tot += acc
+                if tot <= 0.0:  # the revealed context is impossible: uniform from now on
+                    dead = True
+            if dead:
+                tot = 0.0
+                for v in range(V):
+                    w[v] = 1.0
+                    tot += 1.0
             if score:
                 tok = x_row[j]
             else:
                 tok = _inverse_cdf(w, u_row[j])
                 x_row[j] = tok
-            tot = 0.0
-            for v in range(V):
-                tot += w[v]
             if w[tok] > 0.0:
                 logp += np.log(w[tok] / tot)
             else:
                 logp = -np.inf
-        for oi in range(bounds[gi], bounds[gi + 1]):
+        for oi in range(g0, g1):
             rev[order[oi]] = True
+        if jmin < fdirty:
+            fdirty = jmin
+        if jmax > gdirty:
+            gdirty = jmax
     return logp, ngroups
 
 
@@ -490,3 +521,74 @@ def _dependencies_run(steps, n, num_steps, out_S, out_D, out_m, out_pairs):
                 rev[p] = True
                 runlen[p - left] = tot
                 runlen[p + right] = tot
+
+
+# ----------------------------------------------------------------------------- Example C.7
+@njit(cache=True)
+def _interval_one(bits, l, steps_row, x_row, u_row, score, w):
+    """One sequence for the interval language of Example C.7; returns (log p_tau, nfe, consistent).
+
+    ``bits[a, v, b]``: bit of token ``v`` at in-interval position ``a`` for partner ``b``.
+    Closed form: a masked token's law is the product over partners of [bit == partner's pinned
+    bit] (partner revealed) or 1/2 (partner masked); an inconsistent context gives uniform.
+    """
+    L = steps_row.shape[0]
+    V = bits.shape[1]
+    order = np.argsort(steps_row, kind="mergesort")
+    bounds = np.empty(L + 1, dtype=np.int64)
+    ngroups = _group_bounds(order, steps_row, bounds)
+    rev = np.zeros(L, dtype=np.bool_)
+    dead = False
+    logp = 0.0
+    for gi in range(ngroups):
+        g0 = bounds[gi]
+        g1 = bounds[gi + 1]
+        for oi in range(g0, g1):
+            j = order[oi]
+            base = (j // l) * l
+            a = j - base
+            tot = 0.0
+            for v in range(V):
+                ok = 1.0
+                if not dead:
+                    for b in range(l):
+                        if b != a and rev[base + b]:
+                            if bits[a, v, b] != bits[b, x_row[base + b], a]:
+                                ok = 0.0
+                                break
+                w[v] = ok
+                tot += ok
+            if score:
+                tok = x_row[j]
+            else:
+                tok = _inverse_cdf(w, u_row[j])
+                x_row[j] = tok
+            if w[tok] > 0.0:
+                logp += np.log(w[tok] / tot)
+            else:
+                logp = -np.inf
+        for oi in range(g0, g1):
+            rev[order[oi]] = True
+        if not dead:
+            # the new tokens may contradict each other (same interval, same step)
+            for oi in range(g0, g1):
+                j = order[oi]
+                base = (j // l) * l
+                a = j - base
+                for b in range(l):
+                    if b != a and rev[base + b] and bits[a, x_row[j], b] != bits[b, x_row[base + b], a]:
+                        dead = True
+    return logp, ngroups, not dead
+
+
+@njit(cache=True, parallel=True)
+def _interval_run(bits, l, log_q_in, steps, x, u, score, out_logp, out_nfe, out_logq):
+    # bits (l, V, l) i8; log_q_in: log q of any sequence in the support; steps/x/u (n, L)
+    n, L = steps.shape
+    V = bits.shape[1]
+    for b in prange(n):
+        w = np.empty(V)
+        lp, nfe, ok = _interval_one(bits, l, steps[b], x[b], u[b], score, w)
+        out_logp[b] = lp
+        out_nfe[b] = nfe
+        out_logq[b] = log_q_in if ok else -np.inf

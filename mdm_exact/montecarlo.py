@@ -107,6 +107,11 @@ class _Engine:
     def __init__(self, lang, L, *, model=None, method="auto"):
         from .languages import HMM, NGram
 
+        try:
+            from .languages.examples import IntervalLanguage
+        except ImportError:  # pragma: no cover - the examples module is optional
+            IntervalLanguage = ()
+
         if method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
         self.lang = lang
@@ -136,6 +141,17 @@ class _Engine:
                     np.ascontiguousarray(lang.conditional, dtype=np.float64),
                     int(lang.order),
                 )
+            elif isinstance(lang, IntervalLanguage) and L % lang.interval_length == 0:
+                self.kind = "interval"
+                l = int(lang.interval_length)
+                V = 2 ** (l - 1)
+                bits = np.zeros((l, V, l), dtype=np.int64)  # (l, V, l) bit of token v at a for partner b
+                for a in range(l):
+                    partners = [b for b in range(l) if b != a]  # increasing, earliest = most significant
+                    for i, b in enumerate(partners):
+                        bits[a, :, b] = (np.arange(V) >> (l - 2 - i)) & 1
+                M = L // l
+                self._interval = (bits, l, -M * (l * (l - 1) // 2) * math.log(2.0))
         if method == "fast" and self.kind == "reference":
             raise ValueError(
                 f"method='fast': no Numba kernel for {type(lang).__name__}"
@@ -159,9 +175,12 @@ class _Engine:
         if self.kind == "hmm":
             pi, A, P, PT, BT = self._hmm
             K._hmm_run(pi, A, P, PT, BT, steps, x, u, bool(score), log_p, nfe, log_q)
-        else:
+        elif self.kind == "ngram":
             init, cond, order = self._ngram
             K._ngram_run(init, cond, order, steps, x, u, bool(score), log_p, nfe, log_q)
+        else:
+            bits, l, lq_in = self._interval
+            K._interval_run(bits, l, lq_in, steps, x, u, bool(score), log_p, nfe, log_q)
         return log_p, nfe, log_q, x
 
 
