@@ -600,7 +600,7 @@ def reference_instance_kl(lang, L, rule, *, model=None):
             with np.errstate(divide="ignore"):
                 lprod = np.log(prod)
             live = q > 0
-            d = (lq_upto - lq_before)[live] - lprod[live]
+            d = (lq_upto[live] - lq_before[live]) - lprod[live]
             per_step[k] += pr * float((q[live] * d).sum())
     return total, per_step
 

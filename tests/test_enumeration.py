@@ -1,0 +1,312 @@
+"""Tests of the exact engine ``mdm_exact.enumeration`` (STATEMENTS.md §1.7, §2, §4.C as reconstructed).
+
+Kinds: brute force over all instances vs the forward DP; Fraction oracle; closed forms
+(one step = product of marginals, one position per step = q); Lemma B.2 and B.3 (Feng et al.
+2025, arXiv:2502.09622v1) as properties on random languages; kernel parity; a calibrated
+chi-square test against a direct simulation of the sampler built on ``schedules.draw_steps``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy import stats
+
+from mdm_exact import enumeration as E
+from mdm_exact import metrics as M
+from mdm_exact._kernels_exact import _forward_step
+from mdm_exact.languages import HMM, NGram, all_sequences
+from mdm_exact.schedules import FixedSizes, LeftToRight, RandomOrder, ScheduleSteps, draw_steps, schedule
+
+
+# ---------------------------------------------------------------------------- languages
+def _rows(rng, shape, zero_frac):
+    """Random stochastic rows with about ``zero_frac`` exact zeros (at least one positive per row)."""
+    a = rng.dirichlet(np.ones(shape[-1]), size=shape[:-1]).reshape(-1, shape[-1])  # (rows, V)
+    if zero_frac > 0:
+        kill = rng.random(a.shape) < zero_frac
+        kill[np.arange(a.shape[0]), rng.integers(shape[-1], size=a.shape[0])] = False
+        a = np.where(kill, 0.0, a)
+        a /= a.sum(axis=-1, keepdims=True)
+    return a.reshape(shape)
+
+
+def random_language(seed, kind="ngram", V=2, order=2, S=3, zero_frac=0.0):
+    rng = np.random.default_rng(seed)
+    if kind == "ngram":
+        C = V ** (order - 1)
+        return NGram(order, _rows(rng, (C,), zero_frac), _rows(rng, (C, V), zero_frac))
+    return HMM(_rows(rng, (S,), 0.0), _rows(rng, (S, S), zero_frac), _rows(rng, (S, V), zero_frac))
+
+
+def copy_chain(V):
+    """x_1 uniform, then x_{k+1} = x_k: maximal dependence, TC = (L - 1) log V."""
+    return NGram(2, np.full(V, 1.0 / V), np.eye(V))
+
+
+LANGS = {
+    "bigram-v2": random_language(1),
+    "bigram-v3-sparse": random_language(2, V=3, zero_frac=0.4),
+    "trigram-v2": random_language(3, order=3),
+    "hmm-v2-sparse": random_language(4, kind="hmm", zero_frac=0.3),
+    "copy-v2": copy_chain(2),
+}
+
+RULES = {
+    "linear-1": schedule("linear", 1),
+    "linear-2": schedule("linear", 2),
+    "cosine-3": schedule("cosine", 3),
+    "probs-zero-step": ScheduleSteps((0.5, 0.0, 0.5)),
+    "fixed-2-1-1": FixedSizes((2, 1, 1)),
+    "fixed-0-3-1": FixedSizes((0, 3, 1)),
+    "random-order": RandomOrder(),
+    "left-to-right": LeftToRight(),
+}
+
+
+def assert_same_law(a, b):
+    """Log laws agree: identical -inf pattern, probabilities to 1e-12 relative."""
+    assert_array_equal(np.isneginf(a), np.isneginf(b))
+    fin = np.isfinite(a)
+    assert_allclose(np.exp(a[fin]), np.exp(b[fin]), rtol=1e-12, atol=1e-15)
+
+
+# ---------------------------------------------------------------------------- brute force
+@pytest.mark.parametrize("lang_name", list(LANGS))
+@pytest.mark.parametrize("rule_name", list(RULES))
+def test_law_matches_brute_force_over_instances(lang_name, rule_name):
+    """DP == sum over all N^L instances of Pr(tau) p_tau(x) (Definition B.1), L = 4."""
+    lang, rule = LANGS[lang_name], RULES[rule_name]
+    fast = E.exact_output_law(lang, 4, rule)
+    assert_same_law(fast, E.reference_output_law(lang, 4, rule))
+    assert abs(np.exp(fast).sum() - 1.0) < 1e-12
+
+
+@pytest.mark.parametrize("rule", [schedule("linear", 3), FixedSizes((2, 2, 1))], ids=["linear-3", "fixed"])
+def test_law_matches_brute_force_L5_hmm(rule):
+    lang = random_language(11, kind="hmm", V=3, zero_frac=0.2)
+    assert_same_law(E.exact_output_law(lang, 5, rule), E.reference_output_law(lang, 5, rule))
+
+
+def test_kernel_matches_python_reference():
+    """Numba forward step == plain-Python reference, every step, including fixed sizes."""
+    lang = LANGS["bigram-v3-sparse"]
+    for rule in (schedule("cosine", 3), FixedSizes((1, 2, 1))):
+        a = E.exact_output_law(lang, 4, rule)
+        b = E.exact_output_law(lang, 4, rule, _use_kernel=False)
+        assert_same_law(a, b)
+
+
+def test_thread_count_does_not_change_result():
+    """Fixed chunks reduced in a fixed order: bitwise identical with 1 and all threads."""
+    lang = LANGS["trigram-v2"]
+    V, L = 2, 7
+    log_Q = E.log_joint_table(lang, L)
+    cond = E.conditional_table(log_Q)
+    strides = (V + 1) ** np.arange(L - 1, -1, -1, dtype=np.int64)
+    g = np.random.default_rng(0).random((V + 1) ** L)
+    outs = []
+    n0 = numba.get_num_threads()
+    for nt in sorted({1, n0}):
+        numba.set_num_threads(nt)
+        buf = np.zeros((E.N_CHUNKS, g.size))
+        _forward_step(g, L, V, strides, cond, np.full(L, 0.3), -1, 1.0, buf)
+        outs.append(buf.sum(axis=0))
+    numba.set_num_threads(n0)
+    assert_array_equal(outs[0], outs[-1])
+
+
+# ---------------------------------------------------------------------------- closed forms
+@pytest.mark.parametrize("lang_name", list(LANGS))
+def test_one_step_is_product_of_marginals(lang_name):
+    """N = 1: every position from its marginal, p = prod_i q_i and KL(q || p) = TC(q)."""
+    lang = LANGS[lang_name]
+    V, L = lang.vocab_size, 5
+    log_p = E.exact_output_law(lang, L, schedule("linear", 1))
+    log_q = lang.log_prob(all_sequences(V, L))
+    marg = np.exp(log_q).reshape((V,) * L)
+    prod = np.ones((V,) * L)
+    for i in range(L):
+        mi = marg.sum(axis=tuple(k for k in range(L) if k != i))
+        shape = [1] * L
+        shape[i] = V
+        prod = prod * mi.reshape(shape)
+    with np.errstate(divide="ignore"):
+        assert_same_law(log_p, np.log(prod.ravel()))
+    res = E.exact_metrics(lang, L, schedule("linear", 1))
+    assert res["kl_data_model"] == pytest.approx(M.total_correlation(log_q, V, L), rel=1e-12, abs=1e-13)
+    # with one step the Lemma B.2 bound is tight: a single instance
+    assert res["expected_instance_kl"] == pytest.approx(res["kl_data_model"], rel=1e-12, abs=1e-13)
+
+
+@pytest.mark.parametrize("lang_name", list(LANGS))
+@pytest.mark.parametrize("rule", [RandomOrder(), LeftToRight(), FixedSizes((0, 1, 1, 1, 1, 1))],
+                         ids=["random-order", "left-to-right", "fixed-ones"])
+def test_one_position_per_step_gives_q(lang_name, rule):
+    """One token per step in any order: the chain rule makes p = q; KL = 0, SER = 0."""
+    lang = LANGS[lang_name]
+    V, L = lang.vocab_size, 5
+    log_p = E.exact_output_law(lang, L, rule)
+    assert_same_law(log_p, lang.log_prob(all_sequences(V, L)))
+    res = E.exact_metrics(lang, L, rule)
+    assert res["ser"] == 0.0
+    assert abs(res["kl_data_model"]) < 1e-13
+    assert abs(res["expected_instance_kl"]) < 1e-13
+    assert_allclose(res["tc_per_step"], 0.0, atol=1e-13)
+
+
+def test_copy_chain_two_steps_closed_form():
+    """Copy chain V=2, L=2, N=1: p uniform on {0,1}^2, SER = 1/2, KL(q||p) = log 2."""
+    res = E.exact_metrics(copy_chain(2), 2, schedule("linear", 1))
+    assert res["ser"] == pytest.approx(0.5, rel=1e-15)
+    assert res["kl_data_model"] == pytest.approx(math.log(2), rel=1e-14)
+    assert res["kl_model_data"] is None  # p charges sequences with q = 0
+    assert res["gen_ppl"] == pytest.approx(math.sqrt(2), rel=1e-14)
+
+
+# ---------------------------------------------------------------------------- Fraction oracle
+def _rational_bigram():
+    init = [Fraction(1, 3), Fraction(2, 3)]
+    cond = [[Fraction(1, 4), Fraction(3, 4)], [Fraction(0), Fraction(1)]]
+    return init, cond
+
+
+@pytest.mark.parametrize(
+    "rule,probs",
+    [(schedule("linear", 2), [Fraction(1, 2)] * 2), (ScheduleSteps((0.25, 0.25, 0.5)), [Fraction(1, 4), Fraction(1, 4), Fraction(1, 2)]),
+     (FixedSizes((2, 1)), None), (RandomOrder(), None), (LeftToRight(), None)],
+    ids=["linear-2", "probs-3", "fixed", "random-order", "left-to-right"],
+)
+def test_float_law_matches_fraction_oracle(rule, probs):
+    init, cond = _rational_bigram()
+    L, V = 3, 2
+    joint = []
+    for x in itertools.product(range(V), repeat=L):
+        w = init[x[0]]
+        for a, b in zip(x, x[1:]):
+            w *= cond[a][b]
+        joint.append(w)
+    exact = E.exact_output_law_rational(joint, V, L, rule, step_probs=probs)
+    assert sum(exact) == 1
+    lang = NGram(2, [float(v) for v in init], [[float(v) for v in row] for row in cond])
+    fl = E.exact_output_law(lang, L, rule)
+    ex = np.array([float(v) for v in exact])
+    with np.errstate(divide="ignore"):
+        assert_same_law(fl, np.log(ex))
+    assert_array_equal(ex == 0, np.isneginf(fl))
+
+
+# ---------------------------------------------------------------------------- Lemma B.2 / B.3
+@pytest.mark.parametrize("lang_name", ["bigram-v2", "hmm-v2-sparse", "copy-v2", "bigram-v3-sparse"])
+@pytest.mark.parametrize("rule_name", ["linear-2", "cosine-3", "fixed-2-1-1", "probs-zero-step"])
+def test_instance_kl_and_per_step_match_brute_force(lang_name, rule_name):
+    """E_tau KL(q||p_tau) (Lemma B.2 RHS) and its Lemma B.3 per-step split, vs all instances."""
+    lang, rule = LANGS[lang_name], RULES[rule_name]
+    t = E.instance_kl_terms(lang, 4, rule)
+    total, per_step = E.reference_instance_kl(lang, 4, rule)
+    assert t["expected_instance_kl"] == pytest.approx(total, rel=1e-11, abs=1e-13)
+    assert_allclose(t["instance_kl_per_step"], per_step, rtol=1e-11, atol=1e-13)
+    assert_allclose(t["token_kl_per_step"] + t["tc_per_step"], t["instance_kl_per_step"], rtol=1e-12, atol=1e-14)
+    assert np.all(t["tc_per_step"] > -1e-13)
+    res = E.exact_metrics(lang, 4, rule)
+    assert res["kl_data_model"] <= res["expected_instance_kl"] + 1e-13  # Lemma B.2
+
+
+langs_st = st.builds(
+    random_language,
+    seed=st.integers(0, 2**32 - 1),
+    kind=st.sampled_from(["ngram", "hmm"]),
+    V=st.sampled_from([2, 3]),
+    order=st.sampled_from([2, 3]),
+    zero_frac=st.sampled_from([0.0, 0.3, 0.6]),
+)
+
+
+@st.composite
+def rules_st(draw, L):
+    kind = draw(st.sampled_from(["probs", "fixed", "random-order", "left-to-right", "cosine"]))
+    N = draw(st.integers(1, 3))
+    if kind == "probs":
+        w = np.array(draw(st.lists(st.integers(0, 5), min_size=N, max_size=N)), dtype=float)
+        if w.sum() == 0:
+            w[-1] = 1.0
+        return ScheduleSteps(tuple(w / w.sum()))
+    if kind == "fixed":
+        cuts = sorted(draw(st.lists(st.integers(0, L), min_size=N - 1, max_size=N - 1)))
+        edges = [0, *cuts, L]
+        return FixedSizes(tuple(b - a for a, b in zip(edges, edges[1:])))
+    if kind == "cosine":
+        return schedule("cosine", N)
+    return RandomOrder() if kind == "random-order" else LeftToRight()
+
+
+@settings(max_examples=25)
+@given(lang=langs_st, data=st.data(), L=st.integers(2, 4))
+def test_properties_on_random_languages(lang, data, L):
+    """Random languages and rules: DP == brute force; normalised; SER, KLs >= 0; Lemma B.2 holds;
+    Lemma B.3 split sums to the brute-force E_tau KL."""
+    rule = data.draw(rules_st(L))
+    log_p = E.exact_output_law(lang, L, rule)
+    assert abs(np.exp(log_p).sum() - 1.0) < 1e-12
+    assert_same_law(log_p, E.reference_output_law(lang, L, rule))
+    res = E.exact_metrics(lang, L, rule)
+    assert 0.0 <= res["ser"] <= 1.0
+    assert res["kl_data_model"] >= -1e-13
+    assert res["kl_data_model"] <= res["expected_instance_kl"] + 1e-12  # Lemma B.2
+    total, per_step = E.reference_instance_kl(lang, L, rule)
+    assert res["expected_instance_kl"] == pytest.approx(total, rel=1e-10, abs=1e-12)
+    assert_allclose(res["instance_kl_per_step"], per_step, rtol=1e-10, atol=1e-12)
+    # perfect model: SER > 0 only if some step reveals >= 2 positions
+    if isinstance(rule, (RandomOrder, LeftToRight)):
+        assert res["ser"] == 0.0
+
+
+# ---------------------------------------------------------------------------- Monte Carlo
+def _simulate(lang, L, rule, n, rng):
+    """Direct simulation of the sampler: draw_steps, then draw each step from the conditionals."""
+    V = lang.vocab_size
+    steps = draw_steps(rule, n, L, rng=rng)  # (n, L)
+    x = np.zeros((n, L), dtype=np.int64)
+    u = rng.random((n, L))  # (n, L)
+    for k in range(rule.num_steps(L)):
+        cm = lang.conditional_marginals(x, steps < k)  # (n, L, V)
+        cdf = np.cumsum(cm, axis=2)
+        draw = np.minimum((u[:, :, None] >= cdf).sum(axis=2), V - 1)  # (n, L)
+        x = np.where(steps == k, draw, x)
+    return x
+
+
+@pytest.mark.parametrize("rule", [schedule("cosine", 2), FixedSizes((2, 2))], ids=["cosine-2", "fixed-2-2"])
+def test_chi_square_against_simulation(rule):
+    """Simulated samples fit the exact pmf (chi-square, false-fail rate 1e-6); a law with 1% of its
+    mass moved between two cells would fail with this n (checked below on the same samples)."""
+    lang = LANGS["bigram-v2"]
+    L, n = 4, 200_000
+    p = np.exp(E.exact_output_law(lang, L, rule))
+    x = _simulate(lang, L, rule, n, np.random.default_rng(12345))
+    counts = np.bincount(x @ (2 ** np.arange(L - 1, -1, -1)), minlength=2**L)
+    assert stats.chisquare(counts, n * p).pvalue > 1e-6
+    wrong = p.copy()
+    i, j = np.argmax(p), np.argmin(p)
+    wrong[i] -= 0.01
+    wrong[j] += 0.01
+    assert stats.chisquare(counts, n * wrong).pvalue < 1e-6
+
+
+# ---------------------------------------------------------------------------- errors
+def test_refuses_sizes_beyond_limits():
+    lang = random_language(0, V=3)
+    with pytest.raises(ValueError, match="MAX_STATES"):
+        E.exact_output_law(lang, 16, schedule("linear", 2))
+    with pytest.raises(ValueError, match="limit"):
+        E.exact_output_law(lang, 12, schedule("linear", 12), max_work=1e6)
+    with pytest.raises(ValueError, match="sum to"):
+        E.exact_output_law(lang, 4, FixedSizes((1, 1)))
