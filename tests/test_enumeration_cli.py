@@ -1,0 +1,50 @@
+"""Tests of ``mdm-theory exact`` (``mdm_exact.commands.exact``)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mdm_exact import enumeration as E
+from mdm_exact.cli import main
+from mdm_exact.languages import NGram
+from mdm_exact.models import PerturbedModel
+from mdm_exact.schedules import schedule
+
+
+def sparse_bigram(V=3, seed=0):
+    rng = np.random.default_rng(seed)
+    cond = rng.dirichlet(np.ones(V), size=V)
+    cond[0, 1] = 0.0
+    cond /= cond.sum(axis=1, keepdims=True)
+    return NGram(2, rng.dirichlet(np.ones(V)), cond)
+
+
+def test_cli_json(capsys, tmp_path):
+    from mdm_exact.languages.io import save_language
+
+    path = save_language(sparse_bigram(), tmp_path / "lang.json")
+    rc = main(["exact", "--language", str(path), "--length", "4", "--steps", "2", "--eta", "0.3",
+               "--model-seed", "2", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("ser", "gen_ppl", "kl_data_model", "kl_model_data", "log_ter_gap", "expected_instance_kl",
+                "entropy_model", "L", "num_steps", "eta", "model_seed", "language", "epsilon_learning"):
+        assert key in out
+    direct = E.exact_metrics(sparse_bigram(), 4, schedule("linear", 2), model=PerturbedModel(sparse_bigram(), 0.3, seed=2))
+    assert out["ser"] == pytest.approx(direct["ser"], rel=1e-15)
+    assert out["kl_model_data"] is None or out["kl_model_data"] >= 0
+    rc = main(["exact", "--language", str(path), "--length", "4", "--step-sizes", "2,1,1"])
+    assert rc == 0
+    assert "SER" in capsys.readouterr().out
+
+
+def test_cli_refuses_large_sizes(capsys, tmp_path):
+    from mdm_exact.languages.io import save_language
+
+    path = save_language(sparse_bigram(), tmp_path / "lang.json")
+    rc = main(["exact", "--language", str(path), "--length", "20", "--steps", "2", "--json"])
+    assert rc == 2
+    assert "MAX_STATES" in capsys.readouterr().err
