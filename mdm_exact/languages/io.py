@@ -138,7 +138,7 @@ def load_language(spec, *, seed=None) -> Language:
             raise LanguageError(f"{path}: not valid JSON (truncated or corrupt?): {exc}") from None
     else:
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
                 d = {k: z[k] for k in z.files}
         except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
             raise LanguageError(f"{path}: not a readable .npz archive (truncated or corrupt?): {exc}") from None
