@@ -168,8 +168,8 @@ def run(args) -> dict:
         models = {}
         for kind, cap in (("ar", args.ar_seconds), ("mdm", args.mdm_seconds)):
             mc = _model_config(lang.vocab_size, L, kind, args.size, args.tiny, order)
-            cfg = TrainConfig(kind=kind, L=L, batch_size=16 if args.tiny else 64, max_steps=30 if args.tiny else 2000,
-                              max_seconds=min(cap, max(5.0, R.left() - 60)), eval_every=10 if args.tiny else 25,
+            cfg = TrainConfig(kind=kind, L=L, batch_size=16 if args.tiny else 64, max_steps=12 if args.tiny else 2000,
+                              max_seconds=min(cap, max(5.0, R.left() - 60)), eval_every=6 if args.tiny else 25,
                               val_size=16 if args.tiny else 256, seed=args.seed, device=device)
             res = train(lang, mc, cfg, log=R.log if not args.tiny else None)
             s = res.summary()
@@ -267,7 +267,7 @@ def main(argv=None) -> int:
     if args.device is None:
         args.device = "cpu" if args.tiny or not torch.cuda.is_available() else "cuda"
     args.languages = (args.languages.split(",") if args.languages else PPL_LANGUAGES + SER_LANGUAGES)
-    defaults = dict(length=8, budget_seconds=120, mdm_seconds=10, ar_seconds=5, num_samples=16, reference_samples=64) \
+    defaults = dict(length=8, budget_seconds=120, mdm_seconds=10, ar_seconds=5, num_samples=8, reference_samples=32) \
         if args.tiny else dict(length=512, budget_seconds=540, mdm_seconds=45, ar_seconds=15, num_samples=128,
                                reference_samples=1000)
     for k, v in defaults.items():
