@@ -343,6 +343,7 @@ def run_monte_carlo(
     rng = np.random.default_rng(rng)
     seed_seq = getattr(rng.bit_generator, "seed_seq", None)
     seed = getattr(seed_seq, "entropy", None)
+    lang.in_support(np.zeros((1, L), dtype=np.int64))  # the language validates L (e.g. multiples of l)
     N = _rule_num_steps(rule, L)
     eng = _Engine(lang, L, model=model, method=method)
     n_chunks = math.ceil(n / CHUNK)

@@ -1,0 +1,426 @@
+"""Monte Carlo engine of the idealised sampler (``mdm_exact.montecarlo``).
+
+Kinds of tests (STYLE.md §7): kernel parity (Numba == NumPy reference, same uniforms give the
+same samples; bitwise equality across thread counts and batch sizes), Monte Carlo vs exact
+values on tiny cases within calibrated intervals, closed forms (autoregressive and
+one-token-per-step samplers have zero instance KL and zero SER), dependency counts against a
+direct implementation of Definitions B.4-B.7 (STATEMENTS.md §4.C) including Example B.6.
+"""
+
+import itertools
+import json
+import math
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mdm_exact import montecarlo as mc
+from mdm_exact.languages import HMM, IntervalLanguage, NGram, all_sequences
+from mdm_exact.languages.random import random_hmm, random_ngram
+from mdm_exact.schedules import FixedSizes, LeftToRight, RandomOrder, draw_steps, expected_nonempty_steps, schedule
+from mdm_exact.stats import clopper_pearson, normal_quantile
+
+# Calibrated Monte Carlo tests: each interval has miscoverage ALPHA; a test with k intervals
+# fails by chance with probability <= k * ALPHA (Bonferroni), i.e. below 1e-5 per test.
+ALPHA = 1e-6
+
+
+def _sparse_hmm():
+    """3 states, 2 tokens, with zeros so that the idealised sampler makes sequence errors."""
+    return HMM([0.6, 0.4, 0.0], [[0.0, 0.7, 0.3], [0.5, 0.0, 0.5], [0.2, 0.3, 0.5]], [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+
+
+def _sparse_trigram():
+    V = 2
+    cond = np.array([[0.9, 0.1], [0.0, 1.0], [1.0, 0.0], [0.4, 0.6]])  # (V^2, V)
+    init = np.array([0.3, 0.2, 0.5, 0.0])  # (V^2,)
+    return NGram(3, init, cond)
+
+
+LANGS = {
+    "hmm": (_sparse_hmm, 6),
+    "trigram": (_sparse_trigram, 6),
+    "bigram-rand": (lambda: random_ngram(2, 3, 2.0, 0.1, rng=3), 7),
+    "4gram-rand": (lambda: random_ngram(4, 2, 2.0, 0.1, rng=4), 7),
+    "hmm-rand": (lambda: random_hmm(5, 3, 3.2, 0.05, rng=5), 7),
+    "interval3": (lambda: IntervalLanguage(3), 6),
+}
+RULES = {
+    "linear1": lambda L: schedule("linear", 1),
+    "linear2": lambda L: schedule("linear", 2),
+    "cosine4": lambda L: schedule("cosine", 4),
+    "fixed": lambda L: FixedSizes((2, 0, L - 3, 1)),
+    "random-order": lambda L: RandomOrder(),
+    "left-to-right": lambda L: LeftToRight(),
+}
+
+
+# ----------------------------------------------------------------------------- kernel parity
+@pytest.mark.parametrize("rule_name", sorted(RULES))
+@pytest.mark.parametrize("lang_name", sorted(LANGS))
+def test_kernel_matches_numpy_reference(lang_name, rule_name):
+    """Same instances and uniforms: the Numba kernel draws exactly the reference's samples."""
+    make, L = LANGS[lang_name]
+    lang = make()
+    rule = RULES[rule_name](L)
+    rng = np.random.default_rng(11)
+    n = 300
+    steps = draw_steps(rule, n, L, rng=rng)  # (n, L)
+    u = rng.random((n, L))  # (n, L)
+    fast = mc._Engine(lang, L, method="fast")
+    ref = mc._Engine(lang, L, method="reference")
+    lp_f, nfe_f, lq_f, x_f = fast.run(steps, np.zeros((n, L), np.int64), u, score=False)
+    lp_r, nfe_r, lq_r, x_r = ref.run(steps, np.zeros((n, L), np.int64), u, score=False)
+    np.testing.assert_array_equal(x_f, x_r)
+    np.testing.assert_array_equal(nfe_f, nfe_r)
+    np.testing.assert_array_equal(np.isfinite(lq_f), np.isfinite(lq_r))
+    np.testing.assert_array_equal(lq_f == -np.inf, lq_r == -np.inf)
+    fin = np.isfinite(lq_f)
+    np.testing.assert_allclose(lq_f[fin], lq_r[fin], rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(np.isfinite(lp_f), np.isfinite(lp_r))
+    fin = np.isfinite(lp_f)
+    np.testing.assert_allclose(lp_f[fin], lp_r[fin], rtol=1e-12, atol=1e-12)
+    # in-support decision of the kernel agrees with the language's exact zero-pattern test
+    np.testing.assert_array_equal(np.isfinite(lq_f), lang.in_support(x_f))
+    # score mode on data x ~ q: teacher-forced log p_tau(x) agrees too
+    xd = lang.sample(n, L, rng=rng)
+    lp_f, _, lq_f, _ = fast.run(steps, xd, u, score=True)
+    lp_r, _, lq_r, _ = ref.run(steps, xd, u, score=True)
+    np.testing.assert_allclose(lp_f, lp_r, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(lq_f, lq_r, rtol=1e-12, atol=1e-12)
+
+
+@st.composite
+def _random_chain(draw):
+    kind = draw(st.sampled_from(["hmm", "ngram"]))
+    seed = draw(st.integers(0, 2**31 - 1))
+    V = draw(st.integers(2, 3))
+    thr = draw(st.sampled_from([0.0, 0.05, 0.2]))
+    if kind == "hmm":
+        lang = random_hmm(draw(st.integers(1, 5)), V, 2.0, thr, rng=seed)
+    else:
+        lang = random_ngram(draw(st.integers(2, 4)), V, 2.0, thr, rng=seed)
+    L = draw(st.integers(1, 9))
+    N = draw(st.integers(1, 6))
+    return lang, L, N, seed
+
+
+@settings(max_examples=30)
+@given(_random_chain())
+def test_kernel_parity_property(case):
+    """Random sparse HMMs and n-grams (any L, including L < n - 1 via the reference)."""
+    lang, L, N, seed = case
+    rule = schedule("linear", N)
+    a = mc.sample_idealised(lang, L, rule, 150, rng=seed)
+    b = mc.sample_idealised(lang, L, rule, 150, rng=seed, method="reference")
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[3], b[3])
+    np.testing.assert_array_equal(np.isfinite(a[4]), np.isfinite(b[4]))
+
+
+def _strip_timing(d):
+    return {k: v for k, v in d.items() if k not in ("seconds", "samples_per_second")}
+
+
+def test_bitwise_identical_across_threads_and_batch_sizes():
+    lang = random_hmm(6, 3, 3.2, 0.05, rng=2)
+    rule = schedule("linear", 5)
+    kw = dict(rng=123, instance_kl=True, dependencies=3)
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = mc.run_monte_carlo(lang, 40, rule, 700, batch_size=256, **kw).to_dict()
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = mc.run_monte_carlo(lang, 40, rule, 700, batch_size=100000, **kw).to_dict()
+    finally:
+        numba.set_num_threads(old)
+    assert _strip_timing(one) == _strip_timing(many)
+    again = mc.run_monte_carlo(lang, 40, rule, 700, batch_size=128, **kw).to_dict()
+    assert _strip_timing(again) == _strip_timing(one)
+    other = mc.run_monte_carlo(lang, 40, rule, 700, batch_size=128, rng=124, instance_kl=True).to_dict()
+    assert other["mean_log_prob_per_token"] != one["mean_log_prob_per_token"]
+
+
+# ----------------------------------------------------------------------------- exact values
+def _brute_force_exact(lang, L, rule):
+    """Exact law of the idealised sampler by enumerating every instance tau and sequence.
+
+    Returns (log q, p) over ``all_sequences`` and E_tau KL(q || p_tau) (Lemma B.2 RHS).
+    """
+    V = lang.vocab_size
+    X = all_sequences(V, L)  # (V^L, L)
+    with np.errstate(divide="ignore"):
+        log_q = lang.log_prob(X)
+    q = np.exp(log_q)
+    N = rule.num_steps(L)
+    p = np.zeros(X.shape[0])
+    ekl = 0.0
+    probs = rule.p
+    for tau in itertools.product(range(N), repeat=L):
+        tau = np.array(tau)
+        pr = float(np.prod(probs[tau]))
+        if pr == 0.0:
+            continue
+        p_tau = np.ones(X.shape[0])
+        for k in np.unique(tau):
+            marg = lang.conditional_marginals(X, np.broadcast_to(tau < k, X.shape))  # (V^L, L, V)
+            for j in np.flatnonzero(tau == k):
+                p_tau *= marg[np.arange(X.shape[0]), j, X[:, j]]
+        p += pr * p_tau
+        inside = q > 0
+        ekl += pr * float(np.sum(q[inside] * (log_q[inside] - np.log(p_tau[inside]))))
+    return log_q, p, ekl
+
+
+@pytest.mark.parametrize(
+    "lang_name,N", [("hmm", 2), ("trigram", 3), ("interval3", 2)], ids=["hmm-N2", "trigram-N3", "interval3-N2"]
+)
+def test_monte_carlo_matches_exact(lang_name, N):
+    """SER, generative perplexities, instance KL and NFE agree with enumeration.
+
+    Four intervals at miscoverage 1e-6 each (false-fail rate < 1e-5). The asserted widths
+    show that an error of 0.01 in SER, of 1% in either generative perplexity or of 0.01
+    nats/token in the instance KL would be caught.
+    """
+    make, _ = LANGS[lang_name]
+    lang = make()
+    L = 6 if lang_name == "interval3" else 4
+    rule = schedule("cosine", N)
+    log_q, p, ekl = _brute_force_exact(lang, L, rule)
+    inside = log_q > -np.inf
+    ser = 1.0 - p[inside].sum()
+    mlp = float(np.sum(p[inside] * log_q[inside]) / p[inside].sum() / L)
+    ppl_seq = float(np.sum(p[inside] * np.exp(-log_q[inside] / L)) / p[inside].sum())
+    n = 400_000
+    r = mc.run_monte_carlo(lang, L, rule, n, rng=2024, alpha=ALPHA, batch_size=50_000)
+    assert r.engine != "reference"
+    lo, hi = r.ser_ci
+    assert lo <= ser <= hi and hi - lo < 0.01
+    lo, hi = r.gen_ppl_ci
+    assert lo <= math.exp(-mlp) <= hi and hi - lo < 0.01 * math.exp(-mlp)
+    lo, hi = r.gen_ppl_seq_mean_ci
+    assert lo <= ppl_seq <= hi and hi - lo < 0.01 * ppl_seq
+    lo, hi = r.instance_kl_per_token_ci
+    assert lo <= ekl / L <= hi and hi - lo < 0.01
+    # the exact engine of the package agrees with this brute force
+    enumeration = pytest.importorskip("mdm_exact.enumeration")
+    ex = enumeration.exact_metrics(lang, L, rule)
+    assert ex["ser"] == pytest.approx(ser, abs=1e-12)
+    assert ex["expected_instance_kl"] == pytest.approx(ekl, abs=1e-12)
+    assert ex["gen_ppl"] == pytest.approx(math.exp(-mlp), rel=1e-12)
+
+
+def test_nfe_matches_statements_4e():
+    """Mean number of non-empty steps = sum_k 1 - (1 - p_k)^L (STATEMENTS.md §4.E), L = 120."""
+    lang = IntervalLanguage(4)
+    for N in (16, 64, 256):
+        rule = schedule("linear", N)
+        r = mc.run_monte_carlo(lang, 120, rule, 20_000, rng=N, alpha=ALPHA, instance_kl=False)
+        lo, hi = r.nfe_ci
+        expected = expected_nonempty_steps(rule, 120)
+        assert lo <= expected <= hi and hi - lo < 0.01 * expected
+        assert sum(r.nfe_hist.values()) == 20_000
+    r = mc.run_monte_carlo(lang, 8, FixedSizes((3, 0, 5)), 50, rng=0)
+    assert r.nfe_hist == {2: 50}
+
+
+@pytest.mark.parametrize("rule", [LeftToRight(), RandomOrder()], ids=["left-to-right", "random-order"])
+@pytest.mark.parametrize("preset", ["paper-hmm", "paper-3gram", "interval-l4"])
+def test_one_token_per_step_is_exact(rule, preset):
+    """One token per step: p_tau = q for every tau, so SER = 0 and the instance KL is 0."""
+    from mdm_exact.languages import load_language
+
+    lang = load_language(preset)
+    L = 64
+    r = mc.run_monte_carlo(lang, L, rule, 256, rng=5)
+    assert r.ser == 0.0 and r.num_errors == 0
+    assert abs(r.instance_kl_per_token) < 1e-12
+    assert r.nfe_mean == L
+
+
+def test_single_step_instance_kl_is_total_correlation():
+    """N = 1 draws the product of marginals: E_tau KL(q || p_tau) = TC(q) (Lemma A.1 identity)."""
+    lang = _sparse_hmm()
+    L = 5
+    X = all_sequences(2, L)
+    with np.errstate(divide="ignore"):
+        lq = lang.log_prob(X)
+    q = np.exp(lq)
+    marg = lang.conditional_marginals(X[:1], np.zeros((1, L), bool))[0]  # (L, V)
+    inside = q > 0
+    tc = float(np.sum(q[inside] * (lq[inside] - np.log(marg[np.arange(L), X[inside]]).sum(axis=1))))
+    r = mc.run_monte_carlo(lang, L, schedule("linear", 1), 200_000, rng=9, alpha=ALPHA)
+    lo, hi = r.instance_kl_per_token_ci
+    assert lo <= tc / L <= hi and hi - lo < 0.01
+
+
+# ----------------------------------------------------------------------------- dependencies
+def _direct_dependencies(before, new, n):
+    """Definitions B.4/B.5 straight from the text: runs, separator blocks, intervals touched."""
+    L = len(before)
+    runs = []
+    i = 0
+    while i < L:
+        if before[i]:
+            j = i
+            while j < L and before[j]:
+                j += 1
+            runs.append((i, j))
+            i = j
+        else:
+            i += 1
+    S = sum((b - a) // (n - 1) for a, b in runs)
+    # interval label of a position = number of separator blocks entirely to its left
+    blocks_end = []
+    for a, b in runs:
+        for t in range((b - a) // (n - 1)):
+            blocks_end.append(a + (t + 1) * (n - 1) - 1)
+    labels = {sum(1 for e in blocks_end if e < p) for p in np.flatnonzero(new)}
+    m = int(np.sum(new))
+    return S, m - len(labels), len(labels)
+
+
+def test_example_b6():
+    """STATEMENTS.md §4.C Example B.6: L=10, n=3, M_<k={2,5,6,9}, M_k={3,7,10} (1-based) -> S=1, D=1."""
+    steps = np.full(10, 2)
+    steps[[1, 4, 5, 8]] = 0
+    steps[[2, 6, 9]] = 1
+    S, D, D_lit, m, pairs = mc.step_dependencies(steps, 3)
+    assert S[0, 1] == 1 and D[0, 1] == 1 and D_lit[0, 1] == 2 and m[0, 1] == 3 and pairs[0, 1] == 3
+    before = steps < 1
+    assert _direct_dependencies(before, steps == 1, 3) == (1, 1, 2)
+
+
+@settings(max_examples=60)
+@given(st.integers(1, 40), st.integers(2, 5), st.integers(1, 12), st.integers(0, 2**31 - 1))
+def test_dependency_kernel_matches_definitions(L, n, N, seed):
+    rng = np.random.default_rng(seed)
+    steps = rng.integers(0, N, size=(3, L))  # (3, L)
+    S, D, D_lit, m, pairs = mc.step_dependencies(steps, n, num_steps=N)
+    for b in range(3):
+        for k in range(N):
+            s_, d_, t_ = _direct_dependencies(steps[b] < k, steps[b] == k, n)
+            assert (S[b, k], D[b, k], D_lit[b, k]) == (s_, d_, t_)
+            assert pairs[b, k] == m[b, k] * (m[b, k] - 1) // 2
+    sep = pytest.importorskip("mdm_exact.separators")
+    for reading, ours in (("corrected", D), ("literal", D_lit)):
+        S_ref, D_ref = sep.instance_dependencies(steps, n, reading=reading, num_steps=N)
+        np.testing.assert_array_equal(S, S_ref)
+        np.testing.assert_array_equal(ours, D_ref)
+
+
+def test_run_reports_dependency_means():
+    lang = random_ngram(3, 3, 2.0, 0.05, rng=1)
+    rule = schedule("linear", 6)
+    r = mc.run_monte_carlo(lang, 30, rule, 300, rng=4, dependencies=True, instance_kl=False).to_dict()
+    _, steps, _, _, _ = mc.sample_idealised(lang, 30, rule, 300, rng=4)
+    S, D, D_lit, m, pairs = mc.step_dependencies(steps, 3, num_steps=6)
+    np.testing.assert_allclose(r["S_k"], S.mean(axis=0), rtol=1e-15)
+    np.testing.assert_allclose(r["D_k"], D.mean(axis=0), rtol=1e-15)
+    np.testing.assert_allclose(r["D_k_literal"], D_lit.mean(axis=0), rtol=1e-15)
+    np.testing.assert_allclose(r["same_step_pairs_k"], pairs.mean(axis=0), rtol=1e-15)
+    assert r["D_tau_mean"] == pytest.approx(D.sum(axis=1).mean(), rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- driver
+def test_interrupt_keeps_finished_batches(monkeypatch):
+    lang = IntervalLanguage(3)
+    real = mc._Engine.run
+    calls = {"n": 0}
+
+    def flaky(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] > 2:  # first batch: sampling + instance-KL scoring, then Ctrl-C
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(mc._Engine, "run", flaky)
+    r = mc.run_monte_carlo(lang, 9, schedule("linear", 3), 1000, rng=0, batch_size=256)
+    assert r.interrupted and r.num_samples_done == 256
+
+
+def test_model_runs_on_reference_and_matches_exact():
+    models = pytest.importorskip("mdm_exact.models")
+    enumeration = pytest.importorskip("mdm_exact.enumeration")
+    lang = _sparse_trigram()
+    model = models.PerturbedModel(lang, 0.5, seed=3)
+    rule = schedule("linear", 2)
+    ex = enumeration.exact_metrics(lang, 4, rule, model=model)
+    r = mc.run_monte_carlo(lang, 4, rule, 40_000, rng=8, model=model, alpha=ALPHA)
+    assert r.engine == "reference"
+    lo, hi = r.ser_ci
+    assert lo <= ex["ser"] <= hi
+    lo, hi = r.instance_kl_per_token_ci
+    assert lo <= ex["expected_instance_kl"] / 4 <= hi
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(num_samples=0), "num_samples"),
+        (dict(L=0), "L"),
+        (dict(alpha=1.5), "alpha"),
+        (dict(rule="linear"), "StepRule"),
+        (dict(dependencies=True), "n-gram"),
+        (dict(method="gpu"), "method"),
+        (dict(batch_size=0), "batch_size"),
+    ],
+)
+def test_bad_input_is_a_clear_error(kwargs, match):
+    args = dict(lang=_sparse_hmm(), L=4, rule=schedule("linear", 2), num_samples=10)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        mc.run_monte_carlo(args.pop("lang"), args.pop("L"), args.pop("rule"), args.pop("num_samples"), **args)
+
+
+def test_fast_method_refuses_unsupported_language():
+    lang = _sparse_trigram()
+    with pytest.raises(ValueError, match="no Numba kernel"):
+        mc.run_monte_carlo(lang, 1, schedule("linear", 1), 5, method="fast")
+
+
+def test_cli_sample_json(capsys):
+    from mdm_exact.cli import main
+
+    rc = main(["sample", "--language", "interval-l3", "--length", "9", "--steps", "3", "--samples", "300", "--seed", "1", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in (
+        "ser",
+        "ser_ci",
+        "gen_ppl",
+        "gen_ppl_ci",
+        "mean_log_prob_per_token",
+        "nfe_mean",
+        "instance_kl_per_token",
+        "instance_kl_per_token_ci",
+        "seconds",
+        "samples_per_second",
+        "L",
+        "num_steps",
+        "num_samples",
+        "seed",
+    ):
+        assert key in out
+    assert out["L"] == 9 and out["num_steps"] == 3 and out["seed"] == 1
+    rc = main(["sample", "--language", "paper-2gram", "--length", "16", "--rule", "left-to-right", "--samples", "64", "--seed", "2", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ser"] == 0.0 and out["num_steps"] == 16
+
+
+def test_cli_bad_input(capsys):
+    from mdm_exact.cli import main
+
+    assert main(["sample", "--language", "interval-l3", "--length", "10", "--steps", "3", "--samples", "10", "--json"]) == 2
+    assert "multiple of 3" in capsys.readouterr().err
+
+
+def test_z_quantile_sanity():
+    # the calibration constant used above: 1e-6 two-sided is about 4.9 standard errors
+    assert 4.8 < normal_quantile(ALPHA) < 5.0
+    lo, hi = clopper_pearson(0, 10, 0.05)
+    assert lo == 0.0 and hi < 0.31
