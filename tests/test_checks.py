@@ -205,3 +205,22 @@ def test_cli_table_and_errors(capsys):
     assert main(["check"]) == 2
     assert main(["check", "no-such-lemma"]) == 2
     assert "unknown statement" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rule", [schedule("linear", 2), RandomOrder()])
+def test_exact_instances_with_perturbed_model(rule):
+    """ExactInstances with the exact-engine team's PerturbedModel: same epsilon_learning (max over
+    contexts with q(x_R) > 0) and the same output law as enumeration.exact_output_law."""
+    models = pytest.importorskip("mdm_exact.models")
+    enumeration = pytest.importorskip("mdm_exact.enumeration")
+    from scipy.special import logsumexp
+
+    lang = C._random_ngram(2, 2, 11, threshold=0.2)
+    L = 4
+    model = models.PerturbedModel(lang, 0.4, seed=3)
+    eng = C.ExactInstances(C.joint_from_language(lang, L), 2, L, model=model)
+    assert eng.epsilon_learning == pytest.approx(model.epsilon_learning(L), rel=1e-10, abs=1e-14)
+    assert eng.epsilon_learning > 0
+    steps, w = C.enumerate_instances(rule, L)
+    logp = logsumexp(eng.log_p_tau(steps) + np.log(w)[:, None], axis=0)
+    np.testing.assert_allclose(logp, enumeration.exact_output_law(lang, L, rule, model=model), rtol=1e-10, atol=1e-12)
