@@ -224,3 +224,53 @@ def test_exact_instances_with_perturbed_model(rule):
     steps, w = C.enumerate_instances(rule, L)
     logp = logsumexp(eng.log_p_tau(steps) + np.log(w)[:, None], axis=0)
     np.testing.assert_allclose(logp, enumeration.exact_output_law(lang, L, rule, model=model), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "name, L, rule, model, status",
+    [
+        ("B.2", 4, schedule("linear", 2), None, "holds"),
+        ("B.3", 4, schedule("cosine", 3), 0.1, "holds"),
+        ("B.8", 5, schedule("linear", 1), None, "holds"),
+        ("B.8-literal", 5, schedule("linear", 1), None, "violated"),  # STATEMENTS.md §7.2
+        ("B.9", 4, schedule("linear", 2), 0.05, "holds"),
+        ("C.2", 4, RandomOrder(), 0.2, "holds"),
+        ("4.3", 4, schedule("linear", 16), 0.01, "holds"),
+        ("Chen-Cong-Li", 4, FixedSizes((2, 2)), None, "holds"),
+        ("Li-Cai", 4, FixedSizes((3, 1)), None, "holds"),
+    ],
+)
+def test_check_instance_exact(name, L, rule, model, status):
+    r = C.check_instance(name, C.copy_chain(), L, rule, model=model)
+    assert r["statement"] == name and r["status"] == status and r["measured_ci"] is None
+
+
+def test_check_instance_interval_exact_and_monte_carlo():
+    from mdm_exact.languages import load_language
+
+    r = C.check_instance("C.6", load_language("interval-l3"), 6, schedule("linear", 2))
+    assert r["status"] == "holds" and r["bound"] == pytest.approx(B.lemma_c6_ser_lower_bound(6, 3, 2, 0.5))
+    r = C.check_instance("4.4", load_language("interval-l5"), 50, schedule("linear", 10), num_samples=2000, rng=1)
+    lo, hi = r["measured_ci"]
+    exact = 1 - B.interval_validity_perfect_model(np.full(10, 0.1), 5) ** 10
+    assert lo <= exact <= hi and r["status"] == "holds"
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(name="B.8", lang="hmm", L=3, rule=schedule("linear", 2)), "n-gram"),
+        (dict(name="C.6", lang="chain", L=3, rule=schedule("linear", 2)), "interval"),
+        (dict(name="C.2", lang="chain", L=3, rule=schedule("linear", 1)), "one position per step"),
+        (dict(name="A.1", lang="chain", L=3, rule=schedule("linear", 1)), "not supported"),
+        (dict(name="B.2", lang="chain", L=3, rule=schedule("linear", 1), method="x"), "method"),
+        (dict(name="B.2", lang="chain", L=30, rule=schedule("linear", 1), method="exact"), "too large"),
+    ],
+)
+def test_check_instance_errors(kwargs, match):
+    from mdm_exact.languages import HMM
+
+    langs = {"chain": C.copy_chain(), "hmm": HMM(np.array([0.5, 0.5]), np.eye(2), np.eye(2))}
+    kwargs["lang"] = langs[kwargs["lang"]]
+    with pytest.raises(ValueError, match=match):
+        C.check_instance(**kwargs)
