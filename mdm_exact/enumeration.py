@@ -74,6 +74,8 @@ MAX_STATES = 3**15
 MAX_WORK = 4 * 10**10
 #: Number of fixed chunks of the forward step (results do not depend on the thread count).
 N_CHUNKS = 4
+#: Largest table of tail options per source in the forward kernel.
+TAIL_MAX = 81
 
 
 # ---------------------------------------------------------------------------- step plan
@@ -247,6 +249,14 @@ def _forward_step_reference(g, L, V, strides, cond, r, size, scale):
     return out
 
 
+def _tail_size(V: int, L: int) -> int:
+    """Number of tail positions tabulated per source: the largest ``b`` with ``(V+1)^b <= TAIL_MAX``."""
+    b = 1
+    while b < L and (V + 1) ** (b + 1) <= TAIL_MAX:
+        b += 1
+    return b
+
+
 def _run_forward(cond, V: int, L: int, plan, *, use_kernel: bool = True) -> np.ndarray:
     from ._kernels_exact import _forward_step
 
@@ -259,7 +269,7 @@ def _run_forward(cond, V: int, L: int, plan, *, use_kernel: bool = True) -> np.n
         r = np.ascontiguousarray(r, dtype=np.float64)
         if use_kernel:
             buf = np.zeros((N_CHUNKS, S))  # (n_chunks, S)
-            _forward_step(g, L, V, strides, cond, r, size, scale, buf)
+            _forward_step(g, L, V, strides, cond, r, size, scale, _tail_size(V, L), buf)
             g = buf[0].copy()
             for c in range(1, N_CHUNKS):
                 g += buf[c]
