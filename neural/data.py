@@ -73,19 +73,59 @@ def entropy_rate(lang, L: int, *, rng=None, num_samples: int = 4096) -> dict:
 
 
 class DataStream:
-    """Endless batches ``(batch_size, L)`` of exact samples, as int64 tensors on ``device``."""
+    """Endless batches ``(batch_size, L)`` of exact samples, as int64 tensors on ``device``.
 
-    def __init__(self, lang, L: int, batch_size: int, *, rng=None, device="cpu"):
+    ``prefetch > 0`` draws batches in a background thread (one producer, one generator, so the
+    sequence of batches is the same as without it) to keep a GPU busy; call :meth:`close` after use.
+    """
+
+    def __init__(self, lang, L: int, batch_size: int, *, rng=None, device="cpu", prefetch: int = 0):
         self.lang, self.L, self.batch_size = lang, int(L), int(batch_size)
         self.rng = np.random.default_rng(rng)
         self.device = torch.device(device)
+        self._queue = None
+        if prefetch:
+            import queue
+            import threading
+
+            self._queue = queue.Queue(maxsize=int(prefetch))
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._produce, daemon=True)
+            self._thread.start()
+
+    def _draw(self):
+        return self.lang.sample(self.batch_size, self.L, rng=self.rng)  # (batch, L)
+
+    def _produce(self):
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                x = self._draw()
+            except BaseException as exc:  # hand the error to the consumer
+                x = exc
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(x, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if isinstance(x, BaseException):
+                return
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        x = self.lang.sample(self.batch_size, self.L, rng=self.rng)  # (batch, L)
+        x = self._draw() if self._queue is None else self._queue.get()
+        if isinstance(x, BaseException):
+            raise x
         return torch.from_numpy(x).to(self.device, non_blocking=True)
+
+    def close(self):
+        if self._queue is not None:
+            self._stop.set()
+            self._thread.join(timeout=5)
 
 
 def validation_set(lang, n: int, L: int, *, rng=None) -> np.ndarray:

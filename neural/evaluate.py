@@ -127,12 +127,13 @@ def evaluate_mdm(denoiser, lang, L: int, steps, *, num_samples: int = 256, batch
 
 
 def evaluate_ar(net, lang, L: int, *, num_samples: int = 256, batch_size: int = 64, seed: int = 0,
-                autocast_dtype=None, val=None) -> dict:
+                autocast_dtype=None, val=None, gumbel_float32: bool = False) -> dict:
     """Generative perplexity and SER of the AR model's samples, plus held-out NLL per token."""
     device = next(net.parameters()).device
     g = torch.Generator(device).manual_seed(seed)
-    out = sample_ar(net, num_samples, L, generator=g, batch_size=batch_size, autocast_dtype=autocast_dtype)
-    row = {"sampler": "ar-kv-cache", **score_samples(lang, out["tokens"]), "sampling_seconds": out["seconds"]}
+    out = sample_ar(net, num_samples, L, generator=g, batch_size=batch_size, autocast_dtype=autocast_dtype,
+                    gumbel_float32=gumbel_float32)
+    row = {"sampler": "ar-kv-cache", "gumbel_float32": gumbel_float32, **score_samples(lang, out["tokens"]), "sampling_seconds": out["seconds"]}
     if val is not None:
         from .ar import ar_log_probs
 

@@ -47,6 +47,9 @@ def _parser():
                    help="comma-separated presets (default: paper-2gram-t0,paper-hmm-t0,paper-2gram,paper-hmm)")
     p.add_argument("--size", choices=["paper", "small"], default="paper",
                    help="paper: hidden 512, 8 layers (10 for 4-gram), 8 heads; small: 256, 4, 4")
+    p.add_argument("--hidden", type=int, default=None, help="override the hidden size")
+    p.add_argument("--layers", type=int, default=None, help="override the number of layers")
+    p.add_argument("--heads", type=int, default=None, help="override the number of heads")
     p.add_argument("--length", type=int, default=None, help="sequence length L (default 512; tiny 8)")
     p.add_argument("--budget-seconds", type=float, default=None, help="total wall-clock budget (default 540; tiny 120)")
     p.add_argument("--mdm-seconds", type=float, default=None, help="training cap per MDM (default 45)")
@@ -118,8 +121,10 @@ def _json_default(o):
     return str(o)
 
 
-def _model_config(V, L, kind, size, tiny, order=None):
+def _model_config(V, L, kind, args, order=None):
     from .model import ModelConfig
+
+    size, tiny = args.size, args.tiny
 
     if tiny:
         dims = dict(n_layer=1, n_head=2, n_embd=16)
@@ -127,6 +132,9 @@ def _model_config(V, L, kind, size, tiny, order=None):
         dims = dict(n_layer=4, n_head=4, n_embd=256)
     else:
         dims = dict(n_layer=10 if order == 4 else 8, n_head=8, n_embd=512)
+    for key, name in (("n_embd", "hidden"), ("n_layer", "layers"), ("n_head", "heads")):
+        if getattr(args, name) is not None:
+            dims[key] = getattr(args, name)
     return ModelConfig(vocab_size=int(V), block_size=L, causal=kind == "ar", **dims)
 
 
@@ -156,10 +164,10 @@ def run(args) -> dict:
     R.log(f"device {R.results['device']}, torch {torch.__version__}, languages {specs}, L={L}")
     trained = {}
 
-    # -- phase 1: train + quality curves
-    t_phase = time.perf_counter()
+    # -- per language, in order of importance: train, quality curves, timing, epsilon_learning
     for spec in specs:
-        if R.left() < 30 and not args.tiny:
+        t_lang = time.perf_counter()
+        if R.left() < 60 and not args.tiny:
             R.results["languages"][spec] = {"skipped": "time budget"}
             continue
         lang = resolve_language(spec)
@@ -167,9 +175,9 @@ def run(args) -> dict:
         entry = R.results["languages"].setdefault(spec, {"language": lang.describe()})
         models = {}
         for kind, cap in (("ar", args.ar_seconds), ("mdm", args.mdm_seconds)):
-            mc = _model_config(lang.vocab_size, L, kind, args.size, args.tiny, order)
+            mc = _model_config(lang.vocab_size, L, kind, args, order)
             cfg = TrainConfig(kind=kind, L=L, batch_size=16 if args.tiny else 64, max_steps=12 if args.tiny else 2000,
-                              max_seconds=min(cap, max(5.0, R.left() - 60)), eval_every=6 if args.tiny else 25,
+                              max_seconds=min(cap, max(5.0, R.left() - 45)), eval_every=6 if args.tiny else 25,
                               val_size=16 if args.tiny else 256, seed=args.seed, device=device)
             res = train(lang, mc, cfg, log=R.log if not args.tiny else None)
             s = res.summary()
@@ -185,36 +193,26 @@ def run(args) -> dict:
         R.log(f"{spec} ar: SER {entry['ar']['ser']:.4f} gen-ppl {entry['ar']['gen_ppl']}")
         den = NetworkDenoiser(models["mdm"], autocast_dtype=ac)
         entry["mdm"] = evaluate_mdm(den, lang, L, steps, num_samples=args.num_samples, batch_size=args.num_samples,
-                                    seed=args.seed, deadline=R.deadline - 20, log=R.log)
+                                    seed=args.seed, deadline=R.deadline - 30, log=R.log)
         trained[spec] = (lang, models, den)
         R.save()
-    R.results["phases"]["train_and_quality_seconds"] = time.perf_counter() - t_phase
+        if spec not in SER_LANGUAGES and R.left() > 20:  # wall clock at batch 16 (same for every language)
+            entry["timing"] = time_samplers(den, models["ar"], L, steps, batch=16, repeats=1, seed=args.seed,
+                                            autocast_dtype=ac, deadline=R.deadline - 15)
+            entry["matched_speedup"] = matched_speedup(entry["mdm"], entry["ar"], entry["timing"])
+            R.log(f"{spec} timing: AR {entry['timing']['ar']['seconds_median']:.3f} s; MDM "
+                  f"{[(r['num_steps'], round(r.get('seconds_median', -1), 3)) for r in entry['timing']['mdm']]}; "
+                  f"matched {entry['matched_speedup']}")
+            R.save()
+        if R.left() > 10:
+            entry["conditional_kl"] = conditional_kl(lang, den, num_contexts=8 if args.tiny else 64, L=L,
+                                                     rng=args.seed + 5)
+            R.log(f"{spec} KL(q||p_theta) per token: mean {entry['conditional_kl']['mean_kl_per_token']:.3e}, "
+                  f"max {entry['conditional_kl']['max_kl']:.3e}")
+            R.save()
+        R.results["phases"][f"{spec}_seconds"] = time.perf_counter() - t_lang
 
-    # -- phase 2: timing at batch 16
-    t_phase = time.perf_counter()
-    for spec, (lang, models, den) in trained.items():
-        if R.left() < 15:
-            break
-        entry = R.results["languages"][spec]
-        entry["timing"] = time_samplers(den, models["ar"], L, steps, batch=16, repeats=1, seed=args.seed,
-                                        autocast_dtype=ac, deadline=R.deadline - 10)
-        entry["matched_speedup"] = matched_speedup(entry["mdm"], entry["ar"], entry["timing"])
-        R.log(f"{spec} timing: AR {entry['timing']['ar']['seconds_median']:.3f} s; matched {entry['matched_speedup']}")
-        R.save()
-    R.results["phases"]["timing_seconds"] = time.perf_counter() - t_phase
-
-    # -- phase 3: measured epsilon_learning
-    t_phase = time.perf_counter()
-    for spec, (lang, models, den) in trained.items():
-        if R.left() < 10:
-            break
-        R.results["languages"][spec]["conditional_kl"] = conditional_kl(
-            lang, den, num_contexts=8 if args.tiny else 64, L=L, rng=args.seed + 5)
-        R.log(f"{spec} KL(q||p_theta): {R.results['languages'][spec]['conditional_kl']['mean_kl_per_token']:.3e}")
-        R.save()
-    R.results["phases"]["conditional_kl_seconds"] = time.perf_counter() - t_phase
-
-    # -- phase 4: float32 Gumbel against float64
+    # -- float32 Gumbel against float64
     t_phase = time.perf_counter()
     gsteps = steps[:1] + steps[-1:] if args.tiny else [64, 1024]
     for spec, (lang, models, den) in trained.items():
@@ -224,11 +222,10 @@ def run(args) -> dict:
         entry["mdm_gumbel_float32"] = evaluate_mdm(den, lang, L, gsteps, num_samples=args.num_samples,
                                                    batch_size=args.num_samples, seed=args.seed, gumbel_float32=True,
                                                    deadline=R.deadline - 10)
-        g = torch.Generator(device).manual_seed(args.seed + 3)
-        entry["ar_gumbel_float32"] = evaluate_ar(models["ar"], lang, L, num_samples=args.num_samples,
-                                                 batch_size=args.num_samples, seed=args.seed, autocast_dtype=ac) \
-            if R.left() > 15 else {"skipped": "time budget"}
-        del g
+        if R.left() > 15:
+            entry["ar_gumbel_float32"] = evaluate_ar(models["ar"], lang, L, num_samples=args.num_samples,
+                                                     batch_size=args.num_samples, seed=args.seed, autocast_dtype=ac,
+                                                     gumbel_float32=True)
         R.save()
     R.results["phases"]["gumbel_seconds"] = time.perf_counter() - t_phase
 
@@ -240,7 +237,7 @@ def run(args) -> dict:
         for spec, (lang, models, den) in trained.items():
             refs = []
             for N in steps:
-                if R.left() < 5:
+                if R.left() < 30:
                     refs.append({"num_steps": N, "skipped": "time budget"})
                     continue
                 t1 = time.perf_counter()

@@ -164,7 +164,8 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None) -> Tra
     net = Transformer(model_config).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     gen = torch.Generator(device).manual_seed(cfg.seed + 1)
-    stream = DataStream(lang, cfg.L, cfg.batch_size, rng=np.random.default_rng(data_seed), device=device)
+    stream = DataStream(lang, cfg.L, cfg.batch_size, rng=np.random.default_rng(data_seed), device=device,
+                        prefetch=4 if device.type == "cuda" else 0)
     target = entropy["value"] * (1.0 + cfg.target_rel)
     res = TrainResult(net=net, model_config=model_config, train_config=cfg, entropy=entropy)
     t0 = time.perf_counter()
@@ -209,6 +210,7 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None) -> Tra
         opt.step()
         last_loss = float(loss.detach())
         step += 1
+    stream.close()
     res.steps = step
     res.seconds = time.perf_counter() - t0
     net.eval()

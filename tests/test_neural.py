@@ -518,3 +518,16 @@ def test_gpu_sampling_and_training_smoke():
     out = sample_mdm(NetworkDenoiser(res.net, autocast_dtype=torch.bfloat16), 8, 16, S.schedule("linear", 8), rng=0,
                      generator=torch.Generator("cuda").manual_seed(0))
     assert out["tokens"].shape == (8, 16)
+
+
+def test_data_stream_prefetch_gives_the_same_batches(bigram):
+    from neural.data import DataStream
+
+    a = DataStream(bigram, 6, 5, rng=3)
+    b = DataStream(bigram, 6, 5, rng=3, prefetch=2)
+    try:
+        for _ in range(4):
+            assert torch.equal(next(a), next(b))
+    finally:
+        b.close()
+    assert not b._thread.is_alive()
