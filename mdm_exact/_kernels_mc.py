@@ -235,15 +235,18 @@ def _hmm_run(pi, A, Apow, AposT, BT, steps, x, u, score, out_logp, out_nfe, out_
 
 # ----------------------------------------------------------------------------- n-gram
 @njit(cache=True)
-def _ngram_forward(init, cond, V, R, h, x_row, rev, k0, pin0, k1, F):
+def _ngram_forward(init, cond, V, R, h, x_row, rev, k0, mode, k1, F):
     """Scaled forward over chain positions k0..k1 into F[k]; returns False if impossible.
 
-    The chain state at position k >= h = n-2 is the context window ending at k. If ``pin0``
-    the state at k0 is the (revealed) window ending there; otherwise k0 == h and the state is
-    drawn from ``init`` restricted to the revealed digits of positions 0..h.
+    The chain state at position k >= h = n-2 is the context window ending at k. ``mode``:
+    1 - the state at k0 is the (revealed) window ending there (a pin); 0 - k0 == h and the
+    state is drawn from ``init`` restricted to the revealed digits of positions 0..h;
+    2 - ``F[k0]`` is already valid (resume).
     """
     C = init.shape[0]
-    if pin0:
+    if mode == 2:
+        pass
+    elif mode == 1:
         c0 = 0
         for p in range(k0 - h, k0 + 1):
             c0 = c0 * V + x_row[p]
@@ -385,11 +388,15 @@ def _ngram_one(init, cond, V, n, steps_row, x_row, u_row, score, F, Bk, w):
                     oj += 1
                 else:
                     break
-            ok = _ngram_forward(init, cond, V, R, h, x_row, rev, k0, pin0, k1, F)
+            cfirst = cj
+            jl = order[oj - 1]
+            clast = jl if jl > h else h
+            # forward only as far as the last new position, backward only down to the first
+            ok = _ngram_forward(init, cond, V, R, h, x_row, rev, k0, 1 if pin0 else 0, clast, F)
             if not ok:
                 dead = True
                 continue  # redo this position as uniform
-            _ngram_backward(cond, V, R, x_row, rev, k0, k1, Bk)
+            _ngram_backward(cond, V, R, x_row, rev, cfirst, k1, Bk)
             for q in range(oi, oj):
                 jq = order[q]
                 cq = jq if jq > h else h
@@ -416,11 +423,20 @@ def _ngram_one(init, cond, V, n, steps_row, x_row, u_row, score, F, Bk, w):
                     logp = -np.inf
             if oj - oi >= 2 and not score:
                 # joint draws in one segment may contradict each other: recheck the segment
+                # (F left of cfirst is unchanged; Bk at clast only sees positions > clast)
                 for q in range(oi, oj):
                     rev[order[q]] = True
-                ok = _ngram_forward(init, cond, V, R, h, x_row, rev, k0, pin0, k1, F)
+                if cfirst - 1 >= k0 and cfirst > h:
+                    ok = _ngram_forward(init, cond, V, R, h, x_row, rev, cfirst - 1, 2, clast, F)
+                else:
+                    ok = _ngram_forward(init, cond, V, R, h, x_row, rev, k0, 1 if pin0 else 0, clast, F)
                 for q in range(oi, oj):
                     rev[order[q]] = False
+                if ok:
+                    tot = 0.0
+                    for c in range(C):
+                        tot += F[clast, c] * Bk[clast, c]
+                    ok = tot > 0.0
                 if not ok:
                     dead_next = True
             oi = oj
