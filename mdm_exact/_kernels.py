@@ -60,12 +60,26 @@ def _start_alive(init, digits, emis, xb, rb, start, alive, val):
 
 
 @njit(cache=True)
-def _step_alive(k, na, alive_a, val_a, indptr, indices, data, emis, rev, tok, stamp, acc, alive_b, val_b):
+def _step_alive(k, na, alive_a, val_a, indptr, indices, data, emis, tok_edge, rev, tok, stamp, acc, alive_b, val_b):
     # One forward step from the alive list (alive_a, val_a) at k-1 to (alive_b, val_b) at k; returns count.
+    # tok_edge (S, V) i8: for deterministic emissions (n-gram), the CSR edge from s to the unique
+    # successor emitting v (-1: none), so a revealed step costs O(1) per alive state; (0, 0): unused.
     nb = 0
+    direct = rev and tok_edge.shape[0] > 0
     for i in range(na):
         s = alive_a[i]
         a = val_a[i]
+        if direct:
+            j = tok_edge[s, tok]
+            if j >= 0:
+                t = indices[j]
+                if stamp[t] != k:
+                    stamp[t] = k
+                    acc[t] = 0.0
+                    alive_b[nb] = t
+                    nb += 1
+                acc[t] += a * data[j] * emis[t, tok]
+            continue
         for j in range(indptr[s], indptr[s + 1]):
             t = indices[j]
             w = a * data[j]
@@ -98,7 +112,7 @@ def _normalise(n, val):
 
 
 @njit(cache=True, parallel=True)
-def _chain_log_evidence(init, digits, start, indptr, indices, data, emis, x, revealed, powers, jump_min, out):
+def _chain_log_evidence(init, digits, start, indptr, indices, data, emis, tok_edge, x, revealed, powers, jump_min, out):
     # init (S,) f8; digits (start, S) i8; indptr (S+1,) i8; indices (nnz,) i8; data (nnz,) f8; emis (S, V) f8
     # x (B, L) i8; revealed (B, L) b1; powers (G, S, S) f8 with powers[m] = A^m (G = 0: none); out (B,) f8
     B, L = x.shape
@@ -147,7 +161,7 @@ def _chain_log_evidence(init, digits, start, indptr, indices, data, emis, x, rev
                 p = q
             else:
                 k = p + 1
-                nb = _step_alive(k, na, alive_a, val_a, indptr, indices, data, emis, rb[k], xb[k], stamp, acc, alive_b, val_b)
+                nb = _step_alive(k, na, alive_a, val_a, indptr, indices, data, emis, tok_edge, rb[k], xb[k], stamp, acc, alive_b, val_b)
                 p = k
             c = _normalise(nb, val_b)
             if nb == 0 or c == 0.0:
@@ -161,7 +175,7 @@ def _chain_log_evidence(init, digits, start, indptr, indices, data, emis, x, rev
 
 
 @njit(cache=True, parallel=True)
-def _chain_posterior(init, digits, start, indptr, indices, data, emis, x, revealed, log_ev, marg):
+def _chain_posterior(init, digits, start, indptr, indices, data, emis, tok_edge, x, revealed, log_ev, marg):
     # as _chain_log_evidence (no powers); log_ev (B,) f8 out; marg (B, L, V) f8 out: q(x_k = v | x_R)
     B, L = x.shape
     S = init.shape[0]
@@ -181,7 +195,9 @@ def _chain_posterior(init, digits, start, indptr, indices, data, emis, x, reveal
         cnt[start] = na
         k = start + 1
         while not dead and k < L:
-            nb = _step_alive(k, cnt[k - 1], alive[k - 1], val[k - 1], indptr, indices, data, emis, rb[k], xb[k], stamp, acc, alive[k], val[k])
+            nb = _step_alive(
+                k, cnt[k - 1], alive[k - 1], val[k - 1], indptr, indices, data, emis, tok_edge, rb[k], xb[k], stamp, acc, alive[k], val[k]
+            )
             c = _normalise(nb, val[k])
             cnt[k] = nb
             if nb == 0 or c == 0.0:
@@ -238,10 +254,20 @@ def _chain_posterior(init, digits, start, indptr, indices, data, emis, x, reveal
             # backward message at k-1, only on states alive there
             rev = rb[k]
             tok = xb[k]
+            direct = rev and tok_edge.shape[0] > 0
             mx = 0.0
             for i in range(cnt[k - 1]):
                 s = alive[k - 1, i]
                 w = 0.0
+                if direct:
+                    j = tok_edge[s, tok]
+                    if j >= 0:
+                        t = indices[j]
+                        w = data[j] * emis[t, tok] * beta[t]
+                    beta_prev[s] = w
+                    if w > mx:
+                        mx = w
+                    continue
                 for j in range(indptr[s], indptr[s + 1]):
                     t = indices[j]
                     e = 1.0

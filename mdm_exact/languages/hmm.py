@@ -99,6 +99,7 @@ class HMM(Language):
         return P[:G]
 
     _DIGITS0 = np.zeros((0, 1), dtype=np.int64)
+    _NO_TOK_EDGE = np.zeros((0, 0), dtype=np.int64)
 
     # ------------------------------------------------------------------ inference
     def _fb(self, x, revealed, need_posterior):
@@ -157,7 +158,7 @@ class HMM(Language):
         powers = self._powers(G) if G > jump_min else np.zeros((0, S, S))
         out = np.empty(x.shape[0])  # (batch,)
         _chain_log_evidence(
-            self.initial, self._DIGITS0, 0, indptr, indices, data, self.emission, x, revealed, powers, jump_min, out
+            self.initial, self._DIGITS0, 0, indptr, indices, data, self.emission, self._NO_TOK_EDGE, x, revealed, powers, jump_min, out
         )
         return out
 
@@ -174,7 +175,7 @@ class HMM(Language):
             _dense_posterior(self.initial, A, self._transition_t(), B_, self._emission_t(), x, revealed, log_ev, out)
             return out
         indptr, indices, data = self._csr()
-        _chain_posterior(self.initial, self._DIGITS0, 0, indptr, indices, data, self.emission, x, revealed, log_ev, out)
+        _chain_posterior(self.initial, self._DIGITS0, 0, indptr, indices, data, self.emission, self._NO_TOK_EDGE, x, revealed, log_ev, out)
         return out
 
     def in_support(self, x):

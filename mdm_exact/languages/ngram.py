@@ -156,7 +156,9 @@ class NGram(Language):
             data = np.ascontiguousarray(self.conditional[ctx, tok])  # (nnz,)
             emis = np.zeros((C, V))  # (C, V) context c emits its last token
             emis[states, states % V] = 1.0
-            c = (digits, indptr, indices, data, emis)
+            tok_edge = np.full((C, V), -1, dtype=np.int64)  # (C, V) CSR edge of (context, next token)
+            tok_edge[ctx, tok] = np.arange(ctx.size)
+            c = (digits, indptr, indices, data, emis, tok_edge)
             self.__dict__["_chain_cache"] = c
         return c
 
@@ -167,11 +169,11 @@ class NGram(Language):
         x, revealed = self._tokens_and_mask(x, revealed)
         if x.shape[1] < self.order - 1:
             return self._fb(x, revealed, need_posterior=False)[0]
-        digits, indptr, indices, data, emis = self._chain()
+        digits, indptr, indices, data, emis, tok_edge = self._chain()
         out = np.empty(x.shape[0])  # (batch,)
-        C = self.num_contexts
         _chain_log_evidence(
-            self.initial, digits, self.order - 2, indptr, indices, data, emis, x, revealed, np.zeros((0, C, C)), 2**62, out
+            self.initial, digits, self.order - 2, indptr, indices, data, emis, tok_edge, x, revealed,
+            np.zeros((0, 1, 1)), 2**62, out,
         )
         return out
 
@@ -182,11 +184,13 @@ class NGram(Language):
         x, revealed = self._tokens_and_mask(x, revealed)
         if x.shape[1] < self.order - 1:
             return self._reference_conditional_marginals(x, revealed)
-        digits, indptr, indices, data, emis = self._chain()
+        digits, indptr, indices, data, emis, tok_edge = self._chain()
         B, L = x.shape
         log_ev = np.empty(B)  # (batch,)
         out = np.empty((B, L, self.vocab_size))  # (batch, L, V)
-        _chain_posterior(self.initial, digits, self.order - 2, indptr, indices, data, emis, x, revealed, log_ev, out)
+        _chain_posterior(
+            self.initial, digits, self.order - 2, indptr, indices, data, emis, tok_edge, x, revealed, log_ev, out
+        )
         return out
 
     def in_support(self, x):
@@ -257,7 +261,7 @@ class NGram(Language):
         if L < n - 1:
             marg = self.initial.reshape((V**L, -1)).sum(axis=1)
             return int(np.count_nonzero(marg))
-        _, indptr, indices, _, _ = self._chain()
+        _, indptr, indices, _, _, _ = self._chain()
         counts = (self.initial > 0).astype(np.int64).astype(object)  # (C,) exact ints
         src = np.repeat(np.arange(self.num_contexts), np.diff(indptr))  # (nnz,) source context of each edge
         for _ in range(n - 1, L):
