@@ -240,11 +240,13 @@ def kind_neural(
     """
     import hashlib
 
+    if not os.path.isfile(checkpoint):
+        raise FileNotFoundError(f"neural cell: checkpoint {checkpoint} does not exist")
+    with open(checkpoint, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()
     from neural.checkpoint import checkpoint_language, load_checkpoint  # torch, only in this worker
     from neural.evaluate import evaluate_ar, evaluate_mdm
 
-    with open(checkpoint, "rb") as fh:
-        digest = hashlib.sha256(fh.read()).hexdigest()
     net, ckpt = load_checkpoint(checkpoint, map_location=device)
     lang = checkpoint_language(ckpt)
     L = int(ckpt["L"]) if L is None else int(L)
@@ -493,7 +495,7 @@ def run_cells(
     scheduler=None,
     client=None,
     plugins=(),
-    mp_context="spawn",
+    mp_context=None,
 ) -> list:
     """Compute cells and store each result as soon as it finishes.
 
@@ -514,6 +516,8 @@ def run_cells(
         One line per finished cell on stderr.
     plugins : sequence of str
         Modules imported in every worker before computing (they may register kinds).
+    mp_context : str, optional
+        Start method of local workers (default ``spawn``).
 
     Returns
     -------
@@ -590,38 +594,76 @@ def run_cells(
 
 
 def _run_local(todo, finish, workers, plugins, mp_context):
-    import multiprocessing
+    """Process pool with at most ``n`` cells in flight; isolates cells that crash a worker.
 
-    ctx = multiprocessing.get_context(mp_context)
+    When a worker process dies, every cell then in flight fails with ``BrokenProcessPool``.
+    Those cells become suspects and are rerun alone in a fresh pool: a suspect that crashes
+    again alone is recorded as an error; the innocent ones just complete.
+    """
+    import collections
+    import multiprocessing
+    from concurrent.futures.process import BrokenProcessPool
+
+    # spawn: clean workers (no inherited threads or locks) whose parent is this process, so
+    # that PR_SET_PDEATHSIG takes them down with a killed sweep (a forkserver would outlive it).
+    ctx = multiprocessing.get_context(mp_context or "spawn")
     n = min(workers or os.cpu_count() or 1, len(todo))
-    pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_worker_init)
+    queue = collections.deque(todo)
+    suspects = set()
     pending = {}
+    pool = None
     clean = False
+
+    def new_pool():
+        return ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_worker_init)
+
     try:
-        for key, cell, func in todo:
-            pending[pool.submit(_execute, func, cell, plugins)] = (key, cell)
-        while pending:
+        while queue or pending:
+            if pool is None:
+                pool = new_pool()
+            while queue and len(pending) < n and not (pending.keys() and _any_suspect(pending, suspects)):
+                key, cell, func = queue[0]
+                if key in suspects and pending:
+                    break  # a suspect runs alone
+                queue.popleft()
+                pending[pool.submit(_execute, func, cell, plugins)] = (key, cell, func)
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            broken = any(isinstance(f.exception(), BrokenProcessPool) for f in done)
+            if broken:  # every future of the dead pool fails: collect them all
+                done, _ = wait(list(pending))
+            retry = []
             for fut in done:
-                key, cell = pending.pop(fut)
-                _finish_future(fut, key, cell, finish)
+                key, cell, func = pending.pop(fut)
+                if isinstance(fut.exception(), BrokenProcessPool) and key not in suspects:
+                    suspects.add(key)
+                    retry.append((key, cell, func))
+                else:
+                    _finish_future(fut, key, cell, finish)
+            queue.extendleft(reversed(retry))
+            if broken:
+                pool.shutdown(wait=True)
+                pool = None
         clean = True
     finally:
-        if not clean:
+        if pool is not None and not clean:
             # Keep what already arrived, then stop the workers (running cells are abandoned).
             for fut in [f for f in pending if f.done() and not f.cancelled()]:
-                key, cell = pending.pop(fut)
+                key, cell, _ = pending.pop(fut)
                 try:
                     _finish_future(fut, key, cell, finish)
                 except Exception:  # noqa: BLE001 - best effort while shutting down
                     pass
-            procs = list(getattr(pool, "_processes", {}).values())  # no public API before 3.14
+            procs = list((getattr(pool, "_processes", None) or {}).values())  # no public API before 3.14
             pool.shutdown(wait=False, cancel_futures=True)
             for p in procs:
                 if p.is_alive():
                     p.kill()
-        else:
+        elif pool is not None:
             pool.shutdown(wait=True)
+
+
+def _any_suspect(pending, suspects) -> bool:
+    return any(key in suspects for key, _, _ in pending.values())
 
 
 def _finish_future(fut, key, cell, finish):
@@ -629,8 +671,12 @@ def _finish_future(fut, key, cell, finish):
     if exc is None:
         finish(key, cell, *fut.result())
     else:  # the worker process died (BrokenProcessPool) or the result could not be pickled
+        from concurrent.futures.process import BrokenProcessPool
+
         msg = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        finish(key, cell, "error", f"worker failure (the cell may have crashed its process): {msg}", 0.0)
+        what = ("the cell crashed its worker process, also when run alone" if isinstance(exc, BrokenProcessPool)
+                else "the cell's result could not be sent back from the worker")
+        finish(key, cell, "error", f"worker failure ({what}): {msg}", 0.0)
 
 
 def _run_dask(todo, finish, workers, plugins, scheduler, client):

@@ -175,7 +175,7 @@ def _writer(path, wid, n, shared, start):
 def test_concurrent_writers_lose_nothing(tmp_path):
     """Several processes create and write one store at once: every row arrives, file stays sound."""
     path = str(tmp_path / "c.sqlite")  # does not exist yet: the writers race to create it
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("fork")  # fast start; each writer opens its own connection
     start = ctx.Event()
     n_writers, n, shared = 4, 40, 10
     procs = [ctx.Process(target=_writer, args=(path, w, n, shared, start)) for w in range(n_writers)]
@@ -319,7 +319,17 @@ def test_recover_refuses_to_overwrite(tmp_path):
 def template_store(tmp_path_factory):
     path = tmp_path_factory.mktemp("template") / "s.sqlite"
     originals = _fill(path, 60, pad=30, result_pad=50)
-    return path.read_bytes(), originals
+    return _Template(path.read_bytes(), originals)
+
+
+class _Template:
+    """The template store's bytes and rows (with a short repr for hypothesis' reports)."""
+
+    def __init__(self, data, originals):
+        self.data, self.originals = data, originals
+
+    def __repr__(self):
+        return f"<template store, {len(self.data)} bytes>"
 
 
 @settings(max_examples=15)
@@ -328,7 +338,7 @@ def test_recovery_of_random_damage_returns_only_genuine_rows(tmp_path_factory, t
     """Whatever bytes are overwritten, recovery does not fail and never invents or alters a row."""
     tmp = tmp_path_factory.mktemp("rand")
     path = tmp / "s.sqlite"
-    data, originals = bytearray(template_store[0]), template_store[1]
+    data, originals = bytearray(template_store.data), template_store.originals
     lo = int(start * (len(data) - 1))
     hi = min(len(data), lo + length)
     data[lo:hi] = np.random.default_rng(seed).integers(0, 256, hi - lo, dtype=np.uint8).tobytes()

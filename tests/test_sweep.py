@@ -156,11 +156,11 @@ def test_run_cells_stores_results_records_failures_and_skips_on_rerun(tmp_path, 
         assert store.get(cells[i]) == {"x": i, "y": i * i}
     assert store.get_record(cells[6])["status"] == "error"
 
-    again = run_cells(cells, store, executor=executor, workers=2, progress=False)
+    again = run_cells(cells, store, executor="serial", progress=False)  # skipping happens before any executor
     assert [r["cached"] for r in again] == [True] * 6 + [False, True]  # errors are retried
     assert _log_counts(log) == {i: 1 for i in range(6)}  # nothing finished was recomputed
 
-    forced = run_cells(cells[:3], store, executor=executor, workers=2, force=True, progress=False)
+    forced = run_cells(cells[:3], store, executor="serial", force=True, progress=False)
     assert [r["cached"] for r in forced] == [False] * 3
     assert _log_counts(log) == {0: 2, 1: 2, 2: 2, 3: 1, 4: 1, 5: 1}
     assert store.get_record(cells[0])["attempts"] == 2
@@ -178,20 +178,26 @@ def test_run_cells_validates_everything_before_running(tmp_path):
         run_cells([], tmp_path / "s.sqlite", workers=0)
 
 
-def test_crashing_worker_is_recorded_and_the_rest_go_on(tmp_path):
-    """A cell that kills its process is stored as an error; rerunning retries only what failed."""
+def test_crashing_worker_is_isolated_recorded_and_the_rest_go_on(tmp_path):
+    """A cell that kills its process is stored as an error (after failing alone); the cells that
+    shared the broken pool are rerun and succeed, each computed exactly once."""
+    log = tmp_path / "log"
     store = ResultStore(tmp_path / "s.sqlite")
-    cells = [{"kind": "mdm_exact.sweep:kind_square", "x": i} for i in range(3)]
-    cells.append({"kind": "test_sweep:_die"})
-    recs = run_cells(cells, store, executor="local", workers=1, progress=False)
-    assert recs[-1]["status"] == "error" and "worker" in recs[-1]["error"]
-    rerun = run_cells(cells[:3], store, executor="local", workers=1, progress=False)
-    assert all(r["status"] == "ok" for r in rerun)
+    cells = [{"kind": "test_sweep:_die"}]
+    # 0.6 s cells: the pool notices the crash (after 0.1 s) long before the innocent cell ends
+    cells += [{"kind": "mdm_exact.sweep:kind_square", "x": i, "sleep": 0.6, "log": str(log)} for i in range(3)]
+    recs = run_cells(cells, store, executor="local", workers=2, progress=False)
+    assert recs[0]["status"] == "error" and "crashed its worker process, also when run alone" in recs[0]["error"]
+    assert [r["status"] for r in recs[1:]] == ["ok"] * 3
+    assert _log_counts(log) == {i: 1 for i in range(3)}
+    assert store.get_record(cells[0])["status"] == "error"
 
 
 def _die():
     import os
+    import time
 
+    time.sleep(0.1)  # let the other worker start a cell, so that it is caught in the broken pool
     os._exit(3)
 
 
