@@ -421,3 +421,33 @@ def test_hmm_entropy_rate_estimate_brackets_exact_per_token_entropy():
     h = _hmm(np.random.default_rng(4), 3, 2, 0.2)
     est, se = h.entropy_rate_estimate(L=12, n=20000, rng=1)
     assert abs(est - h.entropy(12) / 12) < 5 * se and se < 0.01
+
+
+@pytest.mark.slow
+def test_kernels_without_jit():
+    """The kernels run as plain Python under NUMBA_DISABLE_JIT=1 and still match brute force."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+from numpy.testing import assert_allclose
+from mdm_exact.languages import HMM, NGram, IntervalLanguage, interval_hmm
+from mdm_exact.languages.base import brute_force_conditional_marginals, brute_force_log_prob_revealed
+rng = np.random.default_rng(0)
+def st(shape):
+    a = rng.random(shape); a[rng.random(shape) < 0.4] = 0; a[..., 0] += a.sum(-1) == 0
+    return a / a.sum(-1, keepdims=True)
+langs = [HMM(st(3), st((3, 3)), st((3, 2))), NGram(3, st(4), st((4, 2))), interval_hmm(3)]
+h = HMM(st(3), st((3, 3)), st((3, 2))); h.DENSE_MAX_STATES = 0; langs.append(h)
+for lang in langs:
+    x = lang.sample(6, 6, rng=rng); rev = rng.random((6, 6)) < 0.5; x[0] = rng.integers(0, lang.vocab_size, 6)
+    a, b = lang.log_prob_revealed(x, rev), brute_force_log_prob_revealed(lang, x, rev)
+    assert np.array_equal(np.isinf(a), np.isinf(b)); assert_allclose(a[np.isfinite(b)], b[np.isfinite(b)], rtol=1e-12, atol=1e-12)
+    assert_allclose(lang.conditional_marginals(x, rev), brute_force_conditional_marginals(lang, x, rev), rtol=0, atol=1e-12)
+print("ok")
+"""
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
