@@ -319,3 +319,81 @@ def test_schedule_probabilities_feed_bounds():
     assert 0 < B.lemma_c5_exact(p, 3) < B.lemma_c5_bound(8, 3)
     steps, w = enumerate_instances(schedule("linear", 2), 3)
     assert steps.shape == (8, 3) and w.sum() == pytest.approx(1.0)
+
+
+# ----------------------------------------------------------------------------- more properties
+@st.composite
+def b10_params(draw):
+    n = draw(st.integers(2, 4))
+    L = (n - 1) * draw(st.integers(1, 120))
+    P = draw(st.floats(0.01, 0.99))
+    p = draw(st.floats(0.0, 1.0 - P))
+    return L, p, P, n
+
+
+@given(b10_params())
+def test_b10_b11_hold_exactly(params):
+    """Lemmas B.10 (both Chernoff bounds) and B.11 against exact laws (binomial tail, DP for S_k
+    and E[D_k]) for random (L, p, P, n) with (n-1) | L."""
+    from scipy.stats import binom
+
+    from mdm_exact.checks import expected_dependencies, separator_count_pmf
+
+    L, p, P, n = params
+    d = B.lemma_b10_bounds(L, p, P, n)
+    tail_new = binom.sf(math.ceil(d["new_threshold"] - 1e-12) - 1, L, p)
+    assert tail_new <= d["new_tail_bound"] + 1e-12
+    pmf = separator_count_pmf(L, P, n)
+    assert pmf[: math.floor(d["separator_threshold"] + 1e-12) + 1].sum() <= d["separator_tail_bound"] + 1e-12
+    corr, lit = expected_dependencies(L, p, P, n)
+    assert corr[0] <= B.lemma_b11_bound(L, p, P, n)["total"] + 1e-12
+    assert 0 <= corr[0] <= L * p + 1e-12 and lit[0] <= L * p + 1e-12
+
+
+@given(st.integers(2, 6), st.integers(1, 40), st.integers(1, 30), st.sampled_from(["linear", "cosine"]))
+def test_c6_holds_for_perfect_model(l, N, M, name):
+    """Lemma C.6 with p_err = 1/2 (perfect model, Example C.7) against the exact perfect-model SER."""
+    p = schedule(name, N).p
+    ser = 1 - B.interval_validity_perfect_model(p, l) ** M
+    assert ser >= B.lemma_c6_ser_lower_bound(M * l, l, N, 0.5) - 1e-12
+    assert ser >= B.lemma_c6_ser_lower_bound(M * l, l, N, 0.5, P_j=B.lemma_c5_exact(p, l)) - 1e-12
+
+
+@st.composite
+def sparse_language_case(draw):
+    from mdm_exact.languages import NGram
+
+    V = draw(st.integers(2, 3))
+    L = draw(st.integers(2, 4 if V == 3 else 5))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    T = rng.dirichlet(np.full(V, 0.5), size=V)
+    T[rng.random((V, V)) < 0.3] = 0.0  # zeros make SER meaningful
+    T[np.arange(V), rng.integers(0, V, V)] += 0.5
+    T /= T.sum(axis=1, keepdims=True)
+    lang = NGram(2, rng.dirichlet(np.ones(V)), T)
+    eta = draw(st.sampled_from([0.0, 0.01, 0.1, 0.5]))
+    return lang, V, L, eta, seed
+
+
+@given(sparse_language_case())
+def test_c2_b2_b9_and_theorem_43_hold(case):
+    """Lemma C.2 (random one-token-per-step instance), Lemma B.2, Lemma B.9 and Theorem 4.3 on
+    random sparse bigrams with mixture models, all exact."""
+    from scipy.special import logsumexp
+
+    lang, V, L, eta, seed = case
+    eng = ExactInstances(joint_from_language(lang, L), V, L, model=eta or None)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(L)[None, :]
+    acc = 1 - eng.ser_from(eng.log_p_tau(perm))[0]
+    assert acc >= B.lemma_c2_bound(L, eng.epsilon_learning) - 1e-12
+    rule = schedule("linear", int(rng.integers(1, 4)))
+    steps, w = enumerate_instances(rule, L)
+    lp = eng.log_p_tau(steps)
+    logp = logsumexp(lp + np.log(w)[:, None], axis=0)
+    kl = eng.kl_from(logp)[0]
+    assert kl <= B.lemma_b2_bound(eng.kl_from(lp), w) + 1e-12
+    _, D = instance_dependencies(steps, 2)
+    assert kl <= B.lemma_b9_bound(float(w @ D.sum(axis=1)), L, V, eng.epsilon_learning) + 1e-12
+    assert eng.ser_from(logp)[0] <= B.theorem_43_ser_bound(L, rule.p, eng.epsilon_learning) + 1e-12
