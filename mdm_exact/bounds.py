@@ -328,8 +328,7 @@ def lemma_b12_min_length(epsilon, n, *, max_doublings=40) -> int:
     This is the explicit version of the size condition :math:`L\ge O((n-1)/\epsilon^{n+0.5})`
     of Lemma B.12 / Theorem 4.2 (STATEMENTS.md §4.C, §7.7, §8 check 9; ``[derived]``).
     """
-    probs = lemma_b12_schedule(epsilon, n)
-    del probs
+    lemma_b12_schedule(epsilon, n)  # validates epsilon and n
     for j in range(max_doublings):
         L = (n - 1) * 2**j
         if lemma_b12_dependency_bound(L, epsilon, n) <= 4.0 * epsilon * L:

@@ -34,7 +34,7 @@ from scipy.stats import binom
 from . import bounds as B
 from .languages import HMM, NGram
 from .languages.base import all_sequences
-from .schedules import FixedSizes, LeftToRight, RandomOrder, ScheduleSteps, balanced_sizes, draw_steps, schedule
+from .schedules import FixedSizes, LeftToRight, RandomOrder, ScheduleSteps, balanced_sizes, schedule
 from .separators import instance_dependencies
 
 #: Absolute tolerance for exact comparisons (float64 rounding of sums of ~1e4 terms).
@@ -1026,8 +1026,6 @@ m KL}(q\|p_	au)\le\mathbb E[D_	au]\log|\mathcal V|+L\epsilon`,
         A record as in :func:`run_checks` (``bound``, ``measured``, ``measured_ci``,
         ``slack``, ``ratio``, ``status``).
     """
-    from .languages.base import Language  # noqa: F401  (documentation of the expected type)
-
     V = int(lang.vocab_size)
     exact_ok = (2**L) * (V**L) * L <= ExactInstances.MAX_CELLS
     if method not in ("auto", "exact", "mc"):
@@ -1172,8 +1170,6 @@ def run_checks(names=None, *, quick=False) -> list:
             r["believed"] = st.believed
             r["reference"] = st.reference
             r["seconds_statement"] = dt
-            if r["statement"] == name or r["statement"].startswith(name):
-                pass
         out.extend(recs)
     return out
 
