@@ -380,8 +380,8 @@ def elementary_symmetric_scaled(p, l, *, exact=False):
     (descending :math:`j`), i.e. :math:`F_j\leftarrow F_j+j\,p_iF_{j-1}`. With
     :math:`p_i\ge0` every operation adds non-negative terms (no cancellation), and
     :math:`F_j\le1` is the probability that :math:`j` given positions fall in distinct steps,
-    so nothing overflows. ``exact=True`` uses :class:`fractions.Fraction` (floats converted
-    exactly).
+    so nothing overflows. ``exact=True`` uses :class:`fractions.Fraction` (floats are
+    converted exactly, so the result is exact for the given float values).
 
     Returns
     -------
@@ -390,8 +390,8 @@ def elementary_symmetric_scaled(p, l, *, exact=False):
     l = _pos_int(l, "l", minimum=0)
     if exact:
         ps = [x if isinstance(x, Fraction) else Fraction(x) for x in (p if not isinstance(p, np.ndarray) else p.tolist())]
-        if any(x < 0 for x in ps) or sum(ps) != 1:
-            raise ValueError("p: expected non-negative per-step probabilities summing exactly to 1")
+        if not ps or any(x < 0 for x in ps) or abs(sum(ps) - 1) > Fraction(1, 10**9):
+            raise ValueError("p: expected non-negative per-step probabilities summing to 1 (floats are converted exactly)")
         F = [Fraction(1)] + [Fraction(0)] * l
         for pi in ps:
             for j in range(l, 0, -1):

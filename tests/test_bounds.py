@@ -397,3 +397,11 @@ def test_c2_b2_b9_and_theorem_43_hold(case):
     _, D = instance_dependencies(steps, 2)
     assert kl <= B.lemma_b9_bound(float(w @ D.sum(axis=1)), L, V, eng.epsilon_learning) + 1e-12
     assert eng.ser_from(logp)[0] <= B.theorem_43_ser_bound(L, rule.p, eng.epsilon_learning) + 1e-12
+
+
+def test_c5_exact_rational_from_float_schedule():
+    """exact=True converts float probabilities exactly: the Fraction result agrees with the float
+    recurrence to rounding (cosine schedule, N = 8)."""
+    p = schedule("cosine", 8).p
+    for l in (2, 3, 5, 8):
+        assert float(B.lemma_c5_exact(p, l, exact=True)) == pytest.approx(B.lemma_c5_exact(p, l), rel=1e-13, abs=1e-16)
