@@ -235,102 +235,99 @@ def _hmm_run(pi, A, Apow, AposT, BT, steps, x, u, score, out_logp, out_nfe, out_
 
 # ----------------------------------------------------------------------------- n-gram
 @njit(cache=True)
-def _ngram_forward(init, cond, V, R, h, x_row, rev, k0, mode, k1, F):
-    """Scaled forward over chain positions k0..k1 into F[k]; returns False if impossible.
-
-    The chain state at position k >= h = n-2 is the context window ending at k. ``mode``:
-    1 - the state at k0 is the (revealed) window ending there (a pin); 0 - k0 == h and the
-    state is drawn from ``init`` restricted to the revealed digits of positions 0..h;
-    2 - ``F[k0]`` is already valid (resume).
-    """
-    C = init.shape[0]
-    if mode == 2:
-        pass
-    elif mode == 1:
-        c0 = 0
-        for p in range(k0 - h, k0 + 1):
-            c0 = c0 * V + x_row[p]
+def _ngram_fstep(cond, V, R, x_row, rev, k, F):
+    """F[k] from F[k-1] (one chain transition, emission check at k); returns the total mass."""
+    C = cond.shape[0]
+    for c in range(C):
+        F[k, c] = 0.0
+    if rev[k]:
+        xv = x_row[k]
         for c in range(C):
-            F[k0, c] = 0.0
-        F[k0, c0] = 1.0
+            fc = F[k - 1, c]
+            if fc != 0.0:
+                F[k, (c % R) * V + xv] += fc * cond[c, xv]
     else:
-        tot = 0.0
         for c in range(C):
-            val = init[c]
-            if val != 0.0:
-                cc = c
-                for p in range(h, -1, -1):
-                    if rev[p] and cc % V != x_row[p]:
-                        val = 0.0
-                        break
-                    cc //= V
-            F[k0, c] = val
-            tot += val
-        if tot <= 0.0:
-            return False
-        for c in range(C):
-            F[k0, c] /= tot
-    for k in range(k0 + 1, k1 + 1):
-        for c in range(C):
-            F[k, c] = 0.0
-        if rev[k]:
-            xv = x_row[k]
-            for c in range(C):
-                fc = F[k - 1, c]
-                if fc != 0.0:
-                    F[k, (c % R) * V + xv] += fc * cond[c, xv]
-        else:
-            for c in range(C):
-                fc = F[k - 1, c]
-                if fc != 0.0:
-                    base = (c % R) * V
-                    for v in range(V):
-                        F[k, base + v] += fc * cond[c, v]
-        tot = 0.0
-        for c in range(C):
-            tot += F[k, c]
-        if tot <= 0.0:
-            return False
+            fc = F[k - 1, c]
+            if fc != 0.0:
+                base = (c % R) * V
+                for v in range(V):
+                    F[k, base + v] += fc * cond[c, v]
+    tot = 0.0
+    for c in range(C):
+        tot += F[k, c]
+    if tot > 0.0:
         for c in range(C):
             F[k, c] /= tot
-    return True
+    return tot
 
 
 @njit(cache=True)
-def _ngram_backward(cond, V, R, x_row, rev, k0, k1, Bk):
-    """Scaled backward messages over chain positions k1 down to k0 (ones at k1)."""
+def _ngram_bstep(cond, V, R, x_row, rev, k, Bk):
+    """Bk[k] from Bk[k+1] (emission check at k+1), scaled by its maximum."""
     C = cond.shape[0]
+    m = 0.0
+    if rev[k + 1]:
+        xv = x_row[k + 1]
+        for c in range(C):
+            val = cond[c, xv] * Bk[k + 1, (c % R) * V + xv]
+            Bk[k, c] = val
+            if val > m:
+                m = val
+    else:
+        for c in range(C):
+            base = (c % R) * V
+            acc = 0.0
+            for v in range(V):
+                acc += cond[c, v] * Bk[k + 1, base + v]
+            Bk[k, c] = acc
+            if acc > m:
+                m = acc
+    if m > 0.0:
+        for c in range(C):
+            Bk[k, c] /= m
+
+
+@njit(cache=True)
+def _ngram_fstart(init, V, h, x_row, rev, k, pin, F):
+    """Start a forward run at chain position k: the pinned window (pin) or the initial law (k == h)."""
+    C = init.shape[0]
+    if pin:
+        c0 = 0
+        for p in range(k - h, k + 1):
+            c0 = c0 * V + x_row[p]
+        for c in range(C):
+            F[k, c] = 0.0
+        F[k, c0] = 1.0
+        return 1.0
+    tot = 0.0
     for c in range(C):
-        Bk[k1, c] = 1.0
-    for k in range(k1 - 1, k0 - 1, -1):
-        m = 0.0
-        if rev[k + 1]:
-            xv = x_row[k + 1]
-            for c in range(C):
-                val = cond[c, xv] * Bk[k + 1, (c % R) * V + xv]
-                Bk[k, c] = val
-                if val > m:
-                    m = val
-        else:
-            for c in range(C):
-                base = (c % R) * V
-                acc = 0.0
-                for v in range(V):
-                    acc += cond[c, v] * Bk[k + 1, base + v]
-                Bk[k, c] = acc
-                if acc > m:
-                    m = acc
-        if m > 0.0:
-            for c in range(C):
-                Bk[k, c] /= m
+        val = init[c]
+        if val != 0.0:
+            cc = c
+            for p in range(h, -1, -1):
+                if rev[p] and cc % V != x_row[p]:
+                    val = 0.0
+                    break
+                cc //= V
+        F[k, c] = val
+        tot += val
+    if tot > 0.0:
+        for c in range(C):
+            F[k, c] /= tot
+    return tot
 
 
 @njit(cache=True)
 def _ngram_one(init, cond, V, n, steps_row, x_row, u_row, score, F, Bk, w):
     """One sequence of the idealised sampler for an n-gram (L >= n-1); returns (log p_tau, nfe).
 
-    Separators (runs of n-1 revealed tokens) pin the chain state, so each new position only
-    needs messages between the nearest pins on either side (its segment).
+    The chain state at position k >= h = n-2 is the context window ending at k. A run of n-1
+    revealed tokens (a separator) pins it, so messages restart there: the forward filter
+    ``F[k]`` depends only on reveals in ``[fhz[k], k]`` and the backward message ``Bk[k]``
+    only on reveals in ``(k, bhz[k]]``. Messages are computed lazily, only between a new
+    position and the nearest pin or still-valid cached message, and invalidated when a reveal
+    falls inside their horizon.
     """
     L = steps_row.shape[0]
     C = init.shape[0]
@@ -341,109 +338,147 @@ def _ngram_one(init, cond, V, n, steps_row, x_row, u_row, score, F, Bk, w):
     ngroups = _group_bounds(order, steps_row, bounds)
     rev = np.zeros(L, dtype=np.bool_)
     pinned = np.zeros(L, dtype=np.bool_)
+    fval = np.zeros(L, dtype=np.bool_)
+    bval = np.zeros(L, dtype=np.bool_)
+    fhz = np.zeros(L, dtype=np.int64)
+    bhz = np.zeros(L, dtype=np.int64)
+    cnt = np.zeros(L + 1, dtype=np.int64)
     dead = False
-    dead_next = False  # set when this step's joint draws contradict each other
     logp = 0.0
     for gi in range(ngroups):
         g0 = bounds[gi]
         g1 = bounds[gi + 1]
-        if not dead:
-            run = 0
-            for p in range(L):
-                run = run + 1 if rev[p] else 0
-                pinned[p] = p >= h and run >= n - 1
-        oi = g0
-        while oi < g1:
+        for oi in range(g0, g1):
             j = order[oi]
-            cj = j if j > h else h
-            # segment of chain positions around cj delimited by pins
-            oj = oi + 1
-            if dead:
-                for v in range(V):
-                    w[v] = 1.0
-                if score:
-                    tok = x_row[j]
-                else:
-                    tok = _inverse_cdf(w, u_row[j])
-                    x_row[j] = tok
-                logp += np.log(1.0 / V)
-                oi = oj
-                continue
-            k0 = cj - 1
-            while k0 >= h and not pinned[k0]:
-                k0 -= 1
-            pin0 = k0 >= h
-            if not pin0:
-                k0 = h
-            k1 = cj + 1
-            while k1 < L and not pinned[k1]:
-                k1 += 1
-            if k1 >= L:
-                k1 = L - 1
-            # all new positions of this step inside the same segment
-            while oj < g1:
-                jj = order[oj]
-                cjj = jj if jj > h else h
-                if cjj < k1 or (cjj == k1 and not pinned[k1]):
-                    oj += 1
-                else:
-                    break
-            cfirst = cj
-            jl = order[oj - 1]
-            clast = jl if jl > h else h
-            # forward only as far as the last new position, backward only down to the first
-            ok = _ngram_forward(init, cond, V, R, h, x_row, rev, k0, 1 if pin0 else 0, clast, F)
-            if not ok:
-                dead = True
-                continue  # redo this position as uniform
-            _ngram_backward(cond, V, R, x_row, rev, cfirst, k1, Bk)
-            for q in range(oi, oj):
-                jq = order[q]
-                cq = jq if jq > h else h
+            if not dead:
+                cj = j if j > h else h
+                # forward: walk left to a valid message, a pin or the start
+                k = cj
+                while k > h and not fval[k] and not pinned[k]:
+                    k -= 1
+                if not fval[k]:
+                    tot = _ngram_fstart(init, V, h, x_row, rev, k, pinned[k], F)
+                    fval[k] = True
+                    fhz[k] = k
+                    if tot <= 0.0:
+                        dead = True
+                for kk in range(k + 1, cj + 1):
+                    if dead:
+                        break
+                    tot = _ngram_fstep(cond, V, R, x_row, rev, kk, F)
+                    fval[kk] = True
+                    fhz[kk] = fhz[kk - 1]
+                    if tot <= 0.0:
+                        dead = True
+            if not dead:
+                # backward: walk right to a valid message, a pin or the end
+                k = cj
+                while k < L - 1 and not bval[k] and not pinned[k]:
+                    k += 1
+                if not bval[k]:
+                    for c in range(C):
+                        Bk[k, c] = 1.0
+                    bval[k] = True
+                    bhz[k] = k
+                for kk in range(k - 1, cj - 1, -1):
+                    _ngram_bstep(cond, V, R, x_row, rev, kk, Bk)
+                    bval[kk] = True
+                    bhz[kk] = bhz[kk + 1]
                 div = 1
-                for _ in range(cq - jq):
+                for _ in range(cj - j):
                     div *= V
                 for v in range(V):
                     w[v] = 0.0
                 for c in range(C):
-                    pc = F[cq, c] * Bk[cq, c]
+                    pc = F[cj, c] * Bk[cj, c]
                     if pc != 0.0:
                         w[(c // div) % V] += pc
-                if score:
-                    tok = x_row[jq]
-                else:
-                    tok = _inverse_cdf(w, u_row[jq])
-                    x_row[jq] = tok
                 tot = 0.0
                 for v in range(V):
                     tot += w[v]
-                if w[tok] > 0.0:
-                    logp += np.log(w[tok] / tot)
-                else:
-                    logp = -np.inf
-            if oj - oi >= 2 and not score:
-                # joint draws in one segment may contradict each other: recheck the segment
-                # (F left of cfirst is unchanged; Bk at clast only sees positions > clast)
-                for q in range(oi, oj):
-                    rev[order[q]] = True
-                if cfirst - 1 >= k0 and cfirst > h:
-                    ok = _ngram_forward(init, cond, V, R, h, x_row, rev, cfirst - 1, 2, clast, F)
-                else:
-                    ok = _ngram_forward(init, cond, V, R, h, x_row, rev, k0, 1 if pin0 else 0, clast, F)
-                for q in range(oi, oj):
-                    rev[order[q]] = False
-                if ok:
-                    tot = 0.0
-                    for c in range(C):
-                        tot += F[clast, c] * Bk[clast, c]
-                    ok = tot > 0.0
-                if not ok:
-                    dead_next = True
-            oi = oj
-        if dead_next:
-            dead = True
-        for q in range(g0, g1):
-            rev[order[q]] = True
+                if tot <= 0.0:
+                    dead = True
+            if dead:
+                for v in range(V):
+                    w[v] = 1.0
+            if score:
+                tok = x_row[j]
+            else:
+                tok = _inverse_cdf(w, u_row[j])
+                x_row[j] = tok
+            tot = 0.0
+            for v in range(V):
+                tot += w[v]
+            if w[tok] > 0.0:
+                logp += np.log(w[tok] / tot)
+            else:
+                logp = -np.inf
+        if not dead and not score and g1 - g0 >= 2:
+            # joint draws inside one separator-delimited segment may contradict each other:
+            # re-run the forward over each such group with the new tokens and join with Bk
+            for oi in range(g0, g1):
+                rev[order[oi]] = True
+            q0 = g0
+            while q0 < g1 and not dead:
+                q1 = q0 + 1
+                while q1 < g1:
+                    a = order[q1 - 1]
+                    b = order[q1]
+                    ca = a if a > h else h
+                    cb = b if b > h else h
+                    sep = False
+                    for kk in range(ca + 1, cb):
+                        if pinned[kk]:
+                            sep = True
+                            break
+                    if sep:
+                        break
+                    q1 += 1
+                if q1 - q0 >= 2:
+                    jf = order[q0]
+                    jl = order[q1 - 1]
+                    cf = jf if jf > h else h
+                    cl = jl if jl > h else h
+                    if cf > h:
+                        k = cf - 1  # F[cf - 1] does not see the new tokens
+                        tot = 1.0
+                    else:
+                        k = h
+                        tot = _ngram_fstart(init, V, h, x_row, rev, h, False, F)
+                    for kk in range(k + 1, cl + 1):
+                        if tot <= 0.0:
+                            break
+                        tot = _ngram_fstep(cond, V, R, x_row, rev, kk, F)
+                    if tot > 0.0:
+                        tot = 0.0
+                        for c in range(C):
+                            tot += F[cl, c] * Bk[cl, c]
+                    if tot <= 0.0:
+                        dead = True
+                    for kk in range(cf, cl + 1):  # overwritten by the check
+                        fval[kk] = False
+                q0 = q1
+        for oi in range(g0, g1):
+            rev[order[oi]] = True
+        if dead:
+            continue
+        # invalidate cached messages whose horizon contains a new reveal
+        for p in range(L + 1):
+            cnt[p] = 0
+        for oi in range(g0, g1):
+            j = order[oi]
+            cnt[(j if j > h else h) + 1] += 1
+        for p in range(1, L + 1):
+            cnt[p] += cnt[p - 1]  # cnt[k + 1] = new reveals at chain positions <= k
+        for k in range(h, L):
+            if fval[k] and cnt[k + 1] - cnt[fhz[k]] > 0:
+                fval[k] = False
+            if bval[k] and cnt[bhz[k] + 1] - cnt[k + 1] > 0:
+                bval[k] = False
+        run = 0
+        for p in range(L):
+            run = run + 1 if rev[p] else 0
+            pinned[p] = p >= h and run >= n - 1
     return logp, ngroups
 
 
