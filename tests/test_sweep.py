@@ -1,10 +1,14 @@
 """Sweeps: kind registry, TOML configs and grid expansion, run_cells (serial and process pool)."""
 
+import itertools
+import math
 import sys
 import types
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import mdm_exact.languages
 from mdm_exact import sweep
@@ -30,6 +34,17 @@ def test_grid_is_the_cartesian_product_in_written_order():
     assert [(c["language"], c["L"]) for c in cells] == [(lang, L) for lang in "ab" for L in (4, 6, 8)]
     assert all(c["kind"] == "exact" and c["rule"] == "linear" and c["num_steps"] == 2 for c in cells)
     assert len({config_key(c) for c in cells}) == 6
+
+
+@given(axes=st.lists(st.lists(st.integers(-5, 5), min_size=1, max_size=3, unique=True), min_size=0, max_size=4))
+def test_grid_expansion_property(axes):
+    """The grid holds every combination of the axis values exactly once, in lexicographic order."""
+    register_kind("grid-test", _cube, params=None, replace=True)
+    block = {"kind": "grid-test", **{f"p{i}": (vals if len(vals) > 1 else vals[0]) for i, vals in enumerate(axes)}}
+    cells = expand_grid(block)
+    combos = [tuple(c[f"p{i}"] for i in range(len(axes))) for c in cells]
+    assert combos == list(itertools.product(*axes))
+    assert len({config_key(c) for c in cells}) == len(cells) == math.prod(len(a) for a in axes)
 
 
 def test_list_typed_parameters_flat_list_is_one_value_list_of_lists_is_an_axis():
