@@ -12,7 +12,9 @@ Run: ``python benchmarks/bench_languages.py`` (or ``mdm-theory bench languages``
 3. ``mdm-theory language show paper-hmm`` as a subprocess: first call with an empty Numba
    cache (compile), second call (cache load), and the in-process warm time of the same work.
 
-Timings are wall clock on a machine that may be shared: compare ratios from the same run.
+Timings are wall clock on a machine that may be shared: compare ratios from the same run. CPU
+time of this process (all threads) is printed beside them: on a loaded machine the CPU ratio
+is the steadier number (NumPy's BLAS and the Numba kernels both use every core they get).
 """
 
 from __future__ import annotations
@@ -33,13 +35,15 @@ from mdm_exact.languages.examples import IntervalLanguage, interval_hmm
 from mdm_exact.provenance import machine
 
 
-def median_time(fn, repeats):
-    ts = []
+def median_time(fn, repeats, *, cpu=False):
+    """Median wall time (and, with ``cpu=True``, median CPU time of this process, all threads)."""
+    ts, cs = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+        cs.append(time.process_time() - c0)
+    return (statistics.median(ts), statistics.median(cs)) if cpu else statistics.median(ts)
 
 
 def bench_language(title, lang, x, rev, repeats, variants):
@@ -47,17 +51,18 @@ def bench_language(title, lang, x, rev, repeats, variants):
     print(f"\n{title}: batch {B}, L = {L}, {rev.mean():.0%} revealed")
     for method, ref in (("conditional_marginals", "_reference_conditional_marginals"),
                         ("log_prob_revealed", "_reference_log_prob_revealed")):
-        t_ref = median_time(lambda: getattr(lang, ref)(x, rev), max(1, repeats // 2))
-        print(f"  {method:<22} NumPy reference       {t_ref * 1e3:9.1f} ms  {B / t_ref:10.0f} seq/s")
+        t_ref, c_ref = median_time(lambda: getattr(lang, ref)(x, rev), max(1, repeats // 2), cpu=True)
+        print(f"  {method:<22} NumPy reference       {t_ref * 1e3:9.1f} ms  {B / t_ref:10.0f} seq/s"
+              f"  (cpu {c_ref * 1e3:.0f} ms)")
         for label, setup in variants:
             setup(lang)
             getattr(lang, method)(x[:2], rev[:2])  # compile / load cache
             fast = getattr(lang, method)(x, rev)
             slow = getattr(lang, ref)(x, rev)
             err = np.max(np.abs(np.where(np.isfinite(slow), fast - slow, 0.0)))
-            t = median_time(lambda: getattr(lang, method)(x, rev), repeats)
+            t, c = median_time(lambda: getattr(lang, method)(x, rev), repeats, cpu=True)
             print(f"  {method:<22} {label:<21} {t * 1e3:9.1f} ms  {B / t:10.0f} seq/s  "
-                  f"ratio {t_ref / t:6.1f}x  (max |diff| {err:.1e})")
+                  f"ratio {t_ref / t:6.1f}x  (cpu {c * 1e3:.0f} ms, cpu ratio {c_ref / c:.1f}x; max |diff| {err:.1e})")
 
 
 def bench_show(repeats):
@@ -90,10 +95,10 @@ def main(argv=None):
     B, L = args.batch, args.length
 
     def dense(lang):
-        lang.DENSE_MAX_STATES = 64
+        lang.kernel = "dense"
 
     def csr(lang):
-        lang.DENSE_MAX_STATES = 0
+        lang.kernel = "csr"
 
     def default(lang):
         pass

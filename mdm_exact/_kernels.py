@@ -319,7 +319,7 @@ def _search_cdf(cdf, lo, hi, u):
 
 
 # --------------------------------------------------------------------------------------------
-# Dense-row variants for small state spaces (an HMM with S <= DENSE_MAX_STATES): rows of A are
+# Dense-row variants for small or dense state spaces (HMM.kernel "dense"): rows of A are
 # a few SIMD vectors, so an axpy over a whole row beats a CSR walk; sparsity is still used by
 # skipping every state whose forward (or backward) weight is exactly zero, which is where the
 # pruned emissions and transitions bite.

@@ -94,7 +94,7 @@ def test_hmm_matches_brute_force(S, V, L, dense):
     rng = np.random.default_rng(100 * S + 10 * V + L)
     for zero_frac in (0.0, 0.5):
         h = _hmm(rng, S, V, zero_frac)
-        h.DENSE_MAX_STATES = 64 if dense else 0
+        h.kernel = "dense" if dense else "csr"
         lp = _check_against_brute_force(h, L, rng)
         X = all_sequences(V, L)
         by_paths = _hmm_log_prob_by_paths(h, X)
@@ -191,7 +191,7 @@ def test_interval_hmm_sizes():
 def test_hmm_kernels_match_numpy_reference(dense):
     rng = np.random.default_rng(7)
     for lang in (make_preset("paper-hmm"), make_preset("paper-hmm-t0"), _hmm(rng, 70, 5, 0.6), interval_hmm(3)):
-        lang.DENSE_MAX_STATES = 64 if dense else 0
+        lang.kernel = "dense" if dense else "csr"
         L = 60
         x = lang.sample(40, L, rng=rng)
         x[:4] = rng.integers(0, lang.vocab_size, (4, L))
@@ -263,7 +263,7 @@ def _small_language(draw):
     rng = np.random.default_rng(seed)
     if draw(st.booleans()):
         lang = _hmm(rng, draw(st.integers(1, 4)), draw(st.integers(1, 3)), zero_frac)
-        lang.DENSE_MAX_STATES = draw(st.sampled_from([0, 64]))
+        lang.kernel = draw(st.sampled_from(["dense", "csr"]))
     else:
         lang = _ngram(rng, draw(st.integers(2, 4)), draw(st.integers(1, 3)), zero_frac)
     L = draw(st.integers(1, 4))
@@ -310,7 +310,7 @@ def test_sampling_matches_exact_law(name, L):
         lang = _hmm(rng, 3, 2, 0.0)
     elif name == "hmm-sparse":
         lang = _hmm(rng, 4, 3, 0.5)
-        lang.DENSE_MAX_STATES = 0
+        lang.kernel = "csr"
     elif name == "ngram3":
         lang = _ngram(rng, 3, 2, 0.3)
     elif name == "interval-l3":
@@ -440,7 +440,7 @@ def st(shape):
     a = rng.random(shape); a[rng.random(shape) < 0.4] = 0; a[..., 0] += a.sum(-1) == 0
     return a / a.sum(-1, keepdims=True)
 langs = [HMM(st(3), st((3, 3)), st((3, 2))), NGram(3, st(4), st((4, 2))), interval_hmm(3)]
-h = HMM(st(3), st((3, 3)), st((3, 2))); h.DENSE_MAX_STATES = 0; langs.append(h)
+h = HMM(st(3), st((3, 3)), st((3, 2))); h.kernel = "csr"; langs.append(h)
 for lang in langs:
     x = lang.sample(6, 6, rng=rng); rev = rng.random((6, 6)) < 0.5; x[0] = rng.integers(0, lang.vocab_size, 6)
     a, b = lang.log_prob_revealed(x, rev), brute_force_log_prob_revealed(lang, x, rev)

@@ -62,12 +62,19 @@ class HMM(Language):
             self.__dict__["_csr_cache"] = c
         return c
 
-    #: Up to this many states the kernels walk whole dense rows of ``A`` (a few SIMD vectors)
-    #: and skip only zero-weight states; above it they walk the CSR zero pattern of ``A``.
-    DENSE_MAX_STATES = 64
+    #: Which Numba kernel runs: ``"dense"`` walks whole rows of ``A`` (SIMD) and skips only
+    #: zero-weight states; ``"csr"`` walks the CSR list of non-zero transitions with alive-state
+    #: lists; ``"auto"`` (default) takes dense for ``S <= 64`` or a transition density >= 10%
+    #: (where a SIMD row beats a scattered CSR walk), CSR otherwise (e.g. the Note C.8 HMM).
+    kernel = "auto"
 
     def _use_dense(self):
-        return self.num_states <= self.DENSE_MAX_STATES
+        if self.kernel not in ("auto", "dense", "csr"):
+            raise ValueError(f"kernel: expected 'auto', 'dense' or 'csr', got {self.kernel!r}")
+        if self.kernel != "auto":
+            return self.kernel == "dense"
+        S = self.num_states
+        return S <= 64 or self._csr()[1].shape[0] >= 0.1 * S * S
 
     def _transition_t(self):
         c = self.__dict__.get("_AT")
@@ -135,7 +142,7 @@ class HMM(Language):
         """Exact ``log q(x_R)``, shape (batch,); ``-inf`` when the revealed tokens are impossible.
 
         Numba kernel; runs of masked positions are jumped with a cached dense power ``A^m``
-        (always for ``S <= DENSE_MAX_STATES``; for larger, sparse chains, only when that is
+        (always with the dense kernel; with the CSR kernel, only when that is
         cheaper than ``m`` steps over the CSR zero pattern), and the masked tail after the last
         revealed position is skipped (it has probability one).
         """
