@@ -37,6 +37,8 @@ def register(subparsers) -> None:
 
 
 def _fmt(v) -> str:
+    if v is None:
+        return "-"
     if isinstance(v, float):
         if math.isinf(v):
             return "inf" if v > 0 else "-inf"
