@@ -52,7 +52,7 @@ from scipy.special import entr, logsumexp, rel_entr
 from . import metrics as _metrics
 from ._validate import as_length
 from .languages.base import all_sequences
-from .schedules import FixedSizes, LeftToRight, RandomOrder, ScheduleSteps, StepRule
+from .schedules import FixedSizes, LeftToRight, RandomOrder, ScheduleSteps, StepRule, expected_nonempty_steps
 
 __all__ = [
     "exact_output_law",
@@ -475,7 +475,8 @@ def exact_metrics(lang, L, rule, *, model=None, max_work=None) -> dict:
     ``expected_instance_kl`` (Lemma B.2 RHS) with ``instance_kl_per_step``,
     ``token_kl_per_step``, ``tc_per_step`` (lists), ``entropy_model``, ``entropy_data``,
     ``total_correlation_data``, ``epsilon_learning`` (``0`` for the perfect model; the model's
-    value when it has ``epsilon_learning``), ``num_steps``, ``L``, ``V``, ``rule``.
+    value when it has ``epsilon_learning``), ``nfe_mean`` (expected number of non-empty steps,
+    i.e. network calls), ``num_steps``, ``L``, ``V``, ``rule``.
     """
     L = as_length(L)
     V = int(lang.vocab_size)
@@ -524,6 +525,7 @@ def exact_metrics(lang, L, rule, *, model=None, max_work=None) -> dict:
         "entropy_data": _metrics.entropy(log_q),
         "total_correlation_data": _metrics.total_correlation(log_q, V, L),
         "epsilon_learning": eps,
+        "nfe_mean": float(expected_nonempty_steps(rule, L)),
     }
 
 
