@@ -54,6 +54,12 @@ class IntervalLanguage(Language):
                 if b != a:
                     bits[a, :, b] = (np.arange(V) >> (l - 2 - _bit_index(a, b))) & 1
         self._bits = bits
+        weights = np.zeros((l, l), dtype=np.int64)  # (a, b) weight of a's bit for partner b
+        for a in range(l):
+            for b in range(l):
+                if b != a:
+                    weights[a, b] = 1 << (l - 2 - _bit_index(a, b))
+        self._weights = weights
 
     @property
     def vocab_size(self) -> int:
@@ -111,16 +117,16 @@ class IntervalLanguage(Language):
         self._check_length(L)
         l, V = self.interval_length, self.vocab_size
         ok, _, P, r = self._consistent_and_pinned(x, revealed)
-        # For position a and partner b: the bit is pinned to P[b, a] when b is revealed.
-        pinned_val = np.swapaxes(P, -1, -2)  # (batch, M, l(a), l(b)) partner b's bit for a
-        pinned = np.broadcast_to(r[..., None, :], P.shape)  # (batch, M, a, b): partner b revealed
-        # prob of token v at a: prod over b != a of (pinned ? [bit_v(a,b) == val] : 1/2)
-        bits = self._bits  # (l, V, l)
-        match = bits[None, None] == pinned_val[:, :, :, None, :]  # (batch, M, a, V, b)
-        factor = np.where(pinned[:, :, :, None, :], match.astype(np.float64), 0.5)  # (batch, M, a, V, b)
-        eye = np.eye(l, dtype=bool)
-        factor = np.where(eye[None, None, :, None, :], 1.0, factor)
-        out = factor.prod(axis=-1).reshape(B, L, V)  # (batch, L, V)
+        # Position a's bit for partner b is pinned to P[b, a] when b is revealed, else a fair
+        # coin: q(v) = 2^-(#free bits) if v agrees with the pinned bits, else 0.
+        w = self._weights  # (a, b) weight of a's bit for b (0 on the diagonal)
+        ri = r.astype(np.int64)  # (batch, M, l)
+        mask = np.einsum("...b,ab->...a", ri, w)  # (batch, M, l) pinned-bit mask of each position
+        val = np.einsum("...b,...ba,ab->...a", ri, P, w)  # (batch, M, l) their values
+        free = (l - 1) - (ri.sum(axis=-1, keepdims=True) - ri)  # (batch, M, l) unpinned bits
+        v = np.arange(V)
+        agree = (v[None, None, None, :] & mask[..., None]) == val[..., None]  # (batch, M, l, V)
+        out = np.where(agree, np.ldexp(1.0, -free)[..., None], 0.0).reshape(B, L, V)  # (batch, L, V)
         out[~ok] = 1.0 / V
         rb, rk = np.nonzero(revealed)
         out[rb, rk, :] = 0.0
@@ -139,12 +145,7 @@ class IntervalLanguage(Language):
         P = np.zeros((n, M, l, l), dtype=np.int64)  # (n, M, l, l)
         P[..., iu[0], iu[1]] = pair
         P[..., iu[1], iu[0]] = pair
-        weights = np.zeros((l, l), dtype=np.int64)  # (a, b) weight of a's bit for b
-        for a in range(l):
-            for b in range(l):
-                if b != a:
-                    weights[a, b] = 1 << (l - 2 - _bit_index(a, b))
-        tokens = (P * weights).sum(axis=-1)  # (n, M, l)
+        tokens = (P * self._weights).sum(axis=-1)  # (n, M, l)
         return tokens.reshape(n, L)
 
     def entropy(self, L):
