@@ -42,7 +42,7 @@ from .schedules import LeftToRight, ScheduleSteps, StepRule, draw_steps, expecte
 from .stats import clopper_pearson, mean_ci
 
 #: Number of sequences per randomness chunk (fixed: results do not depend on batch size/threads).
-CHUNK = 128
+CHUNK = 512
 #: Memory limit (bytes) for the cached HMM matrix powers; above it the NumPy reference is used.
 HMM_POWER_BYTES = 512 * 2**20
 METHODS = ("auto", "fast", "reference")
@@ -337,7 +337,7 @@ def run_monte_carlo(
         else:
             dep_order = as_count(dependencies, "dependencies", minimum=2)
     if batch_size is None:
-        batch_size = 8 * CHUNK
+        batch_size = max(CHUNK, min(8 * CHUNK, 2**22 // L))  # about 32 MiB per (batch, L) array
     batch_size = as_count(batch_size, "batch_size")
     chunks_per_batch = max(1, math.ceil(batch_size / CHUNK))
     rng = np.random.default_rng(rng)

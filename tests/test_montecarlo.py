@@ -139,15 +139,15 @@ def test_bitwise_identical_across_threads_and_batch_sizes():
     old = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one = mc.run_monte_carlo(lang, 40, rule, 700, batch_size=256, **kw).to_dict()
+        one = mc.run_monte_carlo(lang, 40, rule, 1300, batch_size=mc.CHUNK, **kw).to_dict()
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        many = mc.run_monte_carlo(lang, 40, rule, 700, batch_size=100000, **kw).to_dict()
+        many = mc.run_monte_carlo(lang, 40, rule, 1300, batch_size=100000, **kw).to_dict()
     finally:
         numba.set_num_threads(old)
     assert _strip_timing(one) == _strip_timing(many)
-    again = mc.run_monte_carlo(lang, 40, rule, 700, batch_size=128, **kw).to_dict()
+    again = mc.run_monte_carlo(lang, 40, rule, 1300, batch_size=3 * mc.CHUNK, **kw).to_dict()
     assert _strip_timing(again) == _strip_timing(one)
-    other = mc.run_monte_carlo(lang, 40, rule, 700, batch_size=128, rng=124, instance_kl=True).to_dict()
+    other = mc.run_monte_carlo(lang, 40, rule, 1300, rng=124, instance_kl=True).to_dict()
     assert other["mean_log_prob_per_token"] != one["mean_log_prob_per_token"]
 
 
@@ -345,8 +345,8 @@ def test_interrupt_keeps_finished_batches(monkeypatch):
         return real(self, *a, **k)
 
     monkeypatch.setattr(mc._Engine, "run", flaky)
-    r = mc.run_monte_carlo(lang, 9, schedule("linear", 3), 1000, rng=0, batch_size=256)
-    assert r.interrupted and r.num_samples_done == 256
+    r = mc.run_monte_carlo(lang, 9, schedule("linear", 3), 3 * mc.CHUNK, rng=0, batch_size=mc.CHUNK)
+    assert r.interrupted and r.num_samples_done == mc.CHUNK
 
 
 def test_model_runs_on_reference_and_matches_exact():
