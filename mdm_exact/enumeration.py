@@ -64,6 +64,7 @@ __all__ = [
     "reference_output_law",
     "reference_instance_kl",
     "exact_output_law_rational",
+    "rational_joint",
     "MAX_STATES",
     "MAX_WORK",
 ]
@@ -627,6 +628,63 @@ def _marginal_log(lq, V, L, keep):
 
 
 # ---------------------------------------------------------------------------- rational
+def rational_joint(lang, L: int) -> list:
+    """``q(x)`` as exact fractions for an :class:`NGram` or :class:`HMM`, ``all_sequences`` order.
+
+    Parameters are read as the exact binary rationals of their float64 values
+    (``Fraction(float)``), renormalised exactly; the joint is then computed without rounding
+    (n-gram product, HMM forward sums). For the tiniest cases only (``V^L`` Python loops).
+    """
+    from .languages import HMM, NGram
+
+    L = as_length(L)
+    V = int(lang.vocab_size)
+
+    def rows(a):
+        a = np.atleast_2d(np.asarray(a, dtype=np.float64))
+        out = []
+        for row in a:
+            fr = [Fraction(float(v)) for v in row]
+            tot = sum(fr)
+            out.append([v / tot for v in fr])
+        return out
+
+    seqs = list(itertools.product(range(V), repeat=L))
+    if isinstance(lang, NGram):
+        n = lang.order
+        init = rows(lang.initial)[0]
+        cond = rows(lang.conditional)
+        res = []
+        for x in seqs:
+            m = min(n - 1, L)
+            # law of the first min(n-1, L) tokens: marginal of the initial context law
+            ctx_prob = sum(
+                (init[c] for c in range(V ** (n - 1)) if all((c // V ** (n - 2 - i)) % V == x[i] for i in range(m))),
+                Fraction(0),
+            )
+            w = ctx_prob
+            for k in range(n - 1, L):
+                c = 0
+                for t in x[k - n + 1 : k]:
+                    c = c * V + t
+                w *= cond[c][x[k]]
+            res.append(w)
+        return res
+    if isinstance(lang, HMM):
+        pi = rows(lang.initial)[0]
+        A = rows(lang.transition)
+        B = rows(lang.emission)
+        S = len(pi)
+        res = []
+        for x in seqs:
+            alpha = [pi[s] * B[s][x[0]] for s in range(S)]
+            for t in x[1:]:
+                alpha = [sum((alpha[a] * A[a][b] for a in range(S)), Fraction(0)) * B[b][t] for b in range(S)]
+            res.append(sum(alpha, Fraction(0)))
+        return res
+    raise TypeError(f"rational_joint: expected an NGram or HMM, got {type(lang).__name__}")
+
+
 def exact_output_law_rational(joint, V: int, L: int, rule: StepRule, *, step_probs=None) -> list:
     """Exact output law with ``fractions.Fraction`` arithmetic (the oracle for tiny cases).
 

@@ -204,6 +204,37 @@ def test_float_law_matches_fraction_oracle(rule, probs):
     assert_array_equal(ex == 0, np.isneginf(fl))
 
 
+@pytest.mark.parametrize("lang_name", ["bigram-v2", "hmm-v2-sparse", "trigram-v2", "copy-v2"])
+@pytest.mark.parametrize("rule_name", ["linear-2", "fixed-2-1-1", "probs-zero-step"])
+def test_float_law_matches_fraction_oracle_random_languages(lang_name, rule_name):
+    """The float DP agrees with exact rational arithmetic on the same (binary-rational) parameters."""
+    lang, rule = LANGS[lang_name], RULES[rule_name]
+    if isinstance(rule, FixedSizes):
+        rule = FixedSizes((2, 1))
+    joint = E.rational_joint(lang, 3)
+    assert sum(joint) == 1
+    with np.errstate(divide="ignore"):
+        assert_same_law(lang.log_prob(all_sequences(2, 3)), np.log(np.array([float(v) for v in joint])))
+    exact = np.array([float(v) for v in E.exact_output_law_rational(joint, 2, 3, rule)])
+    with np.errstate(divide="ignore"):
+        assert_same_law(E.exact_output_law(lang, 3, rule), np.log(exact))
+
+
+@pytest.mark.parametrize("rule", [RandomOrder(), LeftToRight(), FixedSizes((1, 0, 1, 1))], ids=["ro", "ltr", "fixed-ones"])
+def test_one_position_per_step_is_exactly_q_in_fractions(rule):
+    """Chain rule, exactly: one token per step reproduces q with zero rounding."""
+    joint = E.rational_joint(LANGS["hmm-v2-sparse"], 3)
+    assert E.exact_output_law_rational(joint, 2, 3, rule) == joint
+
+
+def test_one_step_is_exactly_product_of_marginals_in_fractions():
+    joint = E.rational_joint(LANGS["trigram-v2"], 3)
+    seqs = list(itertools.product(range(2), repeat=3))
+    marg = [[sum((w for x, w in zip(seqs, joint) if x[i] == v), Fraction(0)) for v in range(2)] for i in range(3)]
+    expected = [marg[0][x[0]] * marg[1][x[1]] * marg[2][x[2]] for x in seqs]
+    assert E.exact_output_law_rational(joint, 2, 3, ScheduleSteps((1.0,))) == expected
+
+
 # ---------------------------------------------------------------------------- Lemma B.2 / B.3
 @pytest.mark.parametrize("lang_name", ["bigram-v2", "hmm-v2-sparse", "copy-v2", "bigram-v3-sparse"])
 @pytest.mark.parametrize("rule_name", ["linear-2", "cosine-3", "fixed-2-1-1", "probs-zero-step"])
