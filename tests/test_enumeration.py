@@ -341,3 +341,25 @@ def test_refuses_sizes_beyond_limits():
         E.exact_output_law(lang, 12, schedule("linear", 12), max_work=1e6)
     with pytest.raises(ValueError, match="sum to"):
         E.exact_output_law(lang, 4, FixedSizes((1, 1)))
+
+
+# ---------------------------------------------------------------------------- larger L
+def test_invariants_at_larger_length():
+    """L = 9 (beyond brute force): normalised to 1e-12, Lemma B.2, and random order gives q."""
+    lang = LANGS["hmm-v2-sparse"]
+    L = 9
+    res = E.exact_metrics(lang, L, schedule("cosine", 4))
+    assert res["kl_data_model"] <= res["expected_instance_kl"] + 1e-12
+    assert sum(res["instance_kl_per_step"]) == pytest.approx(res["expected_instance_kl"], rel=1e-12)
+    log_p = E.exact_output_law(lang, L, schedule("linear", 3))
+    assert abs(np.exp(log_p).sum() - 1.0) < 1e-12
+    assert_same_law(E.exact_output_law(lang, L, RandomOrder()), lang.log_prob(all_sequences(2, L)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rule", [schedule("cosine", 3), FixedSizes((3, 2, 1))], ids=["cosine-3", "fixed"])
+def test_law_matches_brute_force_L6_trigram(rule):
+    lang = LANGS["trigram-v2"]
+    assert_same_law(E.exact_output_law(lang, 6, rule), E.reference_output_law(lang, 6, rule))
+    total, per_step = E.reference_instance_kl(lang, 6, rule)
+    assert_allclose(E.instance_kl_terms(lang, 6, rule)["instance_kl_per_step"], per_step, rtol=1e-11, atol=1e-13)
