@@ -1146,17 +1146,36 @@ STATEMENTS = {
 }
 
 
+def _squash(name: str) -> str:
+    import re
+
+    t = str(name).lower().replace("_", "-").replace(" ", "-")
+    t = re.sub(r"^(lemma|theorem|thm|example|ex|definition|def)-?", "", t)
+    return t.replace(".", "").replace("-", "")
+
+
+def canonical_name(name) -> str:
+    """The statement key for ``name``: exact keys, or aliases such as ``lemma_c5``, ``theorem-4.4``,
+    ``b8_literal`` (case, ``_``/``-``/``.`` and a lemma/theorem prefix are ignored)."""
+    if name in STATEMENTS:
+        return name
+    table = {_squash(k): k for k in STATEMENTS}
+    table.update({_squash("C.9"): "4.4", _squash("C.3"): "4.3", _squash("B.13"): "4.2"})  # appendix numbers
+    return table.get(_squash(name), name)
+
+
 def run_checks(names=None, *, quick=False) -> list:
     """Run the regression suite; returns one record (dict) per (statement, instance).
 
     Parameters
     ----------
     names : iterable of str, optional
-        Statement names (keys of :data:`STATEMENTS`); default all.
+        Statement names (keys of :data:`STATEMENTS`, or aliases, see :func:`canonical_name`);
+        default all.
     quick : bool
         A smaller grid (the default test suite uses it).
     """
-    names = list(STATEMENTS) if names is None else list(names)
+    names = list(STATEMENTS) if names is None else [canonical_name(n) for n in names]
     unknown = [n for n in names if n not in STATEMENTS]
     if unknown:
         raise ValueError(f"unknown statement(s) {unknown}; expected some of {list(STATEMENTS)}")
@@ -1220,6 +1239,7 @@ def exit_code(summary) -> int:
 __all__ = [
     "STATEMENTS",
     "check_instance",
+    "canonical_name",
     "TOL",
     "run_checks",
     "summarize",

@@ -274,3 +274,17 @@ def test_check_instance_errors(kwargs, match):
     kwargs["lang"] = langs[kwargs["lang"]]
     with pytest.raises(ValueError, match=match):
         C.check_instance(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "alias, key",
+    [("lemma_c5", "C.5"), ("Theorem 4.4", "4.4"), ("theorem_c9", "4.4"), ("b8-literal", "B.8-literal"),
+     ("C.5-jensen", "C.5-jensen"), ("li_cai", "Li-Cai"), ("chen-cong-li", "Chen-Cong-Li"), ("B.13", "4.2")],
+)
+def test_statement_aliases(alias, key):
+    assert C.canonical_name(alias) == key
+
+
+def test_unknown_alias_is_an_error():
+    with pytest.raises(ValueError, match="unknown statement"):
+        C.run_checks(["lemma_z9"])
