@@ -26,14 +26,12 @@ def draw_categorical(log_probs, *, generator: torch.Generator, gumbel_float32: b
         return torch.argmax(log_probs.float() + g, dim=-1)
     lp = log_probs.double()
     lp = lp - lp.max(dim=-1, keepdim=True).values  # (m, V)
-    if torch.isnan(lp).any():
+    if lp.device.type == "cpu" and torch.isnan(lp).any():  # on a GPU this check would sync every draw
         raise ValueError("draw_categorical: log-probabilities contain NaN (or a row is all -inf)")
     p = lp.exp()  # (m, V) float64
     cdf = torch.cumsum(p, dim=-1)  # (m, V)
     u = torch.rand((m, 1), generator=generator, device=log_probs.device, dtype=torch.float64)  # (m, 1)
     k = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(-1)  # (m,)
-    over = k >= V
-    if over.any():  # u * total rounded up to the total: take the last token with positive mass
-        last = V - 1 - torch.argmax(torch.flip(p > 0, dims=[-1]).int(), dim=-1)
-        k = torch.where(over, last, k)
-    return k
+    # u * total rounded up to the total: take the last token with positive mass (no host sync)
+    last = V - 1 - torch.argmax(torch.flip(p > 0, dims=[-1]).int(), dim=-1)  # (m,)
+    return torch.where(k >= V, last, k)

@@ -147,28 +147,32 @@ def evaluate_ar(net, lang, L: int, *, num_samples: int = 256, batch_size: int = 
 
 def time_samplers(denoiser, ar_net, L: int, steps, *, batch: int = 16, repeats: int = 1, rule: str = "linear",
                   seed: int = 0, autocast_dtype=None, deadline=None) -> dict:
-    """Median wall clock of one batch: cached MDM sampler at each ``N`` and AR with a KV cache."""
+    """Median wall clock of one batch: cached MDM sampler at each ``N`` and AR with a KV cache.
+
+    Both are warmed up once first (short untimed runs), then each is timed ``repeats`` times.
+    """
     dev = denoiser.device if denoiser is not None else next(ar_net.parameters()).device
-    res = {"batch": batch, "L": L, "device": describe_device(dev), "mdm": [], "ar": None}
+    res = {"batch": batch, "L": L, "repeats": repeats, "device": describe_device(dev), "mdm": [], "ar": None}
     if ar_net is not None:
-        ts = []
-        for r in range(repeats + 1):  # first run warms up
-            g = torch.Generator(dev).manual_seed(seed + r)
-            ts.append(sample_ar(ar_net, batch, L, generator=g, autocast_dtype=autocast_dtype)["seconds"])
-        res["ar"] = {"seconds_median": float(np.median(ts[1:])), "seconds_all": ts[1:], "forward_calls": L}
+        sample_ar(ar_net, batch, min(L, 16), generator=torch.Generator(dev).manual_seed(seed),
+                  autocast_dtype=autocast_dtype)  # warm-up
+        ts = [sample_ar(ar_net, batch, L, generator=torch.Generator(dev).manual_seed(seed + r),
+                        autocast_dtype=autocast_dtype)["seconds"] for r in range(repeats)]
+        res["ar"] = {"seconds_median": float(np.median(ts)), "seconds_all": ts, "forward_calls": L}
     if denoiser is not None:
+        sample_mdm(denoiser, batch, L, _rule(rule, 4, L), rng=seed, generator=torch.Generator(dev).manual_seed(seed))
         for N in steps:
             if deadline is not None and time.perf_counter() > deadline:
                 res["mdm"].append({"num_steps": int(N), "skipped": "time budget"})
                 continue
             ts, calls = [], []
-            for r in range(repeats + 1):
+            for r in range(repeats):
                 g = torch.Generator(dev).manual_seed(seed + r)
                 o = sample_mdm(denoiser, batch, L, _rule(rule, int(N), L), rng=seed + r, generator=g)
                 ts.append(o["seconds"])
                 calls.append(o["forward_batches"])
-            res["mdm"].append({"num_steps": int(N), "seconds_median": float(np.median(ts[1:])),
-                               "seconds_all": ts[1:], "forward_batches": calls[1:]})
+            res["mdm"].append({"num_steps": int(N), "seconds_median": float(np.median(ts)),
+                               "seconds_all": ts, "forward_batches": calls})
     return res
 
 

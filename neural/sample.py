@@ -90,8 +90,8 @@ def sample_mdm(denoiser, n: int, L: int, rule, *, rng=None, generator: torch.Gen
     Returns
     -------
     dict
-        ``tokens`` (n, L) int64, ``calls`` (n,) network calls per sequence, ``nonempty_steps`` (n,),
-        ``forward_batches`` (batched calls), ``seconds``.
+        ``tokens`` (n, L) int64, ``calls`` (n,) network calls per sequence (= its non-empty steps),
+        ``forward_batches`` (batched network calls), ``seconds``.
     """
     from mdm_exact.schedules import draw_steps
 
@@ -101,60 +101,50 @@ def sample_mdm(denoiser, n: int, L: int, rule, *, rng=None, generator: torch.Gen
     N = rule.num_steps(L)
     V, mask_id, device = denoiser.vocab_size, denoiser.mask_id, denoiser.device
     bs = n if batch_size is None else int(batch_size)
-    tokens, calls_all, nonempty_all = [], [], []
+    tokens, calls_all = [], []
     batches = 0
     t0 = time.perf_counter()
     for start in range(0, n, bs):
         B = min(bs, n - start)
         steps_np = draw_steps(rule, B, L, rng=rng)  # (B, L) 0-based step of each position
+        present = np.zeros((N, B), dtype=bool)  # (N, B) sequence b reveals something at step k
+        present[steps_np, np.arange(B)[:, None]] = True
         steps = torch.from_numpy(steps_np).to(device)
         x = torch.full((B, L), mask_id, dtype=torch.long, device=device)  # (B, L)
-        cache = torch.zeros((B, L, V), dtype=torch.float64, device=device)  # (B, L, V) last prediction
-        fresh = torch.zeros(B, dtype=torch.bool, device=device)  # cache valid for the current state
-        calls = torch.zeros(B, dtype=torch.long, device=device)
-        nonempty = torch.zeros(B, dtype=torch.long, device=device)
-        counts_per_step = torch.stack([(steps == k).sum(1) for k in range(N)]) if ordering == "confidence" else None
-        active_steps = np.unique(steps_np)  # steps where some sequence reveals something
-        for k in active_steps.tolist():
-            reveal = steps == k  # (B, L)
-            active = reveal.any(dim=1)  # (B,)
-            need = active & ~fresh
-            if need.any():
-                idx = need.nonzero().squeeze(1)
-                cache[idx] = denoiser(x[idx]).double()
-                fresh[idx] = True
-                calls[idx] += 1
-                batches += 1
-            nonempty += active.long()
+        calls = np.zeros(B, dtype=np.int64)
+        # Control flow is decided on the host from tau alone: no device synchronisation per step.
+        for k in np.flatnonzero(present.any(axis=1)).tolist():
+            idx_np = np.flatnonzero(present[k])
+            full = idx_np.size == B
+            idx = None if full else torch.from_numpy(idx_np).to(device)
+            xs = x if full else x[idx]  # (b, L) the sequences whose state changes at this step
+            lp = denoiser(xs).double()  # (b, L, V): the only network call for these sequences since their last change
+            calls[idx_np] += 1
+            batches += 1
+            reveal = (steps if full else steps[idx]) == k  # (b, L)
+            draw = draw_categorical(lp.reshape(-1, V), generator=generator,
+                                    gumbel_float32=gumbel_float32).view(xs.shape)  # (b, L)
             if ordering == "random":
-                lp = cache[reveal]  # (m, V)
-                x[reveal] = draw_categorical(lp, generator=generator, gumbel_float32=gumbel_float32)
+                new = torch.where(reveal, draw, xs)
             else:
-                idx = active.nonzero().squeeze(1)
-                masked = x[idx] == mask_id  # (b, L)
-                lp = cache[idx][masked]  # (m, V)
-                draw = draw_categorical(lp, generator=generator, gumbel_float32=gumbel_float32)  # (m,)
-                conf = torch.full(masked.shape, -math.inf, dtype=torch.float64, device=device)  # (b, L)
-                conf[masked] = lp.gather(-1, draw[:, None]).squeeze(-1)
-                cand = torch.zeros(masked.shape, dtype=torch.long, device=device)  # (b, L)
-                cand[masked] = draw
+                masked = xs == mask_id  # (b, L)
+                conf = lp.gather(-1, draw.unsqueeze(-1)).squeeze(-1)  # (b, L) probability of the drawn token
+                conf = torch.where(masked, conf, torch.full_like(conf, -math.inf))
                 order = torch.argsort(conf, dim=1, descending=True, stable=True)  # (b, L)
                 rank = torch.empty_like(order)
                 rank.scatter_(1, order, torch.arange(L, device=device).expand_as(order))
-                choose = rank < counts_per_step[k][idx][:, None]  # (b, L)
-                sub = x[idx]
-                sub[choose] = cand[choose]
-                x[idx] = sub
-            fresh[active] = False
+                new = torch.where(rank < reveal.sum(dim=1, keepdim=True), draw, xs)
+            if full:
+                x = new
+            else:
+                x[idx] = new
         tokens.append(x.cpu())
-        calls_all.append(calls.cpu())
-        nonempty_all.append(nonempty.cpu())
+        calls_all.append(calls)
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
     return {
         "tokens": torch.cat(tokens).numpy().astype(np.int64),
-        "calls": torch.cat(calls_all).numpy(),
-        "nonempty_steps": torch.cat(nonempty_all).numpy(),
+        "calls": np.concatenate(calls_all),
         "forward_batches": batches,
         "seconds": time.perf_counter() - t0,
         "num_steps": N,
