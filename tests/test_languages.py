@@ -270,7 +270,7 @@ def _small_language(draw):
     return lang, L, rng
 
 
-@settings(max_examples=40)
+@settings(max_examples=25)
 @given(_small_language())
 def test_property_random_languages(case):
     """Chain rule and Bayes: sum_v q(x_i=v, x_R) = q(x_R); q(x_i=v|x_R) q(x_R) = q(x_{R+i})."""
