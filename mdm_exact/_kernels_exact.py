@@ -2,7 +2,7 @@
 
 Partial sequences ``y in {0..V}^L`` (``V`` = the mask symbol) are indexed in base ``V + 1``,
 position 0 most significant: ``s = sum_i y_i (V+1)^(L-1-i)``. Conditional tables are stored
-*reduced*: ``cond[j, v, red(s, j)]`` for a state ``s`` whose position ``j`` is masked, where
+*reduced*: ``cond[j, red(s, j), v]`` for a state ``s`` whose position ``j`` is masked, where
 ``red(s, j)`` deletes digit ``j`` from ``s``.
 
 Each kernel has a NumPy/Python reference in ``mdm_exact.enumeration`` used by the tests.
@@ -52,7 +52,7 @@ def _step_push_one(s, g_s, L, V, strides, cond, r, size, scale, nb, digits, mpos
         fac[a, V] = 1.0 if fixed else 1.0 - rj
         dlt[a, V] = 0
         for v in range(V):
-            fac[a, v] = rj * cond[j, v, red] if rj > 0.0 else 0.0
+            fac[a, v] = rj * cond[j, red, v] if rj > 0.0 else 0.0
             dlt[a, v] = (v - V) * st
     # table of the options of the tail positions nm-b..nm-1
     b = nb if nb < nm else nm
@@ -126,7 +126,7 @@ def _step_push_one(s, g_s, L, V, strides, cond, r, size, scale, nb, digits, mpos
 def _forward_step(g, L, V, strides, cond, r, size, scale, nb, out):
     """One step of the forward DP: ``out[c, y'] += sum_y g[y] T(y -> y')``.
 
-    g (S,) f8 with S = (V+1)^L; cond (L, V, S/(V+1)) f8; r (L,) f8; nb: number of tabulated
+    g (S,) f8 with S = (V+1)^L; cond (L, S/(V+1), V) f8; r (L,) f8; nb: number of tabulated
     tail positions; out (n_chunks, S) f8, zeroed by the caller. Chunk ``c`` handles the
     sources ``s = c (mod n_chunks)`` and writes only ``out[c]``: the result does not depend
     on the number of threads.

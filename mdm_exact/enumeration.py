@@ -15,7 +15,7 @@ Partial sequences ``y in {0..V}^L`` (``V`` = mask) are the DP states, indexed in
 
 1. ``log Q[y] = log q(x_R)`` for all ``(V+1)^L`` states, from the explicit joint table
    ``lang.log_prob(all_sequences(V, L))`` by a ``logsumexp`` over one axis at a time.
-2. Conditional table ``m_j(v | y)`` for every state with ``j`` masked (``L V (V+1)^(L-1)``
+2. Conditional table ``m_j(v | y)`` for every state with ``j`` masked (``L (V+1)^(L-1) V``
    floats): ``Q[y, j <- v] / Q[y]`` for the language, uniform when ``Q[y] = 0`` (the
    language convention), or the model's table.
 3. Forward DP ``g_k[y] = Pr(after step k the revealed tokens are y)``. Every source ``y`` with
@@ -158,14 +158,14 @@ def log_joint_table(lang, L: int) -> np.ndarray:
 
 
 def conditional_table(log_Q: np.ndarray) -> np.ndarray:
-    """Data conditionals ``q(x_j = v | y)`` for states with ``j`` masked, shape (L, V, (V+1)^(L-1)).
+    """Data conditionals ``q(x_j = v | y)`` for states with ``j`` masked, shape (L, (V+1)^(L-1), V).
 
-    ``out[j, v, red]``, ``red`` = state index with digit ``j`` deleted; uniform where
+    ``out[j, red, v]``, ``red`` = state index with digit ``j`` deleted; uniform where
     ``q(x_R) = 0`` (the language convention, see the module docstring).
     """
     L = log_Q.ndim
     V = log_Q.shape[0] - 1
-    out = np.empty((L, V, (V + 1) ** (L - 1)))  # (L, V, S_red)
+    out = np.empty((L, (V + 1) ** (L - 1), V))  # (L, S_red, V)
     for j in range(L):
         base = log_Q.take(V, axis=j).ravel()  # (S_red,) log q(x_R)
         dead = base == -np.inf
@@ -173,7 +173,7 @@ def conditional_table(log_Q: np.ndarray) -> np.ndarray:
             num = log_Q.take(v, axis=j).ravel()  # (S_red,)
             with np.errstate(invalid="ignore"):
                 c = np.exp(num - np.where(dead, 0.0, base))
-            out[j, v] = np.where(dead, 1.0 / V, c)
+            out[j, :, v] = np.where(dead, 1.0 / V, c)
     return out
 
 
@@ -189,12 +189,12 @@ def _state_tokens(V: int, L: int, start: int, stop: int):
 
 
 def _model_table(model, V: int, L: int, chunk: int = 1 << 16) -> np.ndarray:
-    """Reduced conditional table (L, V, (V+1)^(L-1)) of any object with ``conditional_marginals``."""
+    """Reduced conditional table (L, (V+1)^(L-1), V) of any object with ``conditional_marginals``."""
     if hasattr(model, "conditional_table"):
         return np.ascontiguousarray(model.conditional_table(L), dtype=np.float64)
     S = (V + 1) ** L
     strides = (V + 1) ** np.arange(L - 1, -1, -1)  # (L,)
-    out = np.empty((L, V, S // (V + 1)))  # (L, V, S_red)
+    out = np.empty((L, S // (V + 1), V))  # (L, S_red, V)
     for start in range(0, S, chunk):
         stop = min(S, start + chunk)
         x, rev = _state_tokens(V, L, start, stop)
@@ -204,7 +204,7 @@ def _model_table(model, V: int, L: int, chunk: int = 1 << 16) -> np.ndarray:
             sel = ~rev[:, j]
             st = strides[j]
             red = (s[sel] // (st * (V + 1))) * st + s[sel] % st
-            out[j, :, red] = cm[sel, j, :]
+            out[j, red, :] = cm[sel, j, :]
     return out
 
 
@@ -217,8 +217,8 @@ def _resolve_tables(lang, L: int, model):
         if int(getattr(model, "vocab_size", V)) != V:
             raise ValueError(f"model: vocabulary size {model.vocab_size} differs from the language's {V}")
         cond = _model_table(model, V, L)
-        if cond.shape != (L, V, (V + 1) ** (L - 1)) or not np.all(np.isfinite(cond)) or np.any(cond < 0):
-            raise ValueError("model: conditional marginals must be finite, non-negative, shape (L, V, (V+1)^(L-1))")
+        if cond.shape != (L, (V + 1) ** (L - 1), V) or not np.all(np.isfinite(cond)) or np.any(cond < 0):
+            raise ValueError("model: conditional marginals must be finite, non-negative, shape (L, (V+1)^(L-1), V)")
     return log_Q, cond
 
 
@@ -244,7 +244,7 @@ def _forward_step_reference(g, L, V, strides, cond, r, size, scale):
                     w *= 1.0 if size >= 0 else 1.0 - rj
                 else:
                     red = (s // (strides[j] * B)) * strides[j] + s % strides[j]
-                    w *= rj * cond[j, o, red]
+                    w *= rj * cond[j, red, o]
                     idx += (o - V) * strides[j]
             out[idx] += w
     return out
@@ -439,7 +439,7 @@ def instance_kl_terms(lang, L, rule, *, model=None, _tables=None) -> dict:
         live = base > 0
         pj = pat.take(V, axis=j).ravel()[live]
         qc = np.stack([Q.take(v, axis=j).ravel()[live] for v in range(V)]) / base[live]  # (V, n_live)
-        m = cond[j][:, live]  # (V, n_live)
+        m = cond[j][live].T  # (V, n_live)
         klv = rel_entr(qc, m).sum(axis=0)  # (n_live,) may be inf
         hv = entr(qc).sum(axis=0)  # (n_live,)
         inf_pat = np.unique(pj[np.isinf(klv)])

@@ -128,18 +128,18 @@ class PerturbedModel:
         return out
 
     def conditional_table(self, L: int) -> np.ndarray:
-        """Reduced table ``(L, V, (V+1)^(L-1))`` of the exact engine (see ``mdm_exact.enumeration``)."""
+        """Reduced table ``(L, (V+1)^(L-1), V)`` of the exact engine (see ``mdm_exact.enumeration``)."""
         from .enumeration import conditional_table, log_joint_table
 
         L = as_length(L)
         V = self.vocab_size
-        cond = conditional_table(log_joint_table(self.language, L))  # (L, V, S_red)
+        cond = conditional_table(log_joint_table(self.language, L))  # (L, S_red, V)
         if self.eta == 0.0:
             return cond
         h = self._all_state_hashes(L)  # (V+1,)*L
         for j in range(L):
             hj = h.take(V, axis=j).ravel()  # (S_red,)
-            cond[j] = _tilt(cond[j].T, _normals(hj, j, V), self.eta).T
+            cond[j] = _tilt(cond[j], _normals(hj, j, V), self.eta)
         return cond
 
     def _all_state_hashes(self, L: int) -> np.ndarray:
@@ -162,12 +162,12 @@ class PerturbedModel:
         L = as_length(L)
         V = self.vocab_size
         log_Q = log_joint_table(self.language, L)
-        qc = conditional_table(log_Q)  # (L, V, S_red)
+        qc = conditional_table(log_Q)  # (L, S_red, V)
         pc = self.conditional_table(L)
         eps = 0.0
         for j in range(L):
             live = log_Q.take(V, axis=j).ravel() > -np.inf  # (S_red,)
-            kl = rel_entr(qc[j][:, live], pc[j][:, live]).sum(axis=0)
+            kl = rel_entr(qc[j][live], pc[j][live]).sum(axis=1)
             if kl.size:
                 eps = max(eps, float(kl.max()))
         return eps
