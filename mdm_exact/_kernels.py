@@ -231,6 +231,8 @@ def _chain_posterior(init, digits, start, indptr, indices, data, emis, tok_edge,
                 g = val[k, i] * beta[alive[k, i]]
                 post[i] = g
                 z += g
+            if z == 0.0:  # only by float underflow of a possible context; avoid 0/0
+                z = 1.0
             if rb[k]:
                 mb[k, xb[k]] = 1.0
             else:
@@ -477,5 +479,7 @@ def _dense_backward(alpha, AT, B_, BT, xb, rb, dead, mb):
         for s in range(S):
             if nb[s] > mx:
                 mx = nb[s]
+        if mx == 0.0:  # only by float underflow
+            mx = 1.0
         for s in range(S):
             beta[s] = nb[s] / mx
