@@ -105,6 +105,15 @@ class PerturbedModel:
         self.language = language
         self.eta = eta
         self.seed = int(seed)
+        self._tables = {}  # L -> (log_Q, data conditional table), computed once
+
+    def _data_tables(self, L: int):
+        if L not in self._tables:
+            from .enumeration import conditional_table, log_joint_table
+
+            log_Q = log_joint_table(self.language, L)  # (V+1,)*L
+            self._tables = {L: (log_Q, conditional_table(log_Q))}
+        return self._tables[L]
 
     @property
     def vocab_size(self) -> int:
@@ -129,11 +138,9 @@ class PerturbedModel:
 
     def conditional_table(self, L: int) -> np.ndarray:
         """Reduced table ``(L, (V+1)^(L-1), V)`` of the exact engine (see ``mdm_exact.enumeration``)."""
-        from .enumeration import conditional_table, log_joint_table
-
         L = as_length(L)
         V = self.vocab_size
-        cond = conditional_table(log_joint_table(self.language, L))  # (L, S_red, V)
+        cond = self._data_tables(L)[1].copy()  # (L, S_red, V)
         if self.eta == 0.0:
             return cond
         h = self._all_state_hashes(L)  # (V+1,)*L
@@ -157,12 +164,9 @@ class PerturbedModel:
         ``q(x_R) > 0`` (every context that occurs), in nats. Exhaustive over ``(V+1)^L``
         partial sequences.
         """
-        from .enumeration import conditional_table, log_joint_table
-
         L = as_length(L)
         V = self.vocab_size
-        log_Q = log_joint_table(self.language, L)
-        qc = conditional_table(log_Q)  # (L, S_red, V)
+        log_Q, qc = self._data_tables(L)  # (V+1,)*L, (L, S_red, V)
         pc = self.conditional_table(L)
         eps = 0.0
         for j in range(L):
