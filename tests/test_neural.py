@@ -515,6 +515,8 @@ def test_gpu_run_tiny(tmp_path, tiny_language_registry):
     lang_res = res["languages"]["tiny-bigram"]
     assert {"mdm", "ar", "timing", "matched_speedup", "conditional_kl", "mdm_gumbel_float32"} <= set(lang_res)
     assert [r["num_steps"] for r in res["timing"]["mdm"]] == res["steps"] and res["timing"]["ar"]["seconds_median"] > 0
+    assert [r["num_steps"] for r in lang_res["idealised_mc"]] == res["steps"]
+    assert all(0.0 <= r["ser"] <= 1.0 for r in lang_res["idealised_mc"])  # mdm_exact.montecarlo at the same N
     assert lang_res["train_mdm"]["target_rel"] == 0.05 and lang_res["train_ar"]["target_rel"] == 0.02
     assert all(p.stat().st_size <= 16 * 2**20 for p in out.iterdir())
 
