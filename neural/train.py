@@ -175,7 +175,8 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None) -> Tra
         elapsed = time.perf_counter() - t0
         if step % cfg.eval_every == 0 or step == cfg.max_steps or (cfg.max_seconds and elapsed >= cfg.max_seconds):
             v = validate(net, val, cfg, autocast_dtype=ac)
-            row = {"step": step, "seconds": round(elapsed, 3), "train_loss": last_loss, "val": v["mean"],
+            row = {"step": step, "seconds": round(elapsed, 3),
+                   "train_loss": None if math.isnan(last_loss) else last_loss, "val": v["mean"],
                    "val_stderr": v["stderr"], "ratio": v["mean"] / entropy["value"]}
             res.history.append(row)
             res.final_val = v["mean"]

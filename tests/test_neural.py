@@ -15,6 +15,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from hypothesis import assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 from scipy import integrate, stats  # noqa: E402
 
 from mdm_exact import schedules as S  # noqa: E402
@@ -238,6 +240,19 @@ def test_draw_categorical_law_and_zero_mass(gumbel):
     obs = np.bincount(k, minlength=5)
     assert obs[1] == 0 and obs[4] == 0
     assert stats.chisquare(obs[p > 0], p[p > 0] * k.size).pvalue > P_FAIL
+
+
+@settings(max_examples=30)
+@given(st.lists(st.sampled_from([0.0, 0.0, 1e-300, 1e-12, 0.3, 1.0, 5.0]), min_size=2, max_size=9), st.integers(0, 2**31))
+def test_draw_categorical_never_draws_zero_mass(weights, seed):
+    """Property: tokens with probability exactly 0 are never drawn (float64 and float32 Gumbel)."""
+    w = np.array(weights)
+    assume(w.sum() > 0)
+    with np.errstate(divide="ignore"):
+        lp = torch.from_numpy(np.log(w / w.sum())).expand(500, w.size)
+    for gumbel in (False, True):
+        k = draw_categorical(lp, generator=torch.Generator().manual_seed(seed), gumbel_float32=gumbel).numpy()
+        assert np.all(w[k] > 0)
 
 
 def test_draw_categorical_rejects_bad_shapes_and_nan():
