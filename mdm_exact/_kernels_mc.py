@@ -319,7 +319,7 @@ def _ngram_fstart(init, V, h, x_row, rev, k, pin, F):
 
 
 @njit(cache=True)
-def _ngram_one(init, cond, V, n, steps_row, x_row, u_row, score, F, Bk, w):
+def _ngram_one(init, cond, prior, V, n, steps_row, x_row, u_row, score, F, Bk, w):
     """One sequence of the idealised sampler for an n-gram (L >= n-1); returns (log p_tau, nfe).
 
     The chain state at position k >= h = n-2 is the context window ending at k. A run of n-1
@@ -327,7 +327,8 @@ def _ngram_one(init, cond, V, n, steps_row, x_row, u_row, score, F, Bk, w):
     ``F[k]`` depends only on reveals in ``[fhz[k], k]`` and the backward message ``Bk[k]``
     only on reveals in ``(k, bhz[k]]``. Messages are computed lazily, only between a new
     position and the nearest pin or still-valid cached message, and invalidated when a reveal
-    falls inside their horizon.
+    falls inside their horizon. Before the first revealed position the forward filter is the
+    prior law of the context (``prior[k - h]``); after the last one the backward message is 1.
     """
     L = steps_row.shape[0]
     C = init.shape[0]
@@ -343,6 +344,8 @@ def _ngram_one(init, cond, V, n, steps_row, x_row, u_row, score, F, Bk, w):
     fhz = np.zeros(L, dtype=np.int64)
     bhz = np.zeros(L, dtype=np.int64)
     cnt = np.zeros(L + 1, dtype=np.int64)
+    firstrev = L  # smallest revealed position (L: none)
+    lastrev = -1  # largest revealed position (-1: none)
     dead = False
     logp = 0.0
     for gi in range(ngroups):
@@ -352,14 +355,20 @@ def _ngram_one(init, cond, V, n, steps_row, x_row, u_row, score, F, Bk, w):
             j = order[oi]
             if not dead:
                 cj = j if j > h else h
-                # forward: walk left to a valid message, a pin or the start
+                # forward: walk left to a valid message, a pin, the unrevealed prefix or the start
                 k = cj
-                while k > h and not fval[k] and not pinned[k]:
+                while k > h and not fval[k] and not pinned[k] and k >= firstrev:
                     k -= 1
                 if not fval[k]:
-                    tot = _ngram_fstart(init, V, h, x_row, rev, k, pinned[k], F)
+                    if k < firstrev:  # nothing revealed at positions <= k: the prior law
+                        for c in range(C):
+                            F[k, c] = prior[k - h, c]
+                        tot = 1.0
+                        fhz[k] = h
+                    else:
+                        tot = _ngram_fstart(init, V, h, x_row, rev, k, pinned[k], F)
+                        fhz[k] = k
                     fval[k] = True
-                    fhz[k] = k
                     if tot <= 0.0:
                         dead = True
                 for kk in range(k + 1, cj + 1):
@@ -373,13 +382,13 @@ def _ngram_one(init, cond, V, n, steps_row, x_row, u_row, score, F, Bk, w):
             if not dead:
                 # backward: walk right to a valid message, a pin or the end
                 k = cj
-                while k < L - 1 and not bval[k] and not pinned[k]:
+                while k < L - 1 and not bval[k] and not pinned[k] and k < lastrev:
                     k += 1
                 if not bval[k]:
                     for c in range(C):
                         Bk[k, c] = 1.0
                     bval[k] = True
-                    bhz[k] = k
+                    bhz[k] = k if pinned[k] else L - 1  # after the last reveal: depends on all later reveals
                 for kk in range(k - 1, cj - 1, -1):
                     _ngram_bstep(cond, V, R, x_row, rev, kk, Bk)
                     bval[kk] = True
@@ -442,6 +451,9 @@ def _ngram_one(init, cond, V, n, steps_row, x_row, u_row, score, F, Bk, w):
                     if cf > h:
                         k = cf - 1  # F[cf - 1] does not see the new tokens
                         tot = 1.0
+                        if k < firstrev:  # (not computed: the walk for cf stopped at the prior)
+                            for c in range(C):
+                                F[k, c] = prior[k - h, c]
                     else:
                         k = h
                         tot = _ngram_fstart(init, V, h, x_row, rev, h, False, F)
@@ -460,6 +472,10 @@ def _ngram_one(init, cond, V, n, steps_row, x_row, u_row, score, F, Bk, w):
                 q0 = q1
         for oi in range(g0, g1):
             rev[order[oi]] = True
+            if order[oi] < firstrev:
+                firstrev = order[oi]
+            if order[oi] > lastrev:
+                lastrev = order[oi]
         if dead:
             continue
         # invalidate cached messages whose horizon contains a new reveal
@@ -503,15 +519,16 @@ def _ngram_log_prob(init, cond, V, n, x_row):
 
 
 @njit(cache=True, parallel=True)
-def _ngram_run(init, cond, n, steps, x, u, score, out_logp, out_nfe, out_logq):
-    # init (C,), cond (C,V), C = V^(n-1); steps (num,L) i8, x (num,L) i8 in/out, u (num,L) f8
+def _ngram_run(init, cond, prior, n, steps, x, u, score, out_logp, out_nfe, out_logq):
+    # init (C,), cond (C,V), C = V^(n-1); prior (L-n+2, C) context law at chain positions
+    # n-2..L-1; steps (num,L) i8, x (num,L) i8 in/out, u (num,L) f8
     num, L = steps.shape
     C, V = cond.shape
     for b in prange(num):
         F = np.empty((L, C))
         Bk = np.empty((L, C))
         w = np.empty(V)
-        lp, nfe = _ngram_one(init, cond, V, n, steps[b], x[b], u[b], score, F, Bk, w)
+        lp, nfe = _ngram_one(init, cond, prior, V, n, steps[b], x[b], u[b], score, F, Bk, w)
         out_logp[b] = lp
         out_nfe[b] = nfe
         out_logq[b] = _ngram_log_prob(init, cond, V, n, x[b])

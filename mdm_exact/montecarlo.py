@@ -136,11 +136,14 @@ class _Engine:
                     )
             elif isinstance(lang, NGram) and L >= lang.order - 1:
                 self.kind = "ngram"
-                self._ngram = (
-                    np.ascontiguousarray(lang.initial, dtype=np.float64),
-                    np.ascontiguousarray(lang.conditional, dtype=np.float64),
-                    int(lang.order),
-                )
+                init = np.ascontiguousarray(lang.initial, dtype=np.float64)  # (C,)
+                cond = np.ascontiguousarray(lang.conditional, dtype=np.float64)  # (C, V)
+                n_, V_ = int(lang.order), cond.shape[1]
+                prior = np.empty((L - n_ + 2, cond.shape[0]))  # (L-n+2, C) context law, nothing revealed
+                prior[0] = init
+                for k in range(1, prior.shape[0]):
+                    prior[k] = np.einsum("ar,arv->rv", prior[k - 1].reshape(V_, -1), cond.reshape(V_, -1, V_)).reshape(-1)
+                self._ngram = (init, cond, np.ascontiguousarray(prior), n_)
             elif isinstance(lang, IntervalLanguage) and L % lang.interval_length == 0:
                 self.kind = "interval"
                 l = int(lang.interval_length)
@@ -176,8 +179,8 @@ class _Engine:
             pi, A, P, PT, BT = self._hmm
             K._hmm_run(pi, A, P, PT, BT, steps, x, u, bool(score), log_p, nfe, log_q)
         elif self.kind == "ngram":
-            init, cond, order = self._ngram
-            K._ngram_run(init, cond, order, steps, x, u, bool(score), log_p, nfe, log_q)
+            init, cond, prior, order = self._ngram
+            K._ngram_run(init, cond, prior, order, steps, x, u, bool(score), log_p, nfe, log_q)
         else:
             bits, l, lq_in = self._interval
             K._interval_run(bits, l, lq_in, steps, x, u, bool(score), log_p, nfe, log_q)
