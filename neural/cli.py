@@ -120,6 +120,10 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def _fmt(v):
+    return "n/a" if v is None else f"{v:.4f}"
+
+
 def _parse_steps(text):
     try:
         steps = [int(s) for s in str(text).split(",") if s.strip()]
@@ -152,8 +156,19 @@ def cmd_evaluate(args) -> int:
             result["mdm_gumbel_float32"] = evaluate_mdm(den, lang, L, steps, gumbel_float32=True, **kw)
         if args.kl_contexts:
             result["conditional_kl"] = conditional_kl(lang, den, num_contexts=args.kl_contexts, L=L, rng=args.seed)
+        gum = {r["num_steps"]: r for r in result.get("mdm_gumbel_float32", [])}
         for r in result["mdm"]:
-            lines.append(f"N={r['num_steps']:5d}  SER {r['ser']:.4f}  gen-ppl {r['gen_ppl']}  calls {r['calls_mean']:.1f}")
+            line = f"N={r['num_steps']:5d}  SER {r['ser']:.4f}  gen-ppl {_fmt(r['gen_ppl'])}  calls {r['calls_mean']:.1f}"
+            if r["num_steps"] in gum:
+                g = gum[r["num_steps"]]
+                line += f"  | float32-Gumbel SER {g['ser']:.4f} gen-ppl {_fmt(g['gen_ppl'])}"
+            ref = r.get("idealised_mc")
+            if ref and "ser" in ref:
+                line += f"  | idealised SER {ref['ser']:.4f} gen-ppl {_fmt(ref.get('gen_ppl'))}"
+            lines.append(line)
+        if "conditional_kl" in result:
+            kl = result["conditional_kl"]
+            lines.append(f"KL(q || p_theta) per masked token: mean {kl['mean_kl_per_token']:.4g}, max {kl['max_kl']:.4g}")
     else:
         val = validation_set(lang, min(n, 256), L, rng=args.seed + 1)
         result["ar"] = evaluate_ar(net, lang, L, num_samples=n, batch_size=args.batch_size, seed=args.seed,
