@@ -7,6 +7,8 @@ Everything here needs PyTorch; :mod:`mdm_exact` never imports this package. Subm
 * :mod:`neural.diffusion` - masking schedules, SUBS parameterisation, the continuous-time ELBO;
 * :mod:`neural.ar` - AR loss, exact log-likelihood, sampling with and without a KV cache;
 * :mod:`neural.sample` - schedule-driven MDM sampler with a per-sequence cache;
+* :mod:`neural.categorical` - float64 inverse-CDF draws (float32 Gumbel-max as an option);
 * :mod:`neural.data` - streamed exact samples, validation sets, entropy rates;
-* :mod:`neural.train`, :mod:`neural.checkpoint`, :mod:`neural.evaluate`, :mod:`neural.gpu_run`.
+* :mod:`neural.train`, :mod:`neural.checkpoint`, :mod:`neural.evaluate`, :mod:`neural.gpu_run`,
+  :mod:`neural.cli` (handlers of ``mdm-theory neural``).
 """
