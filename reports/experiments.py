@@ -27,10 +27,6 @@ def bound(name: str):
     return getattr(_interim, name), "reports._interim"
 
 
-def _rule(N):
-    return {"rule": "linear", "num_steps": int(N)} if N != "ar" else {"rule": "left-to-right"}
-
-
 def _ci(d, key):
     lo, hi = d.get(key + "_ci", [None, None]) or [None, None]
     return [d.get(key), lo, hi]
@@ -43,6 +39,7 @@ FIG1_DEFAULTS = {
     "steps": [8, 16, 32, 64, 128, 256, 512, 1024, 2048],
     "schedule": "linear",
     "num_samples": 1000,
+    "num_samples_by_language": {},
     "autoregressive": True,
 }
 
@@ -52,16 +49,21 @@ def fig1(cfg, runner):
     L = int(cfg["L"])
     cols = list(cfg["steps"]) + (["ar"] if cfg["autoregressive"] else [])
     cells, index = [], []
+    per_lang = dict(cfg["num_samples_by_language"])
+    unknown = set(per_lang) - set(cfg["languages"])
+    if unknown:
+        raise ValueError(f"fig1_steps.num_samples_by_language: {sorted(unknown)} are not in languages {cfg['languages']}")
+    samples = {lang: int(per_lang.get(lang, cfg["num_samples"])) for lang in cfg["languages"]}
     for lang in cfg["languages"]:
         for variant, ikl in ((lang + "-t0", True), (lang, False)):
             for N in cols:
                 rule = {"rule": cfg["schedule"], "num_steps": int(N)} if N != "ar" else {"rule": "left-to-right"}
-                cells.append(runner.mc_cell(variant, L, rule, cfg["num_samples"], instance_kl=ikl))
+                cells.append(runner.mc_cell(variant, L, rule, samples[lang], instance_kl=ikl))
                 index.append((lang, variant, N))
     results = runner.run_all(cells)
     curves = []
     for lang in cfg["languages"]:
-        c = {"language": lang, "steps": list(cfg["steps"]), "ppl": [], "ppl_seq_mean": [], "kl": [], "ser": [], "ar": {}}
+        c = {"language": lang, "num_samples": samples[lang], "steps": list(cfg["steps"]), "ppl": [], "ppl_seq_mean": [], "kl": [], "ser": [], "ar": {}}
         for (lg, variant, N), r in zip(index, results):
             if lg != lang:
                 continue
@@ -75,6 +77,10 @@ def fig1(cfg, runner):
             else:
                 for k, v in row.items():
                     c.setdefault(k, []).append(v)
+        # how restrictive is the thresholded language? fraction of uniform random sequences in its support
+        thr = make_language(lang)
+        u = np.random.default_rng(runner.seed_for({"figure": "fig1", "support": lang})).integers(0, thr.vocab_size, size=(1000, L))
+        c["uniform_in_support"] = float(np.mean(thr.in_support(u)))
         try:
             c["entropy_rate"] = float(make_language(lang + "-t0").entropy(L)) / L
         except (NotImplementedError, ValueError, MemoryError):
