@@ -14,17 +14,12 @@ import os
 import numpy as np
 from scipy.special import rel_entr
 
-from . import _interim
-from .engines import available, language_label, make_language, make_rule, need
+from .engines import language_label, make_language, make_rule, need
 
 
 def bound(name: str):
-    """``mdm_exact.bounds.<name>`` when that module is installed, else the interim copy."""
-    if available("mdm_exact.bounds"):
-        mod = need("mdm_exact.bounds")
-        if hasattr(mod, name):
-            return getattr(mod, name), "mdm_exact.bounds"
-    return getattr(_interim, name), "reports._interim"
+    """``mdm_exact.bounds.<name>`` (one function per statement) and its source label."""
+    return getattr(need("mdm_exact.bounds"), name), "mdm_exact.bounds"
 
 
 def _ci(d, key):
@@ -176,9 +171,8 @@ def fig3(cfg, runner):
 
 def _perfect_ser(L, l, N, schedule):
     """Exact SER of the perfect model on Example C.7: ``1 - E[2^-K]^(L/l)`` (STATEMENTS.md §8 check 6)."""
-    if not available("mdm_exact.bounds") or not hasattr(need("mdm_exact.bounds"), "interval_validity_perfect_model"):
-        return None
-    v = need("mdm_exact.bounds").interval_validity_perfect_model(make_rule({"rule": schedule, "num_steps": int(N)}, L).p, l)
+    validity, _ = bound("interval_validity_perfect_model")
+    v = validity(make_rule({"rule": schedule, "num_steps": int(N)}, L).p, l)
     return float(1.0 - v ** (L // l))
 
 
