@@ -96,7 +96,7 @@ def compute_cell(cell: dict) -> dict:
         enum = need("mdm_exact.enumeration")
         lang = make_language(cell["language"])
         res = enum.exact_metrics(lang, cell["L"], make_rule(cell["rule"], cell["L"]))
-        return jsonable(res)
+        return _slim(jsonable(res))
     if kind == "mc":
         mc = need("mdm_exact.montecarlo")
         lang = make_language(cell["language"])
@@ -109,12 +109,20 @@ def compute_cell(cell: dict) -> dict:
             alpha=cell["alpha"],
             instance_kl=cell.get("instance_kl", True),
         )
-        d = jsonable(res.to_dict())
-        d.pop("nfe_hist", None)  # large and unused by the figures
-        return d
+        return _slim(jsonable(res.to_dict()))
     if kind == "deps":
         return dependency_cell(cell)
     raise ValueError(f"unknown report cell kind {kind!r}; expected exact, mc or deps")
+
+
+def _slim(d: dict) -> dict:
+    """Drop what the figures never read and that would bloat the committed store: the per-step
+    probabilities echoed in ``rule`` (the cell's config has the rule) and the NFE histogram."""
+    d = dict(d)
+    d.pop("nfe_hist", None)
+    if isinstance(d.get("rule"), dict):
+        d["rule"] = {k: v for k, v in d["rule"].items() if k != "probs"}
+    return d
 
 
 # ------------------------------------------------------------------------- dependencies (Lemma B.11)
