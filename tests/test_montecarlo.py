@@ -435,3 +435,18 @@ def test_z_quantile_sanity():
     assert 4.8 < normal_quantile(ALPHA) < 5.0
     lo, hi = clopper_pearson(0, 10, 0.05)
     assert lo == 0.0 and hi < 0.31
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["paper-hmm", "paper-3gram", "paper-4gram", "interval-l4"])
+@pytest.mark.parametrize("N", [8, 64, 512])
+def test_kernel_matches_reference_at_paper_scale(preset, N):
+    """L = 512: the kernels' message caching draws exactly the reference's samples."""
+    from mdm_exact.languages import load_language
+
+    lang = load_language(preset)
+    a = mc.sample_idealised(lang, 512, schedule("linear", N), 6, rng=N)
+    b = mc.sample_idealised(lang, 512, schedule("linear", N), 6, rng=N, method="reference")
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[3], b[3])
+    np.testing.assert_allclose(a[2], b[2], rtol=1e-10, atol=1e-10)
