@@ -317,73 +317,96 @@ def fig5(cfg, runner):
 
 
 # =========================================================================== Figure 6
-FIG6_DEFAULTS = {"neural_dir": "neural", "num_samples": 1000}
+FIG6_DEFAULTS = {"neural_dir": "neural", "num_samples": 1000, "num_samples_by_language": {}}
+
+
+def _rows_of(rec, path):
+    """Learned-model rows of one JSON document (see :func:`neural_records`)."""
+    if isinstance(rec, list):
+        return [dict(r) for r in rec]
+    if not isinstance(rec, dict):
+        raise ValueError(f"{path}: expected a JSON list or object of learned-model results (see docs/reports.md)")
+    if isinstance(rec.get("languages"), dict):  # neural.gpu_run results.json
+        rows = []
+        for lang, block in rec["languages"].items():
+            if not isinstance(block, dict):
+                continue
+            ckl = block.get("conditional_kl") or {}
+            extra = {"language": lang, "L": rec.get("L"), "epsilon_mean": ckl.get("mean_kl_per_token"),
+                     "epsilon_max": ckl.get("max_kl")}
+            for r in block.get("mdm") or []:
+                rows.append({**extra, **r, "language": lang})
+            if isinstance(block.get("ar"), dict):
+                rows.append({**extra, **block["ar"], "language": lang, "num_steps": "ar", "sampler": "ar"})
+        return rows
+    top = {k: rec[k] for k in ("language", "L") if k in rec}
+    if "results" in rec:
+        return [{**top, **r} for r in rec["results"] if isinstance(r, dict)]
+    if "mdm" in rec:
+        rows = [{**top, **r} for r in rec["mdm"] if isinstance(r, dict)]
+        if isinstance(rec.get("ar"), dict):
+            rows.append({**top, **rec["ar"], "num_steps": "ar", "sampler": "ar"})
+        return rows
+    return [dict(rec)]
 
 
 def neural_records(directory):
-    """All learned-model rows in ``<directory>/*.json`` (format: see docs/reports.md).
+    """All learned-model rows in the JSON files under ``directory`` (recursively; see docs/reports.md).
 
-    A file is a list of rows, or a dict with ``results`` (a list of rows) or with ``mdm`` (a
-    list of rows, as ``neural.evaluate.evaluate_mdm`` returns) and optionally ``ar`` (one row of
-    the AR model); top-level ``language`` and ``L`` apply to every row. A row needs
-    ``num_steps`` (``"ar"`` for the AR model) and has ``gen_ppl``/``gen_ppl_ci``,
-    ``ser``/``ser_ci``; rows marked ``skipped`` are ignored.
+    A file is a list of rows; or a dict with ``results`` (a list of rows) or ``mdm`` (a list of
+    rows, as ``neural.evaluate.evaluate_mdm`` returns) and optionally ``ar`` (one row of the AR
+    model), where top-level ``language`` and ``L`` apply to every row; or the ``results.json`` of
+    ``neural.gpu_run`` (``languages.<preset>.{mdm, ar, conditional_kl}``). A row needs
+    ``language``, ``L`` and ``num_steps`` (``"ar"`` for the AR model) and has
+    ``gen_ppl``/``gen_ppl_ci``, ``ser``/``ser_ci``; rows marked ``skipped`` are ignored.
     """
     import json
 
     out = []
-    for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
+    paths = sorted(glob.glob(os.path.join(directory, "**", "*.json"), recursive=True))
+    for path in paths:
         with open(path) as f:
             rec = json.load(f)
-        if isinstance(rec, list):
-            recs, top = rec, {}
-        elif isinstance(rec, dict) and "results" in rec:
-            recs, top = rec["results"], rec
-        elif isinstance(rec, dict) and "mdm" in rec:
-            recs, top = list(rec["mdm"]), rec
-            if isinstance(rec.get("ar"), dict):
-                recs.append({**rec["ar"], "num_steps": "ar", "sampler": "ar"})
-        elif isinstance(rec, dict):
-            recs, top = [rec], {}
-        else:
-            raise ValueError(f"{path}: expected a JSON list or object of learned-model results (see docs/reports.md)")
-        for r in recs:
-            if not isinstance(r, dict) or r.get("skipped"):
+        for r in _rows_of(rec, path):
+            if r.get("skipped"):
                 continue
-            r = dict(r)
-            for key in ("language", "L"):
-                if key not in r and key in top:
-                    r[key] = top[key]
-            missing = {"language", "L", "num_steps"} - set(r)
+            missing = {k for k in ("language", "L", "num_steps") if r.get(k) is None}
             if missing:
                 raise ValueError(f"{path}: learned-model row lacks {sorted(missing)} (see docs/reports.md for the format)")
-            r["file"] = os.path.basename(path)
+            r["file"] = os.path.relpath(path, directory)
             out.append(r)
     return out
 
 
 def fig6(cfg, runner, *, reports_dir):
-    """Learned MDM against the idealised sampler at the same steps (needs reports/neural/*.json)."""
+    """Learned MDM against the idealised sampler at the same steps (needs reports/neural results)."""
     directory = cfg["neural_dir"]
     if not os.path.isabs(directory):
         directory = os.path.join(reports_dir, directory)
     recs = neural_records(directory)
     if not recs:
         return None
+    per_lang = dict(cfg["num_samples_by_language"])
     cells = []
     for r in recs:
         N = r["num_steps"]
-        is_ar = N in ("ar", None) or str(r.get("sampler", "")).startswith("ar")
+        is_ar = N == "ar" or str(r.get("sampler", "")).startswith("ar")
         rule = {"rule": "left-to-right"} if is_ar else {"rule": r.get("rule", "linear"), "num_steps": int(N)}
-        cells.append(runner.mc_cell(r["language"], int(r["L"]), rule, cfg["num_samples"], instance_kl=False))
+        lang = r["language"]
+        n = int(per_lang.get(lang, cfg["num_samples"]))
+        # the same cells as Figure 1 where the settings agree (instance KL on the threshold-0 presets)
+        ikl = isinstance(lang, str) and lang.endswith("-t0")
+        cells.append(runner.mc_cell(lang, int(r["L"]), rule, n, instance_kl=ikl))
     ideal = runner.run_all(cells)
     rows = []
-    for r, m in zip(recs, ideal):
-        is_ar = r["num_steps"] in ("ar", None) or str(r.get("sampler", "")).startswith("ar")
+    for r, m, c in zip(recs, ideal, cells):
+        is_ar = r["num_steps"] == "ar" or str(r.get("sampler", "")).startswith("ar")
         rows.append({"language": language_label(r["language"]), "L": int(r["L"]), "num_steps": "ar" if is_ar else int(r["num_steps"]),
-                     "sampler": "ar" if is_ar else "mdm",
-                     "neural": {k: r.get(k) for k in ("gen_ppl", "gen_ppl_ci", "ser", "ser_ci")},
-                     "ideal": {"gen_ppl": _ci(m, "gen_ppl"), "ser": _ci(m, "ser")}, "file": r["file"]})
+                     "sampler": "ar" if is_ar else "mdm", "run": os.path.splitext(r["file"])[0],
+                     "neural": {k: r.get(k) for k in ("gen_ppl", "gen_ppl_ci", "ser", "ser_ci", "num_samples")},
+                     "epsilon_mean": r.get("epsilon_mean"), "epsilon_max": r.get("epsilon_max"),
+                     "ideal": {"gen_ppl": _ci(m, "gen_ppl"), "ser": _ci(m, "ser"), "num_samples": c["num_samples"]},
+                     "file": r["file"]})
     return {"rows": rows, "num_samples": cfg["num_samples"]}
 
 

@@ -80,8 +80,7 @@ def test_quick_report_files_well_formed(quick_report):
     # every figure of the issue is built in the quick run; the neural one waits for GPU results
     for name in FIGS[:-1]:
         assert recs[name]["status"] == "ok", f"{name}: {recs[name]['status']}: {recs[name]['error']}"
-    has_neural = any(f.endswith(".json") for f in os.listdir(os.path.join(B.REPORTS_DIR, "neural"))) \
-        if os.path.isdir(os.path.join(B.REPORTS_DIR, "neural")) else False
+    has_neural = bool(X.neural_records(os.path.join(B.REPORTS_DIR, "neural")))
     assert recs["fig6_neural"]["status"] == ("ok" if has_neural else "pending")
     if not has_neural:
         assert "Pending" in report
@@ -227,6 +226,14 @@ def test_neural_record_formats(tmp_path):
     (tmp_path / "b.json").write_text(json.dumps([{"language": "paper-hmm", "L": 32, "num_steps": 4}]))
     recs = X.neural_records(tmp_path)
     assert [(r["language"], r["num_steps"]) for r in recs] == [("paper-2gram", 8), ("paper-2gram", "ar"), ("paper-hmm", 4)]
+    sub = tmp_path / "run3"
+    sub.mkdir()
+    (sub / "results.json").write_text(json.dumps({"L": 512, "languages": {"paper-2gram-t0": {
+        "mdm": [{"num_steps": 8, "gen_ppl": 4.5}, {"num_steps": 2048, "skipped": "time budget"}],
+        "ar": {"sampler": "ar-kv-cache", "gen_ppl": 3.6}, "conditional_kl": {"mean_kl_per_token": 0.01, "max_kl": 0.6}}}}))
+    recs = X.neural_records(tmp_path)  # neural.gpu_run layout, found recursively
+    assert [(r["language"], r["num_steps"], r["L"]) for r in recs][3:] == [("paper-2gram-t0", 8, 512), ("paper-2gram-t0", "ar", 512)]
+    assert recs[3]["epsilon_mean"] == 0.01 and recs[3]["file"] == os.path.join("run3", "results.json")
     (tmp_path / "c.json").write_text(json.dumps([{"language": "paper-hmm", "num_steps": 4}]))
     with pytest.raises(ValueError, match="lacks"):
         X.neural_records(tmp_path)
