@@ -235,91 +235,126 @@ def _hmm_run(pi, A, Apow, AposT, BT, steps, x, u, score, out_logp, out_nfe, out_
 
 # ----------------------------------------------------------------------------- n-gram
 @njit(cache=True)
-def _ngram_fstep(cond, V, R, x_row, rev, k, F):
-    """F[k] from F[k-1] (one chain transition, emission check at k); returns the total mass."""
-    C = cond.shape[0]
-    for c in range(C):
-        F[k, c] = 0.0
+def _digits(x_row, rev, lo, hi, V, skip, buf):
+    """Values of the big-endian digit string at positions ``lo..hi`` compatible with the
+    revealed tokens (a masked position takes any token; position ``skip`` is fixed to 0),
+    written to ``buf`` in ascending order; returns their number. No integer division."""
+    cnt = 1
+    buf[0] = 0
+    for p in range(lo, hi + 1):
+        if p == skip:
+            for i in range(cnt):
+                buf[i] = buf[i] * V
+        elif rev[p]:
+            xp = x_row[p]
+            for i in range(cnt):
+                buf[i] = buf[i] * V + xp
+        else:  # expand in place from the end: entry i becomes entries i*V .. i*V + V-1
+            for i in range(cnt - 1, -1, -1):
+                b = buf[i] * V
+                for d in range(V - 1, -1, -1):
+                    buf[i * V + d] = b + d
+            cnt *= V
+    return cnt
+
+
+@njit(cache=True, fastmath={"contract"})
+def _ngram_fstep(cond, V, R, h, x_row, rev, k, F, buf):
+    """F[k] from F[k-1] (k > h) on the contexts compatible with the revealed tokens; returns
+    the total mass. Target ``c' = pre V + v`` collects ``F[k-1, a R + pre] cond[a R + pre, v]``
+    over the tokens ``a`` allowed at position ``k-1-h``; the emission check at ``k`` is the
+    restriction of ``v``. Entries of ``F[k]`` outside the compatible set are never read."""
+    npre = _digits(x_row, rev, k - h, k - 1, V, -1, buf)  # window without its last position
+    p0 = k - 1 - h
+    a0 = 0
+    a1 = V
+    if rev[p0]:
+        a0 = x_row[p0]
+        a1 = a0 + 1
+    v0 = 0
+    v1 = V
     if rev[k]:
-        xv = x_row[k]
-        for c in range(C):
-            fc = F[k - 1, c]
-            if fc != 0.0:
-                F[k, (c % R) * V + xv] += fc * cond[c, xv]
-    else:
-        for c in range(C):
-            fc = F[k - 1, c]
-            if fc != 0.0:
-                base = (c % R) * V
-                for v in range(V):
-                    F[k, base + v] += fc * cond[c, v]
+        v0 = x_row[k]
+        v1 = v0 + 1
     tot = 0.0
-    for c in range(C):
-        tot += F[k, c]
+    for i in range(npre):
+        pre = buf[i]
+        tb = pre * V
+        for v in range(v0, v1):
+            F[k, tb + v] = 0.0
+        for a in range(a0, a1):
+            src = a * R + pre
+            fs = F[k - 1, src]
+            if fs != 0.0:
+                for v in range(v0, v1):
+                    F[k, tb + v] += fs * cond[src, v]
+        for v in range(v0, v1):
+            tot += F[k, tb + v]
     if tot > 0.0:
-        for c in range(C):
-            F[k, c] /= tot
+        for i in range(npre):
+            tb = buf[i] * V
+            for v in range(v0, v1):
+                F[k, tb + v] /= tot
     return tot
 
 
-@njit(cache=True)
-def _ngram_bstep(cond, V, R, x_row, rev, k, Bk):
-    """Bk[k] from Bk[k+1] (emission check at k+1), scaled by its maximum."""
-    C = cond.shape[0]
-    m = 0.0
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _ngram_bstep(cond, V, R, h, x_row, rev, k, Bk, buf):
+    """Bk[k] from Bk[k+1] (emission check at k+1) on the compatible contexts, scaled by its max."""
+    npre = _digits(x_row, rev, k - h + 1, k, V, -1, buf)  # window without its first position
+    pa = k - h
+    a0 = 0
+    a1 = V
+    if rev[pa]:
+        a0 = x_row[pa]
+        a1 = a0 + 1
+    v0 = 0
+    v1 = V
     if rev[k + 1]:
-        xv = x_row[k + 1]
-        for c in range(C):
-            val = cond[c, xv] * Bk[k + 1, (c % R) * V + xv]
-            Bk[k, c] = val
-            if val > m:
-                m = val
-    else:
-        for c in range(C):
-            base = (c % R) * V
+        v0 = x_row[k + 1]
+        v1 = v0 + 1
+    m = 0.0
+    for i in range(npre):
+        pre = buf[i]
+        tb = pre * V
+        for a in range(a0, a1):
+            c = a * R + pre
             acc = 0.0
-            for v in range(V):
-                acc += cond[c, v] * Bk[k + 1, base + v]
+            for v in range(v0, v1):
+                acc += cond[c, v] * Bk[k + 1, tb + v]
             Bk[k, c] = acc
             if acc > m:
                 m = acc
     if m > 0.0:
-        for c in range(C):
-            Bk[k, c] /= m
+        for i in range(npre):
+            pre = buf[i]
+            for a in range(a0, a1):
+                Bk[k, a * R + pre] /= m
 
 
 @njit(cache=True)
-def _ngram_fstart(init, V, h, x_row, rev, k, pin, F):
+def _ngram_fstart(init, V, h, x_row, rev, k, pin, F, buf):
     """Start a forward run at chain position k: the pinned window (pin) or the initial law (k == h)."""
-    C = init.shape[0]
     if pin:
         c0 = 0
         for p in range(k - h, k + 1):
             c0 = c0 * V + x_row[p]
-        for c in range(C):
-            F[k, c] = 0.0
         F[k, c0] = 1.0
         return 1.0
+    nl = _digits(x_row, rev, k - h, k, V, -1, buf)
     tot = 0.0
-    for c in range(C):
-        val = init[c]
-        if val != 0.0:
-            cc = c
-            for p in range(h, -1, -1):
-                if rev[p] and cc % V != x_row[p]:
-                    val = 0.0
-                    break
-                cc //= V
-        F[k, c] = val
-        tot += val
+    for i in range(nl):
+        c = buf[i]
+        F[k, c] = init[c]
+        tot += init[c]
     if tot > 0.0:
-        for c in range(C):
-            F[k, c] /= tot
+        for i in range(nl):
+            F[k, buf[i]] /= tot
     return tot
 
 
 @njit(cache=True)
-def _ngram_one(init, cond, prior, V, n, steps_row, x_row, u_row, score, F, Bk, w):
+def _ngram_one(init, cond, prior, V, n, steps_row, x_row, u_row, score, F, Bk, w, lst):
     """One sequence of the idealised sampler for an n-gram (L >= n-1); returns (log p_tau, nfe).
 
     The chain state at position k >= h = n-2 is the context window ending at k. A run of n-1
@@ -366,7 +401,7 @@ def _ngram_one(init, cond, prior, V, n, steps_row, x_row, u_row, score, F, Bk, w
                         tot = 1.0
                         fhz[k] = h
                     else:
-                        tot = _ngram_fstart(init, V, h, x_row, rev, k, pinned[k], F)
+                        tot = _ngram_fstart(init, V, h, x_row, rev, k, pinned[k], F, lst)
                         fhz[k] = k
                     fval[k] = True
                     if tot <= 0.0:
@@ -374,7 +409,7 @@ def _ngram_one(init, cond, prior, V, n, steps_row, x_row, u_row, score, F, Bk, w
                 for kk in range(k + 1, cj + 1):
                     if dead:
                         break
-                    tot = _ngram_fstep(cond, V, R, x_row, rev, kk, F)
+                    tot = _ngram_fstep(cond, V, R, h, x_row, rev, kk, F, lst)
                     fval[kk] = True
                     fhz[kk] = fhz[kk - 1]
                     if tot <= 0.0:
@@ -385,12 +420,13 @@ def _ngram_one(init, cond, prior, V, n, steps_row, x_row, u_row, score, F, Bk, w
                 while k < L - 1 and not bval[k] and not pinned[k] and k < lastrev:
                     k += 1
                 if not bval[k]:
-                    for c in range(C):
-                        Bk[k, c] = 1.0
+                    nl = _digits(x_row, rev, k - h, k, V, -1, lst)
+                    for i in range(nl):
+                        Bk[k, lst[i]] = 1.0
                     bval[k] = True
                     bhz[k] = k if pinned[k] else L - 1  # after the last reveal: depends on all later reveals
                 for kk in range(k - 1, cj - 1, -1):
-                    _ngram_bstep(cond, V, R, x_row, rev, kk, Bk)
+                    _ngram_bstep(cond, V, R, h, x_row, rev, kk, Bk, lst)
                     bval[kk] = True
                     bhz[kk] = bhz[kk + 1]
                 div = 1
@@ -398,10 +434,14 @@ def _ngram_one(init, cond, prior, V, n, steps_row, x_row, u_row, score, F, Bk, w
                     div *= V
                 for v in range(V):
                     w[v] = 0.0
-                for c in range(C):
-                    pc = F[cj, c] * Bk[cj, c]
-                    if pc != 0.0:
-                        w[(c // div) % V] += pc
+                nl = _digits(x_row, rev, cj - h, cj, V, j, lst)  # the digit of j set to 0
+                for i in range(nl):
+                    c0 = lst[i]
+                    for v in range(V):
+                        c = c0 + v * div
+                        pc = F[cj, c] * Bk[cj, c]
+                        if pc != 0.0:
+                            w[v] += pc
                 tot = 0.0
                 for v in range(V):
                     tot += w[v]
@@ -456,15 +496,16 @@ def _ngram_one(init, cond, prior, V, n, steps_row, x_row, u_row, score, F, Bk, w
                                 F[k, c] = prior[k - h, c]
                     else:
                         k = h
-                        tot = _ngram_fstart(init, V, h, x_row, rev, h, False, F)
+                        tot = _ngram_fstart(init, V, h, x_row, rev, h, False, F, lst)
                     for kk in range(k + 1, cl + 1):
                         if tot <= 0.0:
                             break
-                        tot = _ngram_fstep(cond, V, R, x_row, rev, kk, F)
+                        tot = _ngram_fstep(cond, V, R, h, x_row, rev, kk, F, lst)
                     if tot > 0.0:
                         tot = 0.0
-                        for c in range(C):
-                            tot += F[cl, c] * Bk[cl, c]
+                        nl = _digits(x_row, rev, cl - h, cl, V, -1, lst)
+                        for i in range(nl):
+                            tot += F[cl, lst[i]] * Bk[cl, lst[i]]
                     if tot <= 0.0:
                         dead = True
                     for kk in range(cf, cl + 1):  # overwritten by the check
@@ -528,7 +569,8 @@ def _ngram_run(init, cond, prior, n, steps, x, u, score, out_logp, out_nfe, out_
         F = np.empty((L, C))
         Bk = np.empty((L, C))
         w = np.empty(V)
-        lp, nfe = _ngram_one(init, cond, prior, V, n, steps[b], x[b], u[b], score, F, Bk, w)
+        lst = np.empty(C, dtype=np.int64)
+        lp, nfe = _ngram_one(init, cond, prior, V, n, steps[b], x[b], u[b], score, F, Bk, w, lst)
         out_logp[b] = lp
         out_nfe[b] = nfe
         out_logq[b] = _ngram_log_prob(init, cond, V, n, x[b])
