@@ -106,6 +106,7 @@ class Runner:
         self.progress = progress or Progress(False)
         self.stats = {"computed": 0, "cached": 0, "compute_seconds": 0.0}
         self._forced = set()
+        self.unique_seconds = {}  # canonical cell -> compute seconds (cells shared by figures count once)
 
     def seed_for(self, what: dict) -> int:
         return cell_seed(self.root_seed, what)
@@ -141,6 +142,7 @@ class Runner:
             if res is not None:
                 self.stats["cached"] += 1
                 self.stats["compute_seconds"] += float(res.get("_seconds", 0.0))
+                self.unique_seconds[key] = float(res.get("_seconds", 0.0))
                 self.progress.say(f"{label} {_describe(cell)}: cached")
                 return res
         t0 = time.perf_counter()
@@ -158,6 +160,7 @@ class Runner:
         self._forced.add(key)
         self.stats["computed"] += 1
         self.stats["compute_seconds"] += secs
+        self.unique_seconds[key] = secs
         self.progress.say(f"{label} {_describe(cell)}: {secs:.1f} s")
         return res
 
@@ -209,6 +212,8 @@ def build(out=None, *, quick=False, config=None, force=False, only=None, progres
     finally:
         store.close()
     summary["wall_seconds"] = time.perf_counter() - t_start
+    summary["unique_cells"] = len(runner.unique_seconds)
+    summary["unique_compute_seconds"] = sum(runner.unique_seconds.values())
     from .write_report import write_report
 
     write_report(out, names=list(experiments.FIGURES), summary=summary, cfg=cfg, provenance=prov)
