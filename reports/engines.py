@@ -31,14 +31,6 @@ def need(module: str):
         raise
 
 
-def available(module: str) -> bool:
-    try:
-        need(module)
-    except EngineMissing:
-        return False
-    return True
-
-
 # ------------------------------------------------------------------------- languages
 def make_language(spec):
     """A language from a report spec.

@@ -139,6 +139,22 @@ def test_force_recomputes(tmp_path):
     assert cells[0]["computed"] == 2 and cells[0]["cached"] == 0  # --force: both dependency cells again
 
 
+def test_a_failing_figure_is_reported_and_the_others_still_build(tmp_path):
+    import argparse
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[fig3_ser_linear]\nlanguage = "no-such-language"\n[fig4_lemmas]\nc5_l = [3]\nc5_N = [2, 8]\n'
+                   "a1_instances = 5\nb11_L = 64\nb11_num_steps = 4\nb11_instances = 5\n")
+    ns = argparse.Namespace(out=str(tmp_path), quick=False, config=str(cfg), force=False, only=["fig3", "fig4"],
+                            no_progress=True, json=False)
+    assert B.run_from_args(ns) == 1
+    rec = json.loads(_read(tmp_path / "data" / "fig3_ser_linear.json"))
+    assert rec["status"] == "failed" and "no-such-language" in rec["error"]
+    assert not (tmp_path / "figures" / "fig3_ser_linear.png").exists()
+    assert (tmp_path / "figures" / "fig4_lemmas.png").exists()
+    assert "**Failed.**" in _read(tmp_path / "REPORT.md")
+
+
 class _FlakyCompute:
     """compute_cell that fails on the k-th call (an interrupted run)."""
 
