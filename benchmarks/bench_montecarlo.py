@@ -11,7 +11,8 @@ Run: ``python benchmarks/bench_montecarlo.py`` (or ``mdm-theory bench montecarlo
    over all L positions, the generic fallback any language gets), and the ratios. Sampling only (``instance_kl=False``); the
    instance-KL estimate costs about as much again.
 2. The Figure-1 grid: the four Table-1 languages x N in {8, 16, ..., 2048} x 1000 samples x
-   L = 512 (SER and generative perplexity, no instance KL). By default a subset of
+   L = 512 (SER and generative perplexity; with ``--grid-instance-kl`` also the instance-KL
+   estimate, i.e. a second, teacher-forced pass on data samples). By default a subset of
    ``--grid-samples`` samples per cell is timed and the full grid is extrapolated linearly
    (printed as such); ``--grid-samples 1000`` runs the full grid.
 
@@ -65,6 +66,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3, help="repeats (median) of each fast run")
     ap.add_argument("--steps", default="16,64,256", help="N values of part 1")
     ap.add_argument("--grid-samples", type=int, default=32, help="samples per Figure-1 cell actually run (1000 = full grid)")
+    ap.add_argument("--grid-instance-kl", action="store_true", help="grid runs also estimate the instance KL")
     ap.add_argument("--skip-grid", action="store_true")
     args = ap.parse_args(argv)
 
@@ -97,7 +99,9 @@ def main(argv=None):
     if args.skip_grid:
         return 0
     m = args.grid_samples
-    print(f"\n2. Figure-1 grid: {len(GRID_LANGS)} languages x N in {GRID_STEPS[0]}..{GRID_STEPS[-1]} x L = {L}; "
+    ikl = bool(args.grid_instance_kl)
+    print(f"\n2. Figure-1 grid: {len(GRID_LANGS)} languages x N in {GRID_STEPS[0]}..{GRID_STEPS[-1]} x L = {L}, "
+          f"instance KL {'on' if ikl else 'off'}; "
           f"{m} samples per cell run{'' if m >= 1000 else ', full grid (1000 per cell) extrapolated linearly'}")
     total = 0.0
     for name in GRID_LANGS:
@@ -105,7 +109,7 @@ def main(argv=None):
         run_monte_carlo(lang, 16, schedule("linear", 2), 4, rng=0, instance_kl=False)  # compile
         row = []
         for N in GRID_STEPS:
-            wall, _, res = timed(lambda: run_monte_carlo(lang, L, schedule("linear", N), m, rng=N, instance_kl=False))
+            wall, _, res = timed(lambda: run_monte_carlo(lang, L, schedule("linear", N), m, rng=N, instance_kl=ikl))
             row.append(wall * 1000 / m)
         total += sum(row)
         print(f"  {name:<12} " + " ".join(f"{N}:{t:.1f}s" for N, t in zip(GRID_STEPS, row)) + f"  | {sum(row):.0f} s")
