@@ -73,6 +73,11 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError, NotImplementedError) as exc:
         print(f"mdm-theory {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `mdm-theory ... --json | head`: the reader left, nothing to report
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"mdm-theory {args.command}: interrupted; finished results are kept", file=sys.stderr)
         return 130

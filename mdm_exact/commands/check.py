@@ -19,6 +19,8 @@ import math
 import sys
 import time
 
+from ._common import jsonable
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -46,18 +48,6 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _jsonable(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if hasattr(obj, "item"):
-        return _jsonable(obj.item())
-    return obj
-
-
 def run(args) -> int:
     from .. import checks
 
@@ -83,7 +73,7 @@ def run(args) -> int:
             out["provenance"] = provenance()
         except Exception as exc:  # provenance is informative only
             out["provenance"] = {"error": str(exc)}
-        json.dump(_jsonable(out), sys.stdout, indent=1)
+        json.dump(jsonable(out, inf_as_string=True), sys.stdout, indent=1)
         print()
         return code
     if args.records:

@@ -15,8 +15,9 @@ are refused with a message that names the limit.
 from __future__ import annotations
 
 import json
-import math
 import time
+
+from ._common import add_language_args, add_rule_args, jsonable, rule_from_args
 
 
 def register(subparsers) -> None:
@@ -27,48 +28,12 @@ def register(subparsers) -> None:
         "arXiv:2502.09622, Definition B.1 as reconstructed) and SER, KL, TER gap, generative "
         "perplexity, Lemma B.2/B.3 terms on it.",
     )
-    p.add_argument("--language", required=True, metavar="PRESET|FILE", help="preset name or .json/.npz language file")
-    p.add_argument("--language-seed", type=int, default=None, help="seed of random presets (default: their fixed seed)")
-    p.add_argument("--length", "-L", type=int, required=True, help="sequence length L")
-    p.add_argument("--steps", "-N", type=int, default=None, help="number of sampling steps N (schedule rules)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--schedule", choices=["linear", "cosine"], default=None, help="masking schedule (default: linear)")
-    g.add_argument("--step-sizes", default=None, metavar="S1,S2,...", help="fixed number of positions per step, summing to L")
-    g.add_argument("--rule", choices=["random-order", "left-to-right"], default=None, help="one position per step")
+    add_language_args(p)
+    add_rule_args(p)
     p.add_argument("--eta", type=float, default=0.0, help="noise scale of an imperfect model (PerturbedModel); 0 = perfect")
     p.add_argument("--model-seed", type=int, default=0, help="seed of the imperfect model's noise")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
-
-
-def _rule_from_args(args):
-    from ..schedules import make_step_rule
-
-    if args.step_sizes is not None:
-        try:
-            sizes = tuple(int(s) for s in args.step_sizes.split(","))
-        except ValueError:
-            raise ValueError(f"--step-sizes: expected comma-separated integers, got {args.step_sizes!r}") from None
-        if args.steps is not None and args.steps != len(sizes):
-            raise ValueError(f"--steps {args.steps} disagrees with the {len(sizes)} --step-sizes")
-        return make_step_rule("fixed", sizes=sizes)
-    if args.rule is not None:
-        return make_step_rule(args.rule)
-    if args.steps is None:
-        raise ValueError("--steps is required with a schedule (or give --step-sizes / --rule)")
-    return make_step_rule(args.schedule or "linear", num_steps=args.steps)
-
-
-def _jsonable(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if hasattr(obj, "item"):
-        return _jsonable(obj.item())
-    return obj
 
 
 def run(args) -> int:
@@ -79,7 +44,7 @@ def run(args) -> int:
     if args.length < 1:
         raise ValueError(f"--length: expected L >= 1, got {args.length}")
     lang = load_language(args.language, seed=args.language_seed)
-    rule = _rule_from_args(args)
+    rule = rule_from_args(args)
     model = PerturbedModel(lang, args.eta, seed=args.model_seed) if args.eta > 0 else None
     t0 = time.perf_counter()
     res = exact_metrics(lang, args.length, rule, model=model)
@@ -89,7 +54,7 @@ def run(args) -> int:
     res["eta"] = args.eta
     res["model_seed"] = args.model_seed if args.eta > 0 else None
     if args.json:
-        print(json.dumps(_jsonable(res), sort_keys=True))
+        print(json.dumps(jsonable(res), sort_keys=True))
         return 0
     print(f"exact law: language {args.language}, L = {res['L']}, V = {res['V']}, N = {res['num_steps']}, "
           f"rule {res['rule']}, eta = {args.eta} ({res['seconds']:.2f} s)")

@@ -16,8 +16,9 @@ n-gram and interval languages, a Monte Carlo estimate with its standard error fo
 from __future__ import annotations
 
 import json
-import math
 import time
+
+from ._common import jsonable
 
 
 def register(subparsers) -> None:
@@ -48,18 +49,6 @@ def register(subparsers) -> None:
     ps.add_argument("--seed", type=int, default=None, help="seed for random presets")
     ps.add_argument("--json", action="store_true", help="print JSON")
     ps.set_defaults(func=run_show)
-
-
-def _jsonable(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if hasattr(obj, "item"):
-        return _jsonable(obj.item())
-    return obj
 
 
 def run_list(args) -> int:
@@ -136,7 +125,7 @@ def run_show(args) -> int:
     lang = load_language(args.language, seed=args.seed)
     info = show_info(lang, args.length, seed=args.seed)
     if args.json:
-        print(json.dumps(_jsonable(info), indent=2))
+        print(json.dumps(jsonable(info, inf_as_string=True), indent=2))
         return 0
     width = max(len(k) for k in info)
     for k, v in info.items():

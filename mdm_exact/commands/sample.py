@@ -18,39 +18,8 @@ from __future__ import annotations
 import json
 import sys
 
-import math
 
-
-def _rule_from_args(args):
-    from ..schedules import make_step_rule
-
-    if args.step_sizes is not None:
-        try:
-            sizes = tuple(int(s) for s in args.step_sizes.split(","))
-        except ValueError:
-            raise ValueError(f"--step-sizes: expected comma-separated integers, got {args.step_sizes!r}") from None
-        if args.steps is not None and args.steps != len(sizes):
-            raise ValueError(f"--steps {args.steps} disagrees with the {len(sizes)} --step-sizes")
-        return make_step_rule("fixed", sizes=sizes)
-    if args.rule is not None:
-        if args.steps is not None and args.steps != args.length:
-            raise ValueError(f"--rule {args.rule} takes N = L = {args.length} steps, got --steps {args.steps}")
-        return make_step_rule(args.rule)
-    if args.steps is None:
-        raise ValueError("--steps is required with a schedule (or give --step-sizes / --rule)")
-    return make_step_rule(args.schedule or "linear", num_steps=args.steps)
-
-
-def _jsonable(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if hasattr(obj, "item"):
-        return _jsonable(obj.item())
-    return obj
+from ._common import add_language_args, add_rule_args, jsonable, rule_from_args
 
 
 def register(subparsers) -> None:
@@ -61,14 +30,8 @@ def register(subparsers) -> None:
         "exact conditional marginals, as reconstructed in STATEMENTS.md §1.7) and estimates SER, generative "
         "perplexity, non-empty steps and the Lemma B.2 bound E_tau KL(q||p_tau)/L, all with intervals.",
     )
-    p.add_argument("--language", required=True, metavar="PRESET|FILE", help="preset name or .json/.npz language file")
-    p.add_argument("--language-seed", type=int, default=None, help="seed of random presets (default: their fixed seed)")
-    p.add_argument("--length", "-L", type=int, required=True, help="sequence length L")
-    p.add_argument("--steps", "-N", type=int, default=None, help="number of sampling steps N (schedule rules)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--schedule", choices=["linear", "cosine"], default=None, help="masking schedule (default: linear)")
-    g.add_argument("--step-sizes", default=None, metavar="S1,S2,...", help="fixed number of positions per step, summing to L")
-    g.add_argument("--rule", choices=["random-order", "left-to-right"], default=None, help="one position per step (left-to-right = AR)")
+    add_language_args(p)
+    add_rule_args(p, ar_note=" (left-to-right = AR)")
     p.add_argument("--samples", "-M", type=int, required=True, help="number of generated sequences")
     p.add_argument("--seed", type=int, default=None, help="root seed (recorded in the output)")
     p.add_argument("--batch-size", type=int, default=None, help="sequences per kernel call (does not change results)")
@@ -100,7 +63,7 @@ def run(args) -> int:
     if args.samples < 1:
         raise ValueError(f"--samples: expected M >= 1, got {args.samples}")
     lang = load_language(args.language, seed=args.language_seed)
-    rule = _rule_from_args(args)
+    rule = rule_from_args(args)
     model = None
     if args.eta > 0:
         from ..models import PerturbedModel
@@ -128,7 +91,7 @@ def run(args) -> int:
     res["model_seed"] = args.model_seed if args.eta > 0 else None
     res["provenance"] = provenance()
     if args.json:
-        print(json.dumps(_jsonable(res), sort_keys=True))
+        print(json.dumps(jsonable(res), sort_keys=True))
         return 0
     pct = 100 * (1 - args.alpha)
     print(

@@ -1,0 +1,62 @@
+"""Pieces shared by the subcommands: language / step-rule options and JSON output."""
+
+from __future__ import annotations
+
+import math
+
+
+def add_language_args(p) -> None:
+    """``--language PRESET|FILE`` and ``--language-seed``."""
+    p.add_argument("--language", required=True, metavar="PRESET|FILE", help="preset name or .json/.npz language file")
+    p.add_argument("--language-seed", type=int, default=None, help="seed of random presets (default: their fixed seed)")
+
+
+def add_rule_args(p, *, ar_note: str = "") -> None:
+    """``--length``, ``--steps`` and the mutually exclusive ``--schedule | --step-sizes | --rule``."""
+    p.add_argument("--length", "-L", type=int, required=True, help="sequence length L")
+    p.add_argument("--steps", "-N", type=int, default=None, help="number of sampling steps N (schedule rules)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--schedule", choices=["linear", "cosine"], default=None, help="masking schedule (default: linear)")
+    g.add_argument("--step-sizes", default=None, metavar="S1,S2,...", help="fixed number of positions per step, summing to L")
+    g.add_argument("--rule", choices=["random-order", "left-to-right"], default=None, help=f"one position per step{ar_note}")
+
+
+def rule_from_args(args):
+    """The step rule chosen by :func:`add_rule_args` options (clear errors on inconsistent input)."""
+    from ..schedules import make_step_rule
+
+    if args.step_sizes is not None:
+        try:
+            sizes = tuple(int(s) for s in args.step_sizes.split(","))
+        except ValueError:
+            raise ValueError(f"--step-sizes: expected comma-separated integers, got {args.step_sizes!r}") from None
+        if args.steps is not None and args.steps != len(sizes):
+            raise ValueError(f"--steps {args.steps} disagrees with the {len(sizes)} --step-sizes")
+        return make_step_rule("fixed", sizes=sizes)
+    if args.rule is not None:
+        if args.steps is not None and args.steps != args.length:
+            raise ValueError(f"--rule {args.rule} takes N = L = {args.length} steps, got --steps {args.steps}")
+        return make_step_rule(args.rule)
+    if args.steps is None:
+        raise ValueError("--steps is required with a schedule (or give --step-sizes / --rule)")
+    return make_step_rule(args.schedule or "linear", num_steps=args.steps)
+
+
+def jsonable(obj, *, inf_as_string: bool = False):
+    """``obj`` with NumPy scalars/arrays made plain and non-finite floats made valid JSON.
+
+    NaN becomes ``null``; ``+-inf`` becomes ``null`` (the convention of ``exact``/``sample``:
+    "null when infinite"), or the strings ``"inf"`` / ``"-inf"`` with ``inf_as_string`` where the
+    sign matters (bounds and slacks in ``check``, sizes in ``language show``).
+    """
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        obj = obj.tolist()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        if math.isnan(obj) or not inf_as_string:
+            return None
+        return "inf" if obj > 0 else "-inf"
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v, inf_as_string=inf_as_string) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v, inf_as_string=inf_as_string) for v in obj]
+    return obj
