@@ -353,8 +353,82 @@ def _ngram_fstart(init, V, h, x_row, rev, k, pin, F, buf):
     return tot
 
 
+#: A jump's multiply-adds gather columns of T^g (2 MiB for a 4-gram): count each as this many
+#: of a one-position step's contiguous ones when choosing between them.
+_JUMP_PENALTY = 2
+
+
 @njit(cache=True)
-def _ngram_one(init, cond, prior, V, n, steps_row, x_row, u_row, score, F, Bk, w, lst):
+def _digits_count(rev, lo, hi, V):  # number of compatible digit strings at positions lo..hi
+    c = 1
+    for p in range(lo, hi + 1):
+        if not rev[p]:
+            c *= V
+    return c
+
+
+@njit(cache=True)
+def _walk_cost(rev, lo, hi, h, V):
+    """Multiply-adds of the one-position steps over chain positions lo..hi (forward: step t
+    reads the window t-h-1..t; backward: step t-1 reads the same n positions)."""
+    tot = 0
+    for t in range(lo, hi + 1):
+        c = 1
+        for p in range(max(t - h - 1, 0), t + 1):
+            if not rev[p]:
+                c *= V
+        tot += c
+    return tot
+
+
+@njit(cache=True, fastmath={"contract"})
+def _ngram_fjump(Tp, V, h, x_row, rev, k, r, F, buf, buf2):
+    """F[r] from F[k] through g = r - k transitions with all positions k+1..r-1 masked:
+    ``F[r, c'] = sum_c F[k, c] (T^g)[c, c']`` on the compatible contexts; returns the mass."""
+    nk = _digits(x_row, rev, k - h, k, V, -1, buf)
+    nr = _digits(x_row, rev, r - h, r, V, -1, buf2)
+    T = Tp[r - k - 1]
+    for i in range(nr):
+        F[r, buf2[i]] = 0.0
+    for i in range(nk):
+        c = buf[i]
+        fc = F[k, c]
+        if fc != 0.0:
+            for i2 in range(nr):
+                c2 = buf2[i2]
+                F[r, c2] += fc * T[c, c2]
+    tot = 0.0
+    for i in range(nr):
+        tot += F[r, buf2[i]]
+    if tot > 0.0:
+        for i in range(nr):
+            F[r, buf2[i]] /= tot
+    return tot
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _ngram_bjump(Tp, V, h, x_row, rev, k, r, Bk, buf, buf2):
+    """Bk[r] from Bk[k] (r < k, positions r+1..k-1 masked, emission check at k), scaled by its max."""
+    nr = _digits(x_row, rev, r - h, r, V, -1, buf)
+    nk = _digits(x_row, rev, k - h, k, V, -1, buf2)
+    T = Tp[k - r - 1]
+    m = 0.0
+    for i in range(nr):
+        c = buf[i]
+        acc = 0.0
+        for i2 in range(nk):
+            c2 = buf2[i2]
+            acc += T[c, c2] * Bk[k, c2]
+        Bk[r, c] = acc
+        if acc > m:
+            m = acc
+    if m > 0.0:
+        for i in range(nr):
+            Bk[r, buf[i]] /= m
+
+
+@njit(cache=True)
+def _ngram_one(init, cond, prior, Tp, V, n, steps_row, x_row, u_row, score, F, Bk, w, lst, lst2):
     """One sequence of the idealised sampler for an n-gram (L >= n-1); returns (log p_tau, nfe).
 
     The chain state at position k >= h = n-2 is the context window ending at k. A run of n-1
@@ -368,6 +442,7 @@ def _ngram_one(init, cond, prior, V, n, steps_row, x_row, u_row, score, F, Bk, w
     L = steps_row.shape[0]
     C = init.shape[0]
     R = C // V
+    G = Tp.shape[0]
     h = n - 2
     order = np.argsort(steps_row, kind="mergesort")  # (L,)
     bounds = np.empty(L + 1, dtype=np.int64)
@@ -406,14 +481,37 @@ def _ngram_one(init, cond, prior, V, n, steps_row, x_row, u_row, score, F, Bk, w
                     fval[k] = True
                     if tot <= 0.0:
                         dead = True
-                for kk in range(k + 1, cj + 1):
-                    if dead:
-                        break
-                    tot = _ngram_fstep(cond, V, R, h, x_row, rev, kk, F, lst)
-                    fval[kk] = True
-                    fhz[kk] = fhz[kk - 1]
+                kk = k
+                if not dead and k < cj and not rev[cj]:
+                    # a valid message at the nearest revealed position r0 < cj (thin: its token
+                    # is fixed) may reach cj in one jump more cheaply than the walk from k
+                    r0 = cj - 1
+                    while r0 > h and not rev[r0] and cj - r0 < G:
+                        r0 -= 1
+                    if r0 < k and rev[r0] and fval[r0] and cj - r0 >= 2 and cj - r0 <= G:
+                        cost = _digits_count(rev, r0 - h, r0, V) * _digits_count(rev, cj - h, cj, V)
+                        if cost * _JUMP_PENALTY < _walk_cost(rev, k + 1, cj, h, V):
+                            tot = _ngram_fjump(Tp, V, h, x_row, rev, r0, cj, F, lst, lst2)
+                            fval[cj] = True
+                            fhz[cj] = fhz[r0]
+                            if tot <= 0.0:
+                                dead = True
+                            kk = cj
+                while kk < cj and not dead:
+                    # masked stretch kk+1..r-1: one jump with T^g when cheaper than g steps
+                    r = kk + 1
+                    while r < cj and not rev[r] and r - kk < G:
+                        r += 1
+                    if r - kk >= 2 and _digits_count(rev, kk - h, kk, V) * _digits_count(rev, r - h, r, V) * _JUMP_PENALTY < _walk_cost(rev, kk + 1, r, h, V):
+                        tot = _ngram_fjump(Tp, V, h, x_row, rev, kk, r, F, lst, lst2)
+                    else:
+                        r = kk + 1
+                        tot = _ngram_fstep(cond, V, R, h, x_row, rev, r, F, lst)
+                    fval[r] = True
+                    fhz[r] = fhz[kk]
                     if tot <= 0.0:
                         dead = True
+                    kk = r
             if not dead:
                 # backward: walk right to a valid message, a pin or the end
                 k = cj
@@ -425,10 +523,30 @@ def _ngram_one(init, cond, prior, V, n, steps_row, x_row, u_row, score, F, Bk, w
                         Bk[k, lst[i]] = 1.0
                     bval[k] = True
                     bhz[k] = k if pinned[k] else L - 1  # after the last reveal: depends on all later reveals
-                for kk in range(k - 1, cj - 1, -1):
-                    _ngram_bstep(cond, V, R, h, x_row, rev, kk, Bk, lst)
-                    bval[kk] = True
-                    bhz[kk] = bhz[kk + 1]
+                kk = k
+                if k > cj and not rev[cj]:
+                    r1 = cj + 1  # the mirror image: a thin valid message at the nearest revealed r1 > cj
+                    while r1 < L - 1 and not rev[r1] and r1 - cj < G:
+                        r1 += 1
+                    if r1 < k and rev[r1] and bval[r1] and r1 - cj >= 2 and r1 - cj <= G:
+                        cost = _digits_count(rev, cj - h, cj, V) * _digits_count(rev, r1 - h, r1, V)
+                        if cost * _JUMP_PENALTY < _walk_cost(rev, cj + 1, k, h, V):
+                            _ngram_bjump(Tp, V, h, x_row, rev, r1, cj, Bk, lst, lst2)
+                            bval[cj] = True
+                            bhz[cj] = bhz[r1]
+                            kk = cj
+                while kk > cj:
+                    r = kk - 1
+                    while r > cj and not rev[r] and kk - r < G:
+                        r -= 1
+                    if kk - r >= 2 and _digits_count(rev, r - h, r, V) * _digits_count(rev, kk - h, kk, V) * _JUMP_PENALTY < _walk_cost(rev, r + 1, kk, h, V):
+                        _ngram_bjump(Tp, V, h, x_row, rev, kk, r, Bk, lst, lst2)
+                    else:
+                        r = kk - 1
+                        _ngram_bstep(cond, V, R, h, x_row, rev, r, Bk, lst)
+                    bval[r] = True
+                    bhz[r] = bhz[kk]
+                    kk = r
                 div = 1
                 for _ in range(cj - j):
                     div *= V
@@ -494,6 +612,16 @@ def _ngram_one(init, cond, prior, V, n, steps_row, x_row, u_row, score, F, Bk, w
                         if k < firstrev:  # (not computed: the walk for cf stopped at the prior)
                             for c in range(C):
                                 F[k, c] = prior[k - h, c]
+                        elif not fval[k]:  # skipped by a jump: one-position steps from a valid one
+                            k0 = k
+                            while k0 > h and not fval[k0] and not pinned[k0]:
+                                k0 -= 1
+                            if not fval[k0]:
+                                tot = _ngram_fstart(init, V, h, x_row, rev, k0, pinned[k0], F, lst)
+                            for kk in range(k0 + 1, k + 1):
+                                if tot <= 0.0:
+                                    break
+                                tot = _ngram_fstep(cond, V, R, h, x_row, rev, kk, F, lst)
                     else:
                         k = h
                         tot = _ngram_fstart(init, V, h, x_row, rev, h, False, F, lst)
@@ -560,9 +688,10 @@ def _ngram_log_prob(init, cond, V, n, x_row):
 
 
 @njit(cache=True, parallel=True)
-def _ngram_run(init, cond, prior, n, steps, x, u, score, out_logp, out_nfe, out_logq):
+def _ngram_run(init, cond, prior, Tp, n, steps, x, u, score, out_logp, out_nfe, out_logq):
     # init (C,), cond (C,V), C = V^(n-1); prior (L-n+2, C) context law at chain positions
-    # n-2..L-1; steps (num,L) i8, x (num,L) i8 in/out, u (num,L) f8
+    # n-2..L-1; Tp (G,C,C) chain transition powers T^1..T^G; steps (num,L) i8, x (num,L) i8
+    # in/out, u (num,L) f8
     num, L = steps.shape
     C, V = cond.shape
     for b in prange(num):
@@ -570,7 +699,8 @@ def _ngram_run(init, cond, prior, n, steps, x, u, score, out_logp, out_nfe, out_
         Bk = np.empty((L, C))
         w = np.empty(V)
         lst = np.empty(C, dtype=np.int64)
-        lp, nfe = _ngram_one(init, cond, prior, V, n, steps[b], x[b], u[b], score, F, Bk, w, lst)
+        lst2 = np.empty(C, dtype=np.int64)
+        lp, nfe = _ngram_one(init, cond, prior, Tp, V, n, steps[b], x[b], u[b], score, F, Bk, w, lst, lst2)
         out_logp[b] = lp
         out_nfe[b] = nfe
         out_logq[b] = _ngram_log_prob(init, cond, V, n, x[b])

@@ -45,6 +45,8 @@ from .stats import clopper_pearson, mean_ci
 CHUNK = 512
 #: Memory limit (bytes) for the cached HMM matrix powers; above it the NumPy reference is used.
 HMM_POWER_BYTES = 512 * 2**20
+#: Memory limit (bytes) for the n-gram transition powers T^1..T^G used to jump masked stretches.
+NGRAM_POWER_BYTES = 64 * 2**20
 METHODS = ("auto", "fast", "reference")
 
 
@@ -101,6 +103,36 @@ def reference_run(model, steps, x, u, *, score: bool):
     return log_p, nfe
 
 
+_POWERS_CACHE: dict = {}
+
+
+def _ngram_powers(cond, n, L):
+    """Powers ``T^1 .. T^G`` of the context-chain transition (C = V^(n-1) states), shape (G, C, C).
+
+    ``T[c, (c mod V^(n-2)) V + v] = cond[c, v]``. The kernel jumps over masked stretches of
+    up to G positions with them. G is capped so that the table stays within
+    :data:`NGRAM_POWER_BYTES` (at least 1). Cached per ``cond`` (the last few).
+    """
+    C, V = cond.shape
+    G = int(max(1, min(L, NGRAM_POWER_BYTES // (8 * C * C))))
+    key = (hash(cond.tobytes()), C, V, G)
+    hit = _POWERS_CACHE.get(key)
+    if hit is not None and np.array_equal(hit[0], cond):
+        return hit[1]
+    R = C // V
+    T = np.zeros((C, C))  # (C, C)
+    cols = (np.arange(C) % R)[:, None] * V + np.arange(V)[None, :]  # (C, V)
+    T[np.arange(C)[:, None], cols] = cond
+    Tp = np.empty((G, C, C))  # (G, C, C)
+    Tp[0] = T
+    for g in range(1, G):
+        Tp[g] = Tp[g - 1] @ T
+    if len(_POWERS_CACHE) >= 4:
+        _POWERS_CACHE.pop(next(iter(_POWERS_CACHE)))
+    _POWERS_CACHE[key] = (cond.copy(), Tp)
+    return Tp
+
+
 class _Engine:
     """Dispatch to a Numba kernel or the NumPy reference; ``run`` returns (log_p_tau, nfe, log_q)."""
 
@@ -143,7 +175,7 @@ class _Engine:
                 prior[0] = init
                 for k in range(1, prior.shape[0]):
                     prior[k] = np.einsum("ar,arv->rv", prior[k - 1].reshape(V_, -1), cond.reshape(V_, -1, V_)).reshape(-1)
-                self._ngram = (init, cond, np.ascontiguousarray(prior), n_)
+                self._ngram = (init, cond, np.ascontiguousarray(prior), _ngram_powers(cond, n_, L), n_)
             elif isinstance(lang, IntervalLanguage) and L % lang.interval_length == 0:
                 self.kind = "interval"
                 l = int(lang.interval_length)
@@ -179,8 +211,8 @@ class _Engine:
             pi, A, P, PT, BT = self._hmm
             K._hmm_run(pi, A, P, PT, BT, steps, x, u, bool(score), log_p, nfe, log_q)
         elif self.kind == "ngram":
-            init, cond, prior, order = self._ngram
-            K._ngram_run(init, cond, prior, order, steps, x, u, bool(score), log_p, nfe, log_q)
+            init, cond, prior, Tp, order = self._ngram
+            K._ngram_run(init, cond, prior, Tp, order, steps, x, u, bool(score), log_p, nfe, log_q)
         else:
             bits, l, lq_in = self._interval
             K._interval_run(bits, l, lq_in, steps, x, u, bool(score), log_p, nfe, log_q)

@@ -128,6 +128,27 @@ def test_kernel_parity_property(case):
     np.testing.assert_array_equal(np.isfinite(a[4]), np.isfinite(b[4]))
 
 
+@pytest.mark.parametrize("power_bytes", [None, 3 * 8 * 27 * 27])
+@pytest.mark.parametrize("N", [3, 12, 40])
+def test_ngram_jumps_match_reference(monkeypatch, power_bytes, N):
+    """Longer sequences, so that the n-gram kernel jumps masked stretches with T^g (also with
+    the table capped at G = 3 powers): exactly the reference's samples from the same uniforms."""
+    if power_bytes is not None:
+        monkeypatch.setattr(mc, "NGRAM_POWER_BYTES", power_bytes)
+        mc._POWERS_CACHE.clear()
+    lang = random_ngram(4, 3, 2.0, 0.1, rng=7)
+    L = 40
+    a = mc.sample_idealised(lang, L, schedule("linear", N), 120, rng=N)
+    b = mc.sample_idealised(lang, L, schedule("linear", N), 120, rng=N, method="reference")
+    mc._POWERS_CACHE.clear()
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[3], b[3])
+    np.testing.assert_array_equal(np.isfinite(a[4]), np.isfinite(b[4]))
+    fin = np.isfinite(a[2])
+    np.testing.assert_array_equal(fin, np.isfinite(b[2]))
+    np.testing.assert_allclose(a[2][fin], b[2][fin], rtol=1e-12, atol=1e-12)
+
+
 def _strip_timing(d):
     return {k: v for k, v in d.items() if k not in ("seconds", "samples_per_second")}
 
