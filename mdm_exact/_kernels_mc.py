@@ -481,6 +481,23 @@ def _ngram_one(init, cond, prior, Tp, V, n, steps_row, x_row, u_row, score, F, B
                     fval[k] = True
                     if tot <= 0.0:
                         dead = True
+                if not dead and k < cj and fval[k] and not rev[k] and k >= firstrev:
+                    # k holds a fat message (masked position): restart from the thin one at the
+                    # revealed position r0 left of its masked stretch when that is cheaper
+                    r0 = k - 1
+                    while r0 > h and not rev[r0]:
+                        r0 -= 1
+                    nx = k + 1
+                    while nx < cj and not rev[nx]:
+                        nx += 1
+                    if rev[r0] and fval[r0] and nx - r0 <= G:
+                        nn = _digits_count(rev, nx - h, nx, V)
+                        fat = _digits_count(rev, k - h, k, V) * nn * _JUMP_PENALTY
+                        wc = _walk_cost(rev, k + 1, nx, h, V)
+                        if wc < fat:
+                            fat = wc
+                        if _digits_count(rev, r0 - h, r0, V) * nn * _JUMP_PENALTY < fat:
+                            k = r0
                 kk = k
                 if not dead and k < cj and not rev[cj]:
                     # a valid message at the nearest revealed position r0 < cj (thin: its token
@@ -523,6 +540,21 @@ def _ngram_one(init, cond, prior, Tp, V, n, steps_row, x_row, u_row, score, F, B
                         Bk[k, lst[i]] = 1.0
                     bval[k] = True
                     bhz[k] = k if pinned[k] else L - 1  # after the last reveal: depends on all later reveals
+                if k > cj and bval[k] and not rev[k] and k < lastrev and not pinned[k]:
+                    r1 = k + 1  # the mirror image for a fat backward message
+                    while r1 < L - 1 and not rev[r1]:
+                        r1 += 1
+                    nx = k - 1
+                    while nx > cj and not rev[nx]:
+                        nx -= 1
+                    if rev[r1] and bval[r1] and r1 - nx <= G:
+                        nn = _digits_count(rev, nx - h, nx, V)
+                        fat = _digits_count(rev, k - h, k, V) * nn * _JUMP_PENALTY
+                        wc = _walk_cost(rev, nx + 1, k, h, V)
+                        if wc < fat:
+                            fat = wc
+                        if _digits_count(rev, r1 - h, r1, V) * nn * _JUMP_PENALTY < fat:
+                            k = r1
                 kk = k
                 if k > cj and not rev[cj]:
                     r1 = cj + 1  # the mirror image: a thin valid message at the nearest revealed r1 > cj
