@@ -16,7 +16,9 @@ Engines (chosen by ``method="auto"``):
 * n-gram (:class:`~mdm_exact.languages.NGram`, ``L >= n - 1``): Numba kernel on the chain of
   context windows; a run of :math:`n-1` revealed tokens pins the state (a separator,
   Definition B.4), so each step only recomputes messages inside the segments that hold new
-  positions.
+  positions; messages live only on the contexts compatible with the revealed tokens, and
+  masked stretches of up to G positions are jumped with cached powers :math:`T^g` of the
+  context-chain transition (table capped at :data:`NGRAM_POWER_BYTES`).
 * anything else (any ``Language``, any ``model`` with ``conditional_marginals``): the plain
   batched NumPy reference :func:`reference_run`, one ``conditional_marginals`` call per step
   over the sequences whose step is non-empty. It is the reference the kernels are tested
