@@ -277,13 +277,10 @@ def _build_figures(names, cfg, runner, prog, prov, summary, quick, data_dir, fig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true", help="reduced grid (under 2 minutes on 2 cores)")
-    p.add_argument("--out", metavar="DIR", default=None, help="output directory (default: the reports/ package directory)")
-    p.add_argument("--config", metavar="TOML", default=None, help="config file (default configs/full.toml or configs/quick.toml)")
-    p.add_argument("--force", action="store_true", help="recompute cells that are already in the store")
-    p.add_argument("--only", nargs="+", metavar="FIG", default=None, help="build only these figures (e.g. fig3 fig4)")
-    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
-    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    """The options of ``mdm-theory report``, defined once in ``mdm_exact.commands.report``."""
+    from mdm_exact.commands.report import add_arguments as _add
+
+    _add(p)
 
 
 def run_from_args(args) -> int:

@@ -14,6 +14,12 @@ def register(subparsers) -> None:
         description="Regenerate the theorem-versus-empirics figures, the JSON data behind them and "
         "REPORT.md. Finished cells are stored at once, so an interrupted run resumes; --force recomputes.",
     )
+    add_arguments(p)
+    p.set_defaults(func=_run)
+
+
+def add_arguments(p) -> None:
+    """The report's options; ``python -m reports.build`` takes the same ones."""
     p.add_argument("--quick", action="store_true", help="reduced grid (under 2 minutes on 2 cores)")
     p.add_argument("--out", metavar="DIR", default=None, help="output directory (default: the reports/ package directory)")
     p.add_argument("--config", metavar="TOML", default=None, help="config file (default reports/configs/full.toml or quick.toml)")
@@ -21,7 +27,6 @@ def register(subparsers) -> None:
     p.add_argument("--only", nargs="+", metavar="FIG", default=None, help="build only these figures (e.g. fig3 fig4)")
     p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
