@@ -258,7 +258,8 @@ def expected_nonempty_steps(rule: StepRule, L: int) -> float:
     """``E[# non-empty steps] = sum_k 1 - (1 - p^(k))^L`` (STATEMENTS.md §4.E) for schedule rules."""
     L = as_length(L)
     if isinstance(rule, ScheduleSteps):
-        return float(np.sum(-np.expm1(L * np.log1p(-np.minimum(rule.p, 1.0)))) if np.all(rule.p < 1) else np.sum(1 - (1 - rule.p) ** L))
+        with np.errstate(divide="ignore"):  # p^(k) = 1: log1p(-1) = -inf, and the step is surely non-empty
+            return float(np.sum(-np.expm1(L * np.log1p(-rule.p))))
     if isinstance(rule, FixedSizes):
         return float(sum(1 for s in rule.sizes if s > 0))
     return float(L)
