@@ -53,26 +53,66 @@ def _group_bounds(order, steps_row, bounds):  # order (L,) i8, steps_row (L,) i8
 
 
 # ----------------------------------------------------------------------------- HMM
-@njit(cache=True, fastmath={"contract"})
-def _vec_mat(v, M, out):  # out = v @ M, skipping zero entries of v; v (S,), M (S, T), out (T,)
-    S, T = M.shape
-    for t in range(T):
-        out[t] = 0.0
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _mat_vec(M, v, out):  # out = M @ v; M (T, S) with contiguous rows, v (S,), out (T,)
+    """Dense product in dot-product form, four rows per pass: the four accumulators stay in
+    registers and the reductions vectorise (reassociation only changes rounding)."""
+    T, S = M.shape
+    t = 0
+    while t + 4 <= T:
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        for s in range(S):
+            vs = v[s]
+            a0 += M[t, s] * vs
+            a1 += M[t + 1, s] * vs
+            a2 += M[t + 2, s] * vs
+            a3 += M[t + 3, s] * vs
+        out[t] = a0
+        out[t + 1] = a1
+        out[t + 2] = a2
+        out[t + 3] = a3
+        t += 4
+    while t < T:
+        acc = 0.0
+        for s in range(S):
+            acc += M[t, s] * v[s]
+        out[t] = acc
+        t += 1
+
+
+#: Messages are rescaled to total mass 1 only when their mass falls below this (it never grows:
+#: rows of A sum to 1 and emissions are probabilities); a full normalisation every position
+#: would put a reduction and a division on the critical path of every forward/backward chain.
+_RESCALE_BELOW = 1e-20
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _emit(h, e):  # h *= e in place; returns sum(h) (<= 0: impossible), rescaled to 1 when small
+    S = h.shape[0]
+    c = 0.0
     for s in range(S):
-        vs = v[s]
-        if vs != 0.0:
-            for t in range(T):
-                out[t] += vs * M[s, t]
+        h[s] *= e[s]
+        c += h[s]
+    if 0.0 < c < _RESCALE_BELOW:
+        inv = 1.0 / c
+        for s in range(S):
+            h[s] *= inv
+    return c
 
 
 @njit(cache=True)
 def _hmm_one(pi, Apow, AposT, BT, steps_row, x_row, u_row, score, F, G, f, g, w):
     """One sequence of the idealised sampler for an HMM; returns (log p_tau(x), nfe).
 
-    ``F[r]`` (normalised forward filter including the emission at ``r``) and ``G[r]``
-    (normalised backward message including the emission at ``r``) are stored by position
+    ``F[r]`` (forward filter including the emission at ``r``) and ``G[r]`` (backward message
+    including the emission at ``r``), both up to a positive scale (``_emit``), are stored by position
     and kept across steps: a step only recomputes the ones that the previous step's reveals
     invalidated (``F`` right of ``fdirty``, ``G`` left of ``gdirty``) and that this step needs.
+    ``Apow[g] = A^g`` and ``AposT[g] = (A^g)^T``: the forward update ``F[a] A^g`` reads rows
+    of ``AposT``, the backward update ``A^g G[b]`` rows of ``Apow``.
     """
     L = steps_row.shape[0]
     S = pi.shape[0]
@@ -81,8 +121,8 @@ def _hmm_one(pi, Apow, AposT, BT, steps_row, x_row, u_row, score, F, G, f, g, w)
     bounds = np.empty(L + 1, dtype=np.int64)
     ngroups = _group_bounds(order, steps_row, bounds)
     rev = np.zeros(L, dtype=np.bool_)
-    prevrev = np.empty(L, dtype=np.int64)  # last revealed position < p (-1: none)
-    nextrev = np.empty(L, dtype=np.int64)  # first revealed position > p (L: none)
+    prevrev = np.empty(L + 1, dtype=np.int64)  # prevrev[p]: last revealed position < p (-1: none)
+    nextrev = np.empty(L + 1, dtype=np.int64)  # nextrev[p + 1]: first revealed position > p (L: none)
     fdirty = 0  # F[r] is valid for revealed r < fdirty
     gdirty = L - 1  # G[r] is valid for revealed r > gdirty
     dead = False
@@ -98,51 +138,41 @@ def _hmm_one(pi, Apow, AposT, BT, steps_row, x_row, u_row, score, F, G, f, g, w)
                 prevrev[p] = last
                 if rev[p]:
                     last = p
+            prevrev[L] = last
             last = L
             for p in range(L - 1, -1, -1):
-                nextrev[p] = last
+                nextrev[p + 1] = last
                 if rev[p]:
                     last = p
-            # forward filters needed up to the left neighbour of jmax
-            for r in range(fdirty, jmax):
-                if not rev[r]:
-                    continue
+            nextrev[0] = last
+            # forward filters at the revealed r in [fdirty, jmax), left to right
+            r = nextrev[fdirty]  # first revealed position >= fdirty
+            while r < jmax:
                 a = prevrev[r]
                 if a < 0:
-                    _vec_mat(pi, Apow[r], f)
+                    _mat_vec(AposT[r], pi, F[r])
                 else:
-                    _vec_mat(F[a], Apow[r - a], f)
-                c = 0.0
-                for s in range(S):
-                    f[s] *= BT[x_row[r], s]
-                    c += f[s]
-                if c <= 0.0:
+                    _mat_vec(AposT[r - a], F[a], F[r])
+                if _emit(F[r], BT[x_row[r]]) <= 0.0:
                     dead = True
                     break
-                for s in range(S):
-                    F[r, s] = f[s] / c
+                r = nextrev[r + 1]
             if fdirty < jmax:
                 fdirty = jmax
         if not dead:
-            # backward messages needed down to the right neighbour of jmin
-            for r in range(gdirty, jmin, -1):
-                if not rev[r]:
-                    continue
-                b = nextrev[r]
+            # backward messages at the revealed r in (jmin, gdirty], right to left
+            r = prevrev[gdirty + 1]  # last revealed position <= gdirty
+            while r > jmin:
+                b = nextrev[r + 1]
                 if b >= L:
                     for s in range(S):
-                        g[s] = 1.0
+                        G[r, s] = 1.0
                 else:
-                    _vec_mat(G[b], AposT[b - r], g)
-                c = 0.0
-                for s in range(S):
-                    g[s] *= BT[x_row[r], s]
-                    c += g[s]
-                if c <= 0.0:
+                    _mat_vec(Apow[b - r], G[b], G[r])
+                if _emit(G[r], BT[x_row[r]]) <= 0.0:
                     dead = True
                     break
-                for s in range(S):
-                    G[r, s] = g[s] / c
+                r = prevrev[r]
             if gdirty > jmin:
                 gdirty = jmin
         for oi in range(g0, g1):
@@ -150,13 +180,13 @@ def _hmm_one(pi, Apow, AposT, BT, steps_row, x_row, u_row, score, F, G, f, g, w)
             tot = 0.0
             if not dead:
                 a = prevrev[j]
-                b = nextrev[j]
+                b = nextrev[j + 1]
                 if a < 0:
-                    _vec_mat(pi, Apow[j], f)
+                    _mat_vec(AposT[j], pi, f)
                 else:
-                    _vec_mat(F[a], Apow[j - a], f)
+                    _mat_vec(AposT[j - a], F[a], f)
                 if b < L:
-                    _vec_mat(G[b], AposT[b - j], g)
+                    _mat_vec(Apow[b - j], G[b], g)
                     for s in range(S):
                         f[s] *= g[s]
                 for v in range(V):
@@ -191,7 +221,7 @@ def _hmm_one(pi, Apow, AposT, BT, steps_row, x_row, u_row, score, F, G, f, g, w)
 
 
 @njit(cache=True)
-def _hmm_log_prob(pi, A, BT, x_row, f, h):  # plain scaled forward over a full sequence
+def _hmm_log_prob(pi, AT, BT, x_row, f, h):  # plain scaled forward over a full sequence; AT = A^T
     L = x_row.shape[0]
     S = pi.shape[0]
     out = 0.0
@@ -199,7 +229,7 @@ def _hmm_log_prob(pi, A, BT, x_row, f, h):  # plain scaled forward over a full s
         f[s] = pi[s]
     for k in range(L):
         if k > 0:
-            _vec_mat(f, A, h)
+            _mat_vec(AT, f, h)
             for s in range(S):
                 f[s] = h[s]
         c = 0.0
@@ -208,15 +238,16 @@ def _hmm_log_prob(pi, A, BT, x_row, f, h):  # plain scaled forward over a full s
             c += f[s]
         if c <= 0.0:
             return -np.inf
+        inv = 1.0 / c
         for s in range(S):
-            f[s] /= c
+            f[s] *= inv
         out += np.log(c)
     return out
 
 
 @njit(cache=True, parallel=True)
-def _hmm_run(pi, A, Apow, AposT, BT, steps, x, u, score, out_logp, out_nfe, out_logq):
-    # pi (S,), A (S,S), Apow/AposT (L,S,S) powers and transposed powers, BT (V,S) = B.T
+def _hmm_run(pi, AT, Apow, AposT, BT, steps, x, u, score, out_logp, out_nfe, out_logq):
+    # pi (S,), AT (S,S) = A^T, Apow/AposT (L,S,S) powers and transposed powers, BT (V,S) = B.T
     # steps (n,L) i8, x (n,L) i8 in/out, u (n,L) f8, outputs (n,)
     n, L = steps.shape
     S = pi.shape[0]
@@ -230,7 +261,7 @@ def _hmm_run(pi, A, Apow, AposT, BT, steps, x, u, score, out_logp, out_nfe, out_
         lp, nfe = _hmm_one(pi, Apow, AposT, BT, steps[b], x[b], u[b], score, F, G, f, g, w)
         out_logp[b] = lp
         out_nfe[b] = nfe
-        out_logq[b] = _hmm_log_prob(pi, A, BT, x[b], f, g)
+        out_logq[b] = _hmm_log_prob(pi, AT, BT, x[b], f, g)
 
 
 # ----------------------------------------------------------------------------- n-gram

@@ -163,7 +163,7 @@ class _Engine:
                         P[g] = P[g - 1] @ A
                     self._hmm = (
                         np.ascontiguousarray(lang.initial, dtype=np.float64),
-                        A,
+                        np.ascontiguousarray(A.T),
                         P,
                         np.ascontiguousarray(P.transpose(0, 2, 1)),  # (L, S, S) (A^g)^T
                         np.ascontiguousarray(lang.emission.T, dtype=np.float64),  # (V, S)
@@ -210,8 +210,8 @@ class _Engine:
         nfe = np.empty(n, dtype=np.int64)  # (n,)
         log_q = np.empty(n)  # (n,)
         if self.kind == "hmm":
-            pi, A, P, PT, BT = self._hmm
-            K._hmm_run(pi, A, P, PT, BT, steps, x, u, bool(score), log_p, nfe, log_q)
+            pi, AT, P, PT, BT = self._hmm
+            K._hmm_run(pi, AT, P, PT, BT, steps, x, u, bool(score), log_p, nfe, log_q)
         elif self.kind == "ngram":
             init, cond, prior, Tp, order = self._ngram
             K._ngram_run(init, cond, prior, Tp, order, steps, x, u, bool(score), log_p, nfe, log_q)

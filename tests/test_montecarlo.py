@@ -128,6 +128,51 @@ def test_kernel_parity_property(case):
     np.testing.assert_array_equal(np.isfinite(a[4]), np.isfinite(b[4]))
 
 
+def _tiny_mass_hmm():
+    """Token 2 has emission probability 1e-150 in every state that can emit it: two of them
+    in a row take a message's mass below the smallest double unless it is rescaled."""
+    B = np.array([[0.5, 0.5 - 1e-150, 1e-150], [0.3, 0.7 - 1e-150, 1e-150], [0.2, 0.8, 0.0]])
+    A = np.array([[0.1, 0.6, 0.3], [0.4, 0.4, 0.2], [0.0, 0.5, 0.5]])
+    return HMM([0.5, 0.25, 0.25], A, B)
+
+
+@pytest.mark.parametrize("N", [1, 4, 40])
+def test_hmm_kernel_rescaling_matches_reference(N):
+    """The HMM kernel rescales its messages only when their mass falls below 1e-20 (it skips
+    the per-position normalisation). Long sequences whose probability is far below the
+    smallest double (runs of 1e-150 emissions) or far below the threshold: same draws, same
+    finite log-probabilities and no impossible event reported for a possible sequence."""
+    L = 90
+    for lang in (random_hmm(6, 40, 3.2, 0.0, rng=9), _tiny_mass_hmm()):
+        rng = np.random.default_rng(N)
+        steps = draw_steps(schedule("linear", N), 40, L, rng=rng)  # (40, L)
+        u = rng.random((40, L))  # (40, L)
+        fast = mc._Engine(lang, L, method="fast")
+        ref = mc._Engine(lang, L, method="reference")
+        lp_f, _, lq_f, x_f = fast.run(steps, np.zeros((40, L), np.int64), u, score=False)
+        lp_r, _, lq_r, x_r = ref.run(steps, np.zeros((40, L), np.int64), u, score=False)
+        np.testing.assert_array_equal(x_f, x_r)
+        np.testing.assert_allclose(lp_f, lp_r, rtol=1e-11)
+        np.testing.assert_allclose(lq_f, lq_r, rtol=1e-11)
+        assert np.all(np.isfinite(lq_f))
+        if lang.vocab_size > 3:
+            assert np.all(lq_f < -3 * 46.1)  # every sequence's messages were rescaled (1e-20) often
+        xd = np.ones((40, L), dtype=np.int64)
+        xd[:, 1::3] = 2  # many 1e-150 emissions (and in states that can emit them)
+        xd[:, 2::3] = 2
+        if lang.vocab_size > 3:
+            xd = lang.sample(40, L, rng=rng)
+        lp_f, _, lq_f, _ = fast.run(steps, xd, u, score=True)
+        lp_r, _, lq_r, _ = ref.run(steps, xd, u, score=True)
+        np.testing.assert_array_equal(np.isfinite(lp_f), np.isfinite(lp_r))
+        np.testing.assert_allclose(lq_f, lq_r, rtol=1e-11)
+        assert np.all(np.isfinite(lq_f))
+        if lang.vocab_size == 3:
+            assert np.all(lq_f < -745)  # below the smallest double: only rescaling keeps it finite
+        fin = np.isfinite(lp_f)
+        np.testing.assert_allclose(lp_f[fin], lp_r[fin], rtol=1e-11)
+
+
 @pytest.mark.parametrize("power_bytes", [None, 3 * 8 * 27 * 27])
 @pytest.mark.parametrize("N", [3, 12, 40])
 def test_ngram_jumps_match_reference(monkeypatch, power_bytes, N):
