@@ -459,6 +459,27 @@ def _ngram_bjump(Tp, V, h, x_row, rev, k, r, Bk, buf, buf2):
 
 
 @njit(cache=True)
+def _ngram_fwalk(cond, Tp, V, R, h, x_row, rev, k, t, F, buf, buf2):
+    """F[k+1..t] from F[k] (k < t), each masked stretch in one jump with T^g when that is
+    cheaper than one-position steps (positions jumped over are not written); returns the last
+    mass (1.0 when k == t; <= 0: the revealed tokens are impossible, the walk stops there)."""
+    G = Tp.shape[0]
+    tot = 1.0
+    kk = k
+    while kk < t and tot > 0.0:
+        r = kk + 1
+        while r < t and not rev[r] and r - kk < G:
+            r += 1
+        if r - kk >= 2 and _digits_count(rev, kk - h, kk, V) * _digits_count(rev, r - h, r, V) * _JUMP_PENALTY < _walk_cost(rev, kk + 1, r, h, V):
+            tot = _ngram_fjump(Tp, V, h, x_row, rev, kk, r, F, buf, buf2)
+        else:
+            r = kk + 1
+            tot = _ngram_fstep(cond, V, R, h, x_row, rev, r, F, buf)
+        kk = r
+    return tot
+
+
+@njit(cache=True)
 def _ngram_one(init, cond, prior, Tp, V, n, steps_row, x_row, u_row, score, F, Bk, w, lst, lst2):
     """One sequence of the idealised sampler for an n-gram (L >= n-1); returns (log p_tau, nfe).
 
@@ -645,7 +666,8 @@ def _ngram_one(init, cond, prior, Tp, V, n, steps_row, x_row, u_row, score, F, B
                 logp = -np.inf
         if not dead and not score and g1 - g0 >= 2:
             # joint draws inside one separator-delimited segment may contradict each other:
-            # re-run the forward over each such group with the new tokens and join with Bk
+            # re-run the forward over each such group with the new tokens (jumping masked
+            # stretches) and join with Bk
             for oi in range(g0, g1):
                 rev[order[oi]] = True
             q0 = g0
@@ -675,23 +697,19 @@ def _ngram_one(init, cond, prior, Tp, V, n, steps_row, x_row, u_row, score, F, B
                         if k < firstrev:  # (not computed: the walk for cf stopped at the prior)
                             for c in range(C):
                                 F[k, c] = prior[k - h, c]
-                        elif not fval[k]:  # skipped by a jump: one-position steps from a valid one
+                        elif not fval[k]:  # skipped by a jump: walk from a valid one
                             k0 = k
                             while k0 > h and not fval[k0] and not pinned[k0]:
                                 k0 -= 1
                             if not fval[k0]:
                                 tot = _ngram_fstart(init, V, h, x_row, rev, k0, pinned[k0], F, lst)
-                            for kk in range(k0 + 1, k + 1):
-                                if tot <= 0.0:
-                                    break
-                                tot = _ngram_fstep(cond, V, R, h, x_row, rev, kk, F, lst)
+                            if tot > 0.0:
+                                tot = _ngram_fwalk(cond, Tp, V, R, h, x_row, rev, k0, k, F, lst, lst2)
                     else:
                         k = h
                         tot = _ngram_fstart(init, V, h, x_row, rev, h, False, F, lst)
-                    for kk in range(k + 1, cl + 1):
-                        if tot <= 0.0:
-                            break
-                        tot = _ngram_fstep(cond, V, R, h, x_row, rev, kk, F, lst)
+                    if tot > 0.0:
+                        tot = _ngram_fwalk(cond, Tp, V, R, h, x_row, rev, k, cl, F, lst, lst2)
                     if tot > 0.0:
                         tot = 0.0
                         nl = _digits(x_row, rev, cl - h, cl, V, -1, lst)
