@@ -480,7 +480,7 @@ def _ngram_fwalk(cond, Tp, V, R, h, x_row, rev, k, t, F, buf, buf2):
 
 
 @njit(cache=True)
-def _ngram_one(init, cond, prior, Tp, V, n, steps_row, x_row, u_row, score, F, Bk, w, lst, lst2):
+def _ngram_one(init, cond, prior, Tp, V, n, steps_row, x_row, u_row, score, check, F, Bk, w, lst, lst2):
     """One sequence of the idealised sampler for an n-gram (L >= n-1); returns (log p_tau, nfe).
 
     The chain state at position k >= h = n-2 is the context window ending at k. A run of n-1
@@ -664,8 +664,9 @@ def _ngram_one(init, cond, prior, Tp, V, n, steps_row, x_row, u_row, score, F, B
                 logp += np.log(w[tok] / tot)
             else:
                 logp = -np.inf
-        if not dead and not score and g1 - g0 >= 2:
-            # joint draws inside one separator-delimited segment may contradict each other:
+        if check and not dead and not score and g1 - g0 >= 2:
+            # joint draws inside one separator-delimited segment may contradict each other
+            # (never when ``init`` and ``cond`` have no zeros: then every sequence is possible):
             # re-run the forward over each such group with the new tokens (jumping masked
             # stretches) and join with Bk
             for oi in range(g0, g1):
@@ -775,13 +776,20 @@ def _ngram_run(init, cond, prior, Tp, n, steps, x, u, score, out_logp, out_nfe, 
     # in/out, u (num,L) f8
     num, L = steps.shape
     C, V = cond.shape
+    check = False  # joint-draw check, needed only if some sequence is impossible
+    for c in range(C):
+        if init[c] <= 0.0:
+            check = True
+        for v in range(V):
+            if cond[c, v] <= 0.0:
+                check = True
     for b in prange(num):
         F = np.empty((L, C))
         Bk = np.empty((L, C))
         w = np.empty(V)
         lst = np.empty(C, dtype=np.int64)
         lst2 = np.empty(C, dtype=np.int64)
-        lp, nfe = _ngram_one(init, cond, prior, Tp, V, n, steps[b], x[b], u[b], score, F, Bk, w, lst, lst2)
+        lp, nfe = _ngram_one(init, cond, prior, Tp, V, n, steps[b], x[b], u[b], score, check, F, Bk, w, lst, lst2)
         out_logp[b] = lp
         out_nfe[b] = nfe
         out_logq[b] = _ngram_log_prob(init, cond, V, n, x[b])
