@@ -472,23 +472,28 @@ def _ngram_bjump(Tp, V, h, x_row, rev, k, r, Bk, buf, buf2):
 
 
 @njit(cache=True)
-def _ngram_fwalk(cond, Tp, V, R, h, x_row, rev, k, t, F, buf, buf2):
-    """F[k+1..t] from F[k] (k < t), each masked stretch in one jump with T^g when that is
-    cheaper than one-position steps (positions jumped over are not written); returns the last
-    mass (1.0 when k == t; <= 0: the revealed tokens are impossible, the walk stops there)."""
+def _ngram_fadvance(cond, Tp, V, R, h, x_row, rev, kk, t, F, buf, buf2):
+    """One move of a forward walk from F[kk] towards t > kk: the masked stretch after kk in
+    one jump with T^g (g <= G) when that is cheaper than g one-position steps, else one step.
+    Returns (the position r reached, its mass; <= 0: the revealed tokens are impossible)."""
     G = Tp.shape[0]
+    r = kk + 1
+    while r < t and not rev[r] and r - kk < G:
+        r += 1
+    if r - kk >= 2 and _digits_count(rev, kk - h, kk, V) * _digits_count(rev, r - h, r, V) * _JUMP_PENALTY < _walk_cost(rev, kk + 1, r, h, V):
+        return r, _ngram_fjump(Tp, V, h, x_row, rev, kk, r, F, buf, buf2)
+    return kk + 1, _ngram_fstep(cond, V, R, h, x_row, rev, kk + 1, F, buf)
+
+
+@njit(cache=True)
+def _ngram_fwalk(cond, Tp, V, R, h, x_row, rev, k, t, F, buf, buf2):
+    """F[k+1..t] from F[k] by :func:`_ngram_fadvance` moves (positions jumped over are not
+    written); returns the last mass (1.0 when k == t; <= 0: the revealed tokens are
+    impossible, the walk stops there)."""
     tot = 1.0
     kk = k
     while kk < t and tot > 0.0:
-        r = kk + 1
-        while r < t and not rev[r] and r - kk < G:
-            r += 1
-        if r - kk >= 2 and _digits_count(rev, kk - h, kk, V) * _digits_count(rev, r - h, r, V) * _JUMP_PENALTY < _walk_cost(rev, kk + 1, r, h, V):
-            tot = _ngram_fjump(Tp, V, h, x_row, rev, kk, r, F, buf, buf2)
-        else:
-            r = kk + 1
-            tot = _ngram_fstep(cond, V, R, h, x_row, rev, r, F, buf)
-        kk = r
+        kk, tot = _ngram_fadvance(cond, Tp, V, R, h, x_row, rev, kk, t, F, buf, buf2)
     return tot
 
 
@@ -580,15 +585,7 @@ def _ngram_one(init, cond, prior, Tp, V, n, steps_row, x_row, u_row, score, chec
                                 dead = True
                             kk = cj
                 while kk < cj and not dead:
-                    # masked stretch kk+1..r-1: one jump with T^g when cheaper than g steps
-                    r = kk + 1
-                    while r < cj and not rev[r] and r - kk < G:
-                        r += 1
-                    if r - kk >= 2 and _digits_count(rev, kk - h, kk, V) * _digits_count(rev, r - h, r, V) * _JUMP_PENALTY < _walk_cost(rev, kk + 1, r, h, V):
-                        tot = _ngram_fjump(Tp, V, h, x_row, rev, kk, r, F, lst, lst2)
-                    else:
-                        r = kk + 1
-                        tot = _ngram_fstep(cond, V, R, h, x_row, rev, r, F, lst)
+                    r, tot = _ngram_fadvance(cond, Tp, V, R, h, x_row, rev, kk, cj, F, lst, lst2)
                     fval[r] = True
                     fhz[r] = fhz[kk]
                     if tot <= 0.0:
