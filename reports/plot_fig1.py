@@ -103,11 +103,16 @@ def caption(rec) -> str:
             s += (f" - SER is 0 at every N because the thresholded {c['language']} rules out almost nothing: "
                   f"{100 * c['uniform_in_support']:.0f}% of uniformly random sequences are in its support")
         parts.append(s)
-    samples = ", ".join(f"{c.get('num_samples', d['num_samples'])} for {c['language']}" for c in d["curves"])
+    counts = [c.get("num_samples", d["num_samples"]) for c in d["curves"]]
+    if len(set(counts)) == 1:
+        samples = f"{counts[0]}"
+    else:  # fewer samples for the costly languages
+        samples = ", ".join(f"{m} for {c['language']}" for m, c in zip(counts, d["curves"]))
+        samples += " (the cost grows with the number of contexts, V^(n-1) = 512 for the 4-gram)"
     return (
         f"The paper's Figure 1 (STATEMENTS.md §5.4-5.5) redone with the idealised sampler (a perfect model) on "
         f"{len(d['curves'])} Table-1 languages at L = {d['L']}, {d['schedule']} schedule; Monte Carlo samples per point: "
-        f"{samples} (the cost grows with the number of contexts, V^(n-1) = 512 for the 4-gram); "
+        f"{samples}; "
         f"{100 * (1 - d['alpha']):.0f}% intervals; the open markers at 'AR' are the left-to-right sampler. "
         "(a) Generative perplexity (§2.3; threshold-0 presets, token-weighted) falls with N towards the data's own "
         "exp(H/L); (b) SER (§2.2; thresholded presets) falls slowly with N while AR makes no errors, the shape the "
