@@ -95,8 +95,8 @@ def write_report(out, *, names, summary, cfg, provenance) -> str:
         "by two figures count once), which is about what a run from an empty store takes, plus some seconds of "
         "plotting. Grid sizes were chosen so that a full run from an empty store fits in about "
         "15 minutes on 2 cores: the Monte Carlo cost of one sample grows with L, with the number of non-empty steps "
-        "and with the number of states of the language (V^(n-1) contexts for an n-gram), so the 4-gram of Figure 1 "
-        "gets fewer samples than the others; exact enumeration is limited to V^L of a few thousand sequences. "
+        "and with the number of states of the language (V^(n-1) contexts for an n-gram), so the 4-gram is most of "
+        "Figure 1's cost; exact enumeration is limited to V^L of a few thousand sequences. "
         "`cell compute` below is the compute of each figure's cells (Figure 6 reuses the cells of Figure 1); "
         "`wall time` is this run's time for the figure.\n"
     )
