@@ -38,6 +38,24 @@ def _inverse_cdf(w, u):  # w (V,) f8 non-negative weights, u f8 in [0, 1) -> ind
 
 
 @njit(cache=True)
+def _draw_or_score(w, x_row, u_row, j, score):
+    """Token of position ``j`` from the weights ``w`` (V,): the given ``x_row[j]`` in score mode,
+    else an inverse-CDF draw with ``u_row[j]`` written to ``x_row[j]``. Returns its log
+    probability ``log(w[tok] / sum(w))`` (-inf when ``w[tok] == 0``)."""
+    tot = 0.0
+    for v in range(w.shape[0]):
+        tot += w[v]
+    if score:
+        tok = x_row[j]
+    else:
+        tok = _inverse_cdf(w, u_row[j])
+        x_row[j] = tok
+    if w[tok] > 0.0:
+        return np.log(w[tok] / tot)
+    return -np.inf
+
+
+@njit(cache=True)
 def _group_bounds(order, steps_row, bounds):  # order (L,) i8, steps_row (L,) i8, bounds (L+1,) i8
     """Start offsets in ``order`` of each non-empty step; returns the number of groups."""
     L = order.shape[0]
@@ -211,19 +229,9 @@ def _hmm_one(pi, Apow, AposT, BT, steps_row, x_row, u_row, score, F, G, f, g, w)
                 if tot <= 0.0:  # the revealed context is impossible: uniform from now on
                     dead = True
             if dead:
-                tot = 0.0
                 for v in range(V):
                     w[v] = 1.0
-                    tot += 1.0
-            if score:
-                tok = x_row[j]
-            else:
-                tok = _inverse_cdf(w, u_row[j])
-                x_row[j] = tok
-            if w[tok] > 0.0:
-                logp += np.log(w[tok] / tot)
-            else:
-                logp = -np.inf
+            logp += _draw_or_score(w, x_row, u_row, j, score)
         for oi in range(g0, g1):
             rev[order[oi]] = True
         if jmin < fdirty:
@@ -662,18 +670,7 @@ def _ngram_one(init, cond, prior, Tp, V, n, steps_row, x_row, u_row, score, chec
             if dead:
                 for v in range(V):
                     w[v] = 1.0
-            if score:
-                tok = x_row[j]
-            else:
-                tok = _inverse_cdf(w, u_row[j])
-                x_row[j] = tok
-            tot = 0.0
-            for v in range(V):
-                tot += w[v]
-            if w[tok] > 0.0:
-                logp += np.log(w[tok] / tot)
-            else:
-                logp = -np.inf
+            logp += _draw_or_score(w, x_row, u_row, j, score)
         if check and not dead and not score and g1 - g0 >= 2:
             # joint draws inside one separator-delimited segment may contradict each other
             # (never when ``init`` and ``cond`` have no zeros: then every sequence is possible):
@@ -886,7 +883,6 @@ def _interval_one(bits, l, steps_row, x_row, u_row, score, w):
             j = order[oi]
             base = (j // l) * l
             a = j - base
-            tot = 0.0
             for v in range(V):
                 ok = 1.0
                 if not dead:
@@ -896,16 +892,7 @@ def _interval_one(bits, l, steps_row, x_row, u_row, score, w):
                                 ok = 0.0
                                 break
                 w[v] = ok
-                tot += ok
-            if score:
-                tok = x_row[j]
-            else:
-                tok = _inverse_cdf(w, u_row[j])
-                x_row[j] = tok
-            if w[tok] > 0.0:
-                logp += np.log(w[tok] / tot)
-            else:
-                logp = -np.inf
+            logp += _draw_or_score(w, x_row, u_row, j, score)
         for oi in range(g0, g1):
             rev[order[oi]] = True
         if not dead:
