@@ -1,4 +1,4 @@
-"""Benchmark of the exact engine (``mdm_exact.enumeration.exact_output_law``).
+"""Benchmark of the exact engine (``mdm_exact.sampler.exact.exact_output_law``).
 
 Usage::
 
@@ -64,9 +64,9 @@ def main(argv=None) -> int:
 
     import numba
 
-    from mdm_exact import enumeration as E
-    from mdm_exact.provenance import provenance
-    from mdm_exact.schedules import schedule
+    from mdm_exact.sampler import exact as E
+    from mdm_exact.runtime.provenance import provenance
+    from mdm_exact.sampler.schedules import schedule
 
     prov = provenance()
     out = {"machine": prov.get("machine"), "numba_threads": numba.get_num_threads(), "cpu_count": os.cpu_count(),

@@ -1,4 +1,4 @@
-"""Benchmark of exact inference in the languages (``mdm_exact.languages`` + ``mdm_exact._kernels``).
+"""Benchmark of exact inference in the languages (``mdm_exact.languages`` + ``mdm_exact.languages._kernels``).
 
 Run: ``python benchmarks/bench_languages.py`` (or ``mdm-theory bench languages``).
 
@@ -32,7 +32,7 @@ import numpy as np
 
 from mdm_exact.languages import load_language
 from mdm_exact.languages.examples import IntervalLanguage, interval_hmm
-from mdm_exact.provenance import machine
+from mdm_exact.runtime.provenance import machine
 
 
 def median_time(fn, repeats, *, cpu=False):
@@ -67,14 +67,14 @@ def bench_language(title, lang, x, rev, repeats, variants):
 
 def bench_show(repeats):
     print("\n`mdm-theory language show paper-hmm` (subprocess wall time, includes Python start-up):")
-    cmd = [sys.executable, "-m", "mdm_exact.cli", "language", "show", "paper-hmm"]
+    cmd = [sys.executable, "-m", "mdm_exact.runtime.cli", "language", "show", "paper-hmm"]
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         for label in ("first call, empty Numba cache (compile)", "second call (cache load)"):
             t0 = time.perf_counter()
             subprocess.run(cmd, env=env, check=True, capture_output=True)
             print(f"  {label:<42} {time.perf_counter() - t0:6.2f} s")
-    from mdm_exact.commands.language import show_info
+    from mdm_exact.runtime.commands.language import show_info
 
     lang = load_language("paper-hmm")
     show_info(lang)

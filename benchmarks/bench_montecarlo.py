@@ -1,10 +1,10 @@
-"""Benchmark of the Monte Carlo engine (``mdm_exact.montecarlo``).
+"""Benchmark of the Monte Carlo engine (``mdm_exact.sampler.montecarlo``).
 
 Run: ``python benchmarks/bench_montecarlo.py`` (or ``mdm-theory bench montecarlo``).
 
 1. Table-1 HMM (``paper-hmm``: S = 32, V = 8), L = 512, N = 16 / 64 / 256: samples per second
    of the Numba engine (median of ``--repeats`` runs) against the generic batched sampler
-   (``mdm_exact.montecarlo.reference_run``: one ``conditional_marginals`` call per step over
+   (``mdm_exact.sampler.montecarlo.reference_run``: one ``conditional_marginals`` call per step over
    the sequences whose step is non-empty) measured in the same run, fed (a) by the plain NumPy
    forward-backward of the language (``HMM._reference_conditional_marginals``, the plain
    reference) and (b) by the language's own ``conditional_marginals`` (Numba forward-backward
@@ -30,9 +30,9 @@ import numba
 import numpy as np
 
 from mdm_exact.languages import load_language
-from mdm_exact.montecarlo import run_monte_carlo
-from mdm_exact.provenance import machine
-from mdm_exact.schedules import schedule
+from mdm_exact.sampler.montecarlo import run_monte_carlo
+from mdm_exact.runtime.provenance import machine
+from mdm_exact.sampler.schedules import schedule
 
 GRID_LANGS = ("paper-2gram", "paper-3gram", "paper-4gram", "paper-hmm")
 GRID_STEPS = tuple(2**k for k in range(3, 12))  # 8 .. 2048

@@ -37,7 +37,7 @@ def median_time(fn, repeats):
 
 
 def bench_store(n, repeats, tmp):
-    from mdm_exact.store import ResultStore
+    from mdm_exact.runtime.store import ResultStore
 
     def ours():
         path = os.path.join(tmp, f"ours-{time.perf_counter_ns()}.sqlite")
@@ -60,8 +60,8 @@ def bench_store(n, repeats, tmp):
 
 
 def bench_executors(n, sleep, repeats, tmp):
-    from mdm_exact.store import ResultStore
-    from mdm_exact.sweep import run_cells
+    from mdm_exact.runtime.store import ResultStore
+    from mdm_exact.runtime.sweep import run_cells
 
     def run(executor, **kw):
         def go():
@@ -90,7 +90,7 @@ def bench_executors(n, sleep, repeats, tmp):
 
 def bench_recover(n, repeats, tmp):
     from mdm_exact import __version__
-    from mdm_exact.store import ResultStore, config_key, recover_store
+    from mdm_exact.runtime.store import ResultStore, config_key, recover_store
 
     path = os.path.join(tmp, "big.sqlite")
     s = ResultStore(path)
@@ -131,7 +131,7 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    from mdm_exact.provenance import machine
+    from mdm_exact.runtime.provenance import machine
 
     res = {"machine": machine()}
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,6 +12,6 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.1.0"
 
-from .languages import HMM, Language, NGram  # noqa: E402
+from mdm_exact.languages import HMM, Language, NGram  # noqa: E402
 
 __all__ = ["HMM", "Language", "NGram", "__version__"]

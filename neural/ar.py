@@ -12,8 +12,8 @@ import time
 import numpy as np
 import torch
 
-from .categorical import draw_categorical
-from .model import KVCache
+from neural.categorical import draw_categorical
+from neural.model import KVCache
 
 
 def _inputs(x0, bos):

@@ -12,7 +12,7 @@ import os
 
 import torch
 
-from .model import ModelConfig, Transformer
+from neural.model import ModelConfig, Transformer
 
 FORMAT = "mdm-theory-neural-1"
 
@@ -82,7 +82,7 @@ def load_checkpoint(path, *, map_location="cpu"):
 
 def checkpoint_language(ckpt):
     """The language a checkpoint was trained on (stored parameters first, else its spec)."""
-    from .data import language_from_dict, resolve_language
+    from neural.data import language_from_dict, resolve_language
 
     if ckpt.get("language_params"):
         return language_from_dict(ckpt["language_params"])

@@ -47,10 +47,10 @@ def _json_default(o):
 
 
 def cmd_train(args) -> int:
-    from .checkpoint import save_checkpoint
-    from .data import language_to_dict, resolve_language
-    from .model import ModelConfig
-    from .train import TrainConfig, train
+    from neural.checkpoint import save_checkpoint
+    from neural.data import language_to_dict, resolve_language
+    from neural.model import ModelConfig
+    from neural.train import TrainConfig, train
 
     L = _positive("--length", args.length)
     lang = resolve_language(args.language, seed=args.language_seed)
@@ -74,7 +74,7 @@ def cmd_train(args) -> int:
 
 
 def _load(args):
-    from .checkpoint import checkpoint_language, load_checkpoint
+    from neural.checkpoint import checkpoint_language, load_checkpoint
 
     device = _device(args.device)
     net, ck = load_checkpoint(args.checkpoint, map_location=device)
@@ -86,15 +86,15 @@ def _autocast(device):
 
 
 def _rule(args, N, L):
-    from mdm_exact.schedules import make_step_rule
+    from mdm_exact.sampler.schedules import make_step_rule
 
     return make_step_rule(args.rule, L=L, num_steps=_positive("--steps", N))
 
 
 def cmd_sample(args) -> int:
-    from .ar import sample_ar
-    from .evaluate import score_samples
-    from .sample import NetworkDenoiser, sample_mdm
+    from neural.ar import sample_ar
+    from neural.evaluate import score_samples
+    from neural.sample import NetworkDenoiser, sample_mdm
 
     net, ck, lang, device = _load(args)
     L, n = int(ck["L"]), _positive("--num-samples", args.num_samples)
@@ -135,11 +135,11 @@ def _parse_steps(text):
 
 
 def cmd_evaluate(args) -> int:
-    from mdm_exact.provenance import provenance
+    from mdm_exact.runtime.provenance import provenance
 
-    from .data import validation_set
-    from .evaluate import conditional_kl, describe_device, evaluate_ar, evaluate_mdm
-    from .sample import NetworkDenoiser
+    from neural.data import validation_set
+    from neural.evaluate import conditional_kl, describe_device, evaluate_ar, evaluate_mdm
+    from neural.sample import NetworkDenoiser
 
     steps = _parse_steps(args.steps)
     net, ck, lang, device = _load(args)

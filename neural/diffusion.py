@@ -46,7 +46,7 @@ def alpha(name: str, t):
         return 1.0 - t
     if name == "loglinear":
         return 1.0 - (1.0 - LOGLINEAR_EPS) * t
-    return 1.0 - lib.sin(0.5 * math.pi * t)  # = mdm_exact.schedules.alpha_cosine (MD4: 1 - cos(pi (1 - t) / 2))
+    return 1.0 - lib.sin(0.5 * math.pi * t)  # = mdm_exact.sampler.schedules.alpha_cosine (MD4: 1 - cos(pi (1 - t) / 2))
 
 
 def elbo_weight(name: str, t):

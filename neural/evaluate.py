@@ -7,7 +7,7 @@
 * :func:`conditional_kl` - the measured ``epsilon_learning`` of Assumption 4.1 (§3):
   ``KL(q(x_i | x_R) || p_theta(x_i | x_R))`` on held-out masked contexts, mean and maximum.
 * :func:`evaluate_mdm` / :func:`evaluate_ar` - curves against the number of steps, with the
-  idealised sampler's Monte Carlo reference at the same ``N`` where :mod:`mdm_exact.montecarlo`
+  idealised sampler's Monte Carlo reference at the same ``N`` where :mod:`mdm_exact.sampler.montecarlo`
   is available.
 * :func:`time_samplers` / :func:`matched_speedup` - wall clock of the cached MDM sampler
   against the AR model with a KV cache.
@@ -21,8 +21,8 @@ import time
 import numpy as np
 import torch
 
-from .ar import sample_ar
-from .sample import sample_mdm
+from neural.ar import sample_ar
+from neural.sample import sample_mdm
 
 
 def score_samples(lang, x, *, alpha: float = 0.05) -> dict:
@@ -83,17 +83,17 @@ def conditional_kl(lang, denoiser, *, num_contexts: int = 64, L: int, rng=None, 
 
 
 def mc_reference(lang, L: int, rule, num_samples: int, *, seed: int = 0) -> dict:
-    """The idealised sampler at the same step rule, by :func:`mdm_exact.montecarlo.run_monte_carlo`."""
+    """The idealised sampler at the same step rule, by :func:`mdm_exact.sampler.montecarlo.run_monte_carlo`."""
     try:
-        from mdm_exact.montecarlo import run_monte_carlo
+        from mdm_exact.sampler.montecarlo import run_monte_carlo
     except ImportError as exc:
-        return {"unavailable": f"mdm_exact.montecarlo not importable: {exc}"}
+        return {"unavailable": f"mdm_exact.sampler.montecarlo not importable: {exc}"}
     res = run_monte_carlo(lang, L, rule, num_samples, rng=seed, instance_kl=False)
     return res.to_dict()
 
 
 def _rule(name: str, N: int, L: int):
-    from mdm_exact.schedules import make_step_rule
+    from mdm_exact.sampler.schedules import make_step_rule
 
     return make_step_rule(name, L=L, num_steps=N)
 
@@ -135,7 +135,7 @@ def evaluate_ar(net, lang, L: int, *, num_samples: int = 256, batch_size: int = 
                     gumbel_float32=gumbel_float32)
     row = {"sampler": "ar-kv-cache", "gumbel_float32": gumbel_float32, **score_samples(lang, out["tokens"]), "sampling_seconds": out["seconds"]}
     if val is not None:
-        from .ar import ar_log_probs
+        from neural.ar import ar_log_probs
 
         with torch.no_grad():
             x = torch.from_numpy(np.asarray(val)).to(device)

@@ -100,8 +100,8 @@ class Run:
         os.replace(tmp, os.path.join(self.out, "results.json"))
 
     def checkpoint(self, name, res, spec, lang, kind):
-        from .checkpoint import save_checkpoint
-        from .data import language_to_dict
+        from neural.checkpoint import save_checkpoint
+        from neural.data import language_to_dict
 
         fname = f"{name}.pt"
         if len(self.files) >= MAX_FILES:
@@ -132,7 +132,7 @@ def _json_default(o):
 
 
 def _model_config(V, L, kind, args, order=None):
-    from .model import ModelConfig
+    from neural.model import ModelConfig
 
     size, tiny = args.size, args.tiny
 
@@ -149,13 +149,13 @@ def _model_config(V, L, kind, args, order=None):
 
 
 def run(args) -> dict:
-    from mdm_exact.provenance import provenance
+    from mdm_exact.runtime.provenance import provenance
 
-    from .data import resolve_language, validation_set
-    from .evaluate import (conditional_kl, describe_device, evaluate_ar, evaluate_mdm, matched_speedup,
+    from neural.data import resolve_language, validation_set
+    from neural.evaluate import (conditional_kl, describe_device, evaluate_ar, evaluate_mdm, matched_speedup,
                            mc_reference, time_samplers)
-    from .sample import NetworkDenoiser
-    from .train import TrainConfig, train
+    from neural.sample import NetworkDenoiser
+    from neural.train import TrainConfig, train
 
     R = Run(args)
     device = args.device
@@ -168,7 +168,7 @@ def run(args) -> dict:
                  "phases": {}, "notes": [
                      "gen_ppl: token-weighted, exp(mean NLL per token under the true language) over samples in supp q; "
                      "gen_ppl_seq_mean: mean of per-sequence perplexities (both as in mdm_exact).",
-                     "MDM sampler: schedule-driven (linear, per-position steps from mdm_exact.schedules), per-sequence "
+                     "MDM sampler: schedule-driven (linear, per-position steps from mdm_exact.sampler.schedules), per-sequence "
                      "cache, float64 inverse-CDF draws unless gumbel_float32.",
                      "ELBO/NLL targets relative to the entropy rate H(q_L)/L (exact, or Monte Carlo where marked)."]}
     R.log(f"device {R.results['device']}, torch {torch.__version__}, languages {specs}, L={L}")
@@ -248,7 +248,7 @@ def run(args) -> dict:
     # -- phase 5: idealised sampler at the same N (exact conditionals, Monte Carlo, CPU)
     t_phase = time.perf_counter()
     if args.reference_samples:
-        from mdm_exact.schedules import make_step_rule
+        from mdm_exact.sampler.schedules import make_step_rule
 
         for spec, (lang, models, den) in trained.items():
             refs = []

@@ -1,6 +1,6 @@
 """Schedule-driven MDM sampling with a per-sequence cache.
 
-The positions' generation steps come from :func:`mdm_exact.schedules.draw_steps`, so the law of
+The positions' generation steps come from :func:`mdm_exact.sampler.schedules.draw_steps`, so the law of
 the instance ``tau`` is exactly that of the idealised sampler (STATEMENTS.md §1.6-§1.7); tokens
 revealed at a step are drawn independently from the denoiser's per-position prediction given
 the tokens revealed before (eq. (3)). With a denoiser that returns the exact conditionals
@@ -25,7 +25,7 @@ import time
 import numpy as np
 import torch
 
-from .categorical import draw_categorical
+from neural.categorical import draw_categorical
 
 ORDERINGS = ("random", "confidence")
 
@@ -44,7 +44,7 @@ class NetworkDenoiser:
 
     @torch.no_grad()
     def __call__(self, x_t):
-        from .diffusion import subs_log_probs
+        from neural.diffusion import subs_log_probs
 
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
             logits = self.net(x_t)
@@ -80,10 +80,10 @@ def sample_mdm(denoiser, n: int, L: int, rule, *, rng=None, generator: torch.Gen
     ----------
     denoiser : callable
         ``denoiser(x_t) -> (B, L, V)`` log-probabilities; has ``vocab_size``, ``mask_id``, ``device``.
-    rule : mdm_exact.schedules.StepRule
+    rule : mdm_exact.sampler.schedules.StepRule
         Schedule-driven (``ScheduleSteps``), ``FixedSizes``, ``RandomOrder`` or ``LeftToRight``.
     rng : seed or numpy Generator
-        Draws the instances ``tau`` (per-position steps), via ``mdm_exact.schedules.draw_steps``.
+        Draws the instances ``tau`` (per-position steps), via ``mdm_exact.sampler.schedules.draw_steps``.
     generator : torch.Generator
         Draws the tokens (on the denoiser's device).
 
@@ -93,7 +93,7 @@ def sample_mdm(denoiser, n: int, L: int, rule, *, rng=None, generator: torch.Gen
         ``tokens`` (n, L) int64, ``calls`` (n,) network calls per sequence (= its non-empty steps),
         ``forward_batches`` (batched network calls), ``seconds``.
     """
-    from mdm_exact.schedules import draw_steps
+    from mdm_exact.sampler.schedules import draw_steps
 
     if ordering not in ORDERINGS:
         raise ValueError(f"unknown ordering {ordering!r}; expected one of {ORDERINGS}")

@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from .ar import ar_log_probs, ar_loss
-from .data import DataStream, entropy_rate, validation_set
-from .diffusion import SCHEDULES, elbo_terms, mdm_loss, subs_log_probs
-from .model import ModelConfig, Transformer
+from neural.ar import ar_log_probs, ar_loss
+from neural.data import DataStream, entropy_rate, validation_set
+from neural.diffusion import SCHEDULES, elbo_terms, mdm_loss, subs_log_probs
+from neural.model import ModelConfig, Transformer
 
 DEFAULT_TARGET = {"ar": 0.02, "mdm": 0.05}
 

@@ -26,9 +26,9 @@ import sys
 import time
 import traceback
 
-from . import experiments
-from .cache import jsonable, open_store
-from .engines import EngineMissing, cell_seed, compute_cell, language_label
+from reports import experiments
+from reports.cache import jsonable, open_store
+from reports.engines import EngineMissing, cell_seed, compute_cell, language_label
 
 REPORTS_DIR = os.path.dirname(os.path.abspath(__file__))
 CONFIG_DIR = os.path.join(REPORTS_DIR, "configs")
@@ -134,7 +134,7 @@ class Runner:
         return out
 
     def run(self, cell, label=""):
-        from .cache import canonical
+        from reports.cache import canonical
 
         key = canonical(cell)
         if not (self.force and key not in self._forced):
@@ -186,7 +186,7 @@ def build(out=None, *, quick=False, config=None, force=False, only=None, progres
     only : list of str, optional
         Figure names (or prefixes such as ``fig3``) to build; default all.
     """
-    from mdm_exact.provenance import provenance
+    from mdm_exact.runtime.provenance import provenance
 
     out = os.path.abspath(out or REPORTS_DIR)
     config = config or os.path.join(CONFIG_DIR, "quick.toml" if quick else "full.toml")
@@ -214,7 +214,7 @@ def build(out=None, *, quick=False, config=None, force=False, only=None, progres
     summary["wall_seconds"] = time.perf_counter() - t_start
     summary["unique_cells"] = len(runner.unique_seconds)
     summary["unique_compute_seconds"] = sum(runner.unique_seconds.values())
-    from .write_report import write_report
+    from reports.write_report import write_report
 
     write_report(out, names=list(experiments.FIGURES), summary=summary, cfg=cfg, provenance=prov)
     prog.say(f"done in {summary['wall_seconds']:.1f} s -> {os.path.join(out, 'REPORT.md')}")
@@ -277,8 +277,8 @@ def _build_figures(names, cfg, runner, prog, prov, summary, quick, data_dir, fig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``mdm-theory report``, defined once in ``mdm_exact.commands.report``."""
-    from mdm_exact.commands.report import add_arguments as _add
+    """The options of ``mdm-theory report``, defined once in ``mdm_exact.runtime.commands.report``."""
+    from mdm_exact.runtime.commands.report import add_arguments as _add
 
     _add(p)
 

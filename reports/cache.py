@@ -4,7 +4,7 @@ Every expensive computation of the report (an exact-engine or Monte Carlo cell) 
 ``config`` dict. Its result is written to the store the moment it is finished, so an
 interrupted run loses nothing and a rerun recomputes nothing (``force=True`` recomputes).
 
-The store is :class:`mdm_exact.store.ResultStore` (one SQLite file, ``data/cells.sqlite``) when
+The store is :class:`mdm_exact.runtime.store.ResultStore` (one SQLite file, ``data/cells.sqlite``) when
 that module is installed; otherwise a JSON-per-cell directory ``data/cells/`` with the same
 keying (hash of the canonical JSON of the config plus the package version).
 """
@@ -105,9 +105,9 @@ class JSONCellStore:
 def open_store(data_dir):
     """The cell store for a report output's ``data/`` directory (see module docstring)."""
     try:
-        from mdm_exact.store import ResultStore
+        from mdm_exact.runtime.store import ResultStore
     except ModuleNotFoundError as exc:
-        if exc.name not in ("mdm_exact.store",):
+        if exc.name not in ("mdm_exact.runtime.store",):
             raise
         return JSONCellStore(os.path.join(data_dir, "cells"))
     os.makedirs(data_dir, exist_ok=True)

@@ -2,9 +2,9 @@
 
 Everything the figures need from the package goes through here, so the report code states
 its dependencies in one place: languages (``mdm_exact.languages.load_language``), step rules
-(``mdm_exact.schedules``), the exact engine (``mdm_exact.enumeration``), Monte Carlo
-(``mdm_exact.montecarlo``), bounds (``mdm_exact.bounds``) and separators
-(``mdm_exact.separators``). Engines are imported inside the functions that use them.
+(``mdm_exact.sampler.schedules``), the exact engine (``mdm_exact.sampler.exact``), Monte Carlo
+(``mdm_exact.sampler.montecarlo``), bounds (``mdm_exact.theory.bounds``) and separators
+(``mdm_exact.theory.separators``). Engines are imported inside the functions that use them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import zlib
 
 import numpy as np
 
-from .cache import canonical, jsonable
+from reports.cache import canonical, jsonable
 
 
 class EngineMissing(RuntimeError):
@@ -66,7 +66,7 @@ def language_label(spec) -> str:
 
 def make_rule(rule: dict, L: int):
     """A step rule from ``{"rule": "linear", "num_steps": N}`` / ``{"rule": "left-to-right"}``."""
-    from mdm_exact.schedules import make_step_rule
+    from mdm_exact.sampler.schedules import make_step_rule
 
     r = dict(rule)
     name = r.pop("rule")
@@ -85,12 +85,12 @@ def compute_cell(cell: dict) -> dict:
     """Compute one report cell (``kind`` ``exact``, ``mc`` or ``deps``); returns a JSON-able dict."""
     kind = cell["kind"]
     if kind == "exact":
-        enum = need("mdm_exact.enumeration")
+        enum = need("mdm_exact.sampler.exact")
         lang = make_language(cell["language"])
         res = enum.exact_metrics(lang, cell["L"], make_rule(cell["rule"], cell["L"]))
         return _slim(jsonable(res))
     if kind == "mc":
-        mc = need("mdm_exact.montecarlo")
+        mc = need("mdm_exact.sampler.montecarlo")
         lang = make_language(cell["language"])
         res = mc.run_monte_carlo(
             lang,
@@ -121,13 +121,13 @@ def _slim(d: dict) -> dict:
 def dependency_cell(cell: dict) -> dict:
     """Mean separator / dependency counts per step over ``num_instances`` random instances.
 
-    Instances are drawn with :func:`mdm_exact.schedules.draw_steps`; per-step ``S_k`` and
+    Instances are drawn with :func:`mdm_exact.sampler.schedules.draw_steps`; per-step ``S_k`` and
     ``D_k`` (corrected reading of Definition B.5, STATEMENTS.md §4.C) come from
-    :func:`mdm_exact.separators.instance_dependencies`.
+    :func:`mdm_exact.theory.separators.instance_dependencies`.
     """
-    from mdm_exact.schedules import draw_steps
+    from mdm_exact.sampler.schedules import draw_steps
 
-    sep = need("mdm_exact.separators")
+    sep = need("mdm_exact.theory.separators")
     L, n, M = int(cell["L"]), int(cell["order"]), int(cell["num_instances"])
     rule = make_rule(cell["rule"], L)
     N = rule.num_steps(L)

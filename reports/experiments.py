@@ -14,12 +14,12 @@ import os
 import numpy as np
 from scipy.special import rel_entr
 
-from .engines import language_label, make_language, make_rule, need
+from reports.engines import language_label, make_language, make_rule, need
 
 
 def bound(name: str):
-    """``mdm_exact.bounds.<name>`` (one function per statement) and its source label."""
-    return getattr(need("mdm_exact.bounds"), name), "mdm_exact.bounds"
+    """``mdm_exact.theory.bounds.<name>`` (one function per statement) and its source label."""
+    return getattr(need("mdm_exact.theory.bounds"), name), "mdm_exact.theory.bounds"
 
 
 def _ci(d, key):

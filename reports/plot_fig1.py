@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from .style import COLORS, MARKERS, plain_log_labels, plt, save, steps_axis, style
+from reports.style import COLORS, MARKERS, plain_log_labels, plt, save, steps_axis, style
 
 
 def _tri(rows):

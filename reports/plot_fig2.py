@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from .style import plt, save, style
+from reports.style import plt, save, style
 
 
 def _arr(rows, i):

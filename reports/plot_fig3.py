@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from .style import MARKERS, plain_log_labels, plt, save, style
+from reports.style import MARKERS, plain_log_labels, plt, save, style
 
 
 def _colors(n):

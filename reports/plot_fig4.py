@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from .style import COLORS, MARKERS, plt, save, style
+from reports.style import COLORS, MARKERS, plt, save, style
 
 
 def _c5(ax, c5):

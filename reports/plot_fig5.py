@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from .style import COLORS, plt, save, style
+from reports.style import COLORS, plt, save, style
 
 METRICS = [
     ("ser", "SER: MC - exact", "probability"),

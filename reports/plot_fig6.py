@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from .style import COLORS, plain_log_labels, plt, save, steps_axis, style
+from reports.style import COLORS, plain_log_labels, plt, save, steps_axis, style
 
 RUN_STYLES = [("-", "o"), ("-.", "^"), (":", "v"), ("-", "D")]
 

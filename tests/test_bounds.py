@@ -1,4 +1,4 @@
-"""The bounds library (mdm_exact.bounds), as reconstructed in STATEMENTS.md.
+"""The bounds library (mdm_exact.theory.bounds), as reconstructed in STATEMENTS.md.
 
 Closed forms, brute force against recurrences, hypothesis properties (each bound holds on
 random instances satisfying its hypotheses), the known counterexamples (literal Definition
@@ -15,10 +15,10 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from scipy.special import rel_entr
 
-from mdm_exact import bounds as B
-from mdm_exact.checks import ExactInstances, copy_chain, enumerate_instances, joint_from_language
-from mdm_exact.schedules import schedule
-from mdm_exact.separators import instance_dependencies
+from mdm_exact.theory import bounds as B
+from mdm_exact.theory.checks import ExactInstances, copy_chain, enumerate_instances, joint_from_language
+from mdm_exact.sampler.schedules import schedule
+from mdm_exact.theory.separators import instance_dependencies
 
 probs_st = st.lists(st.floats(0.0, 1.0, allow_nan=False, allow_subnormal=False), min_size=1, max_size=12).filter(
     lambda v: sum(v) > 1e-3
@@ -337,7 +337,7 @@ def test_b10_b11_hold_exactly(params):
     and E[D_k]) for random (L, p, P, n) with (n-1) | L."""
     from scipy.stats import binom
 
-    from mdm_exact.checks import expected_dependencies, separator_count_pmf
+    from mdm_exact.theory.checks import expected_dependencies, separator_count_pmf
 
     L, p, P, n = params
     d = B.lemma_b10_bounds(L, p, P, n)

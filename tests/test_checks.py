@@ -1,7 +1,7 @@
-"""The regression suite (mdm_exact.checks) and ``mdm-theory check``.
+"""The regression suite (mdm_exact.theory.checks) and ``mdm-theory check``.
 
 The exact measured sides are tested against brute force (all reveal patterns, all sequences),
-against the exact engine of mdm_exact.enumeration, and against a calibrated Monte Carlo of
+against the exact engine of mdm_exact.sampler.exact, and against a calibrated Monte Carlo of
 draw_steps + separators.
 """
 
@@ -12,11 +12,11 @@ import math
 import numpy as np
 import pytest
 
-from mdm_exact import bounds as B
-from mdm_exact import checks as C
-from mdm_exact.cli import main
-from mdm_exact.schedules import FixedSizes, RandomOrder, draw_steps, schedule
-from mdm_exact.separators import instance_dependencies, separators_and_dependencies
+from mdm_exact.theory import bounds as B
+from mdm_exact.theory import checks as C
+from mdm_exact.runtime.cli import main
+from mdm_exact.sampler.schedules import FixedSizes, RandomOrder, draw_steps, schedule
+from mdm_exact.theory.separators import instance_dependencies, separators_and_dependencies
 from mdm_exact.stats import normal_quantile
 
 
@@ -85,7 +85,7 @@ def test_enumerate_instances_probabilities():
 def test_exact_instances_match_enumeration_engine(eta, rule):
     """Brute force over instances (checks.ExactInstances) agrees with the exact engine's DP
     (enumeration.exact_metrics): KL(q||p), E_tau KL(q||p_tau) (Lemma B.2 RHS) and SER."""
-    enumeration = pytest.importorskip("mdm_exact.enumeration")
+    enumeration = pytest.importorskip("mdm_exact.sampler.exact")
     lang = C._random_ngram(2, 2, 11, threshold=0.2)
     L = 5
     model = C.MixtureModel(lang, eta) if eta else None
@@ -211,8 +211,8 @@ def test_cli_table_and_errors(capsys):
 def test_exact_instances_with_perturbed_model(rule):
     """ExactInstances with the exact-engine team's PerturbedModel: same epsilon_learning (max over
     contexts with q(x_R) > 0) and the same output law as enumeration.exact_output_law."""
-    models = pytest.importorskip("mdm_exact.models")
-    enumeration = pytest.importorskip("mdm_exact.enumeration")
+    models = pytest.importorskip("mdm_exact.sampler.models")
+    enumeration = pytest.importorskip("mdm_exact.sampler.exact")
     from scipy.special import logsumexp
 
     lang = C._random_ngram(2, 2, 11, threshold=0.2)

@@ -1,4 +1,4 @@
-"""Tests of the exact engine ``mdm_exact.enumeration`` (STATEMENTS.md §1.7, §2, §4.C as reconstructed).
+"""Tests of the exact engine ``mdm_exact.sampler.exact`` (STATEMENTS.md §1.7, §2, §4.C as reconstructed).
 
 Kinds: brute force over all instances vs the forward DP; Fraction oracle; closed forms
 (one step = product of marginals, one position per step = q); Lemma B.2 and B.3 (Feng et al.
@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats
 
-from mdm_exact import enumeration as E
-from mdm_exact import metrics as M
-from mdm_exact._kernels_exact import _forward_step
+from mdm_exact.sampler import exact as E
+from mdm_exact.sampler import metrics as M
+from mdm_exact.sampler._kernels_exact import _forward_step
 from mdm_exact.languages import HMM, NGram, all_sequences
-from mdm_exact.schedules import FixedSizes, LeftToRight, RandomOrder, ScheduleSteps, draw_steps, schedule
+from mdm_exact.sampler.schedules import FixedSizes, LeftToRight, RandomOrder, ScheduleSteps, draw_steps, schedule
 
 
 # ---------------------------------------------------------------------------- languages

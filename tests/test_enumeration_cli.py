@@ -1,4 +1,4 @@
-"""Tests of ``mdm-theory exact`` (``mdm_exact.commands.exact``)."""
+"""Tests of ``mdm-theory exact`` (``mdm_exact.runtime.commands.exact``)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from mdm_exact import enumeration as E
-from mdm_exact.cli import main
+from mdm_exact.sampler import exact as E
+from mdm_exact.runtime.cli import main
 from mdm_exact.languages import NGram
-from mdm_exact.models import PerturbedModel
-from mdm_exact.schedules import schedule
+from mdm_exact.sampler.models import PerturbedModel
+from mdm_exact.sampler.schedules import schedule
 
 
 def sparse_bigram(V=3, seed=0):

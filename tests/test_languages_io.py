@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mdm_exact._validate import LanguageError
-from mdm_exact.cli import main
+from mdm_exact.runtime.cli import main
 from mdm_exact.languages import HMM, PRESETS, IntervalLanguage, NGram, load_language, save_language
 from mdm_exact.languages.io import language_to_dict
 

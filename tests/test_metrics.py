@@ -1,4 +1,4 @@
-"""Tests of ``mdm_exact.metrics`` (STATEMENTS.md §2, as reconstructed): closed forms and errors."""
+"""Tests of ``mdm_exact.sampler.metrics`` (STATEMENTS.md §2, as reconstructed): closed forms and errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import rel_entr
 
-from mdm_exact import metrics as M
+from mdm_exact.sampler import metrics as M
 
 
 def log(a):

@@ -1,4 +1,4 @@
-"""Tests of ``mdm_exact.models.PerturbedModel`` and the exact engine with imperfect models.
+"""Tests of ``mdm_exact.sampler.models.PerturbedModel`` and the exact engine with imperfect models.
 
 Assumption 4.1 (STATEMENTS.md §3, as reconstructed): per-token KL(q || p_theta) <= eps over
 contexts that occur. Consequences checked exactly: the token part of the Lemma B.3 split is
@@ -14,10 +14,10 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import rel_entr
 
-from mdm_exact import enumeration as E
+from mdm_exact.sampler import exact as E
 from mdm_exact.languages import NGram
-from mdm_exact.models import PerturbedModel
-from mdm_exact.schedules import FixedSizes, RandomOrder, schedule
+from mdm_exact.sampler.models import PerturbedModel
+from mdm_exact.sampler.schedules import FixedSizes, RandomOrder, schedule
 
 
 def sparse_bigram(V=3, seed=0):
@@ -128,7 +128,7 @@ def test_monte_carlo_engine_sees_the_same_model():
     """run_monte_carlo with the same PerturbedModel: exact SER and Lemma B.2 bound per token lie in the
     1 - 1e-6 intervals (false-fail rate about 2e-6 over the two asserts). Guards against the two
     engines drifting apart in the model definition (hash, tilt, conventions)."""
-    from mdm_exact.montecarlo import run_monte_carlo
+    from mdm_exact.sampler.montecarlo import run_monte_carlo
 
     lang = sparse_bigram(seed=3)
     m = PerturbedModel(lang, 0.6, seed=2)

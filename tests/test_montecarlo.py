@@ -1,4 +1,4 @@
-"""Monte Carlo engine of the idealised sampler (``mdm_exact.montecarlo``).
+"""Monte Carlo engine of the idealised sampler (``mdm_exact.sampler.montecarlo``).
 
 Kinds of tests (STYLE.md §7): kernel parity (Numba == NumPy reference, same uniforms give the
 same samples; bitwise equality across thread counts and batch sizes), Monte Carlo vs exact
@@ -17,10 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mdm_exact import montecarlo as mc
+from mdm_exact.sampler import montecarlo as mc
 from mdm_exact.languages import HMM, IntervalLanguage, NGram, all_sequences
 from mdm_exact.languages.random import random_hmm, random_ngram
-from mdm_exact.schedules import FixedSizes, LeftToRight, RandomOrder, draw_steps, expected_nonempty_steps, schedule
+from mdm_exact.sampler.schedules import FixedSizes, LeftToRight, RandomOrder, draw_steps, expected_nonempty_steps, schedule
 from mdm_exact.stats import clopper_pearson, normal_quantile
 
 # Calibrated Monte Carlo tests: each interval has miscoverage ALPHA; a test with k intervals
@@ -283,7 +283,7 @@ def test_monte_carlo_matches_exact(lang_name, N):
     lo, hi = r.instance_kl_per_token_ci
     assert _inside(ekl / L, lo, hi) and hi - lo < 0.01
     # the exact engine of the package agrees with this brute force
-    enumeration = pytest.importorskip("mdm_exact.enumeration")
+    enumeration = pytest.importorskip("mdm_exact.sampler.exact")
     ex = enumeration.exact_metrics(lang, L, rule)
     assert ex["ser"] == pytest.approx(ser, abs=1e-12)
     assert ex["expected_instance_kl"] == pytest.approx(ekl, abs=1e-12)
@@ -382,7 +382,7 @@ def test_dependency_kernel_matches_definitions(L, n, N, seed):
             s_, d_, t_ = _direct_dependencies(steps[b] < k, steps[b] == k, n)
             assert (S[b, k], D[b, k], D_lit[b, k]) == (s_, d_, t_)
             assert pairs[b, k] == m[b, k] * (m[b, k] - 1) // 2
-    sep = pytest.importorskip("mdm_exact.separators")
+    sep = pytest.importorskip("mdm_exact.theory.separators")
     for reading, ours in (("corrected", D), ("literal", D_lit)):
         S_ref, D_ref = sep.instance_dependencies(steps, n, reading=reading, num_steps=N)
         np.testing.assert_array_equal(S, S_ref)
@@ -420,8 +420,8 @@ def test_interrupt_keeps_finished_batches(monkeypatch):
 
 
 def test_model_runs_on_reference_and_matches_exact():
-    models = pytest.importorskip("mdm_exact.models")
-    enumeration = pytest.importorskip("mdm_exact.enumeration")
+    models = pytest.importorskip("mdm_exact.sampler.models")
+    enumeration = pytest.importorskip("mdm_exact.sampler.exact")
     lang = _sparse_trigram()
     model = models.PerturbedModel(lang, 0.5, seed=3)
     rule = schedule("linear", 2)
@@ -460,7 +460,7 @@ def test_fast_method_refuses_unsupported_language():
 
 
 def test_cli_sample_json(capsys):
-    from mdm_exact.cli import main
+    from mdm_exact.runtime.cli import main
 
     rc = main(["sample", "--language", "interval-l3", "--length", "9", "--steps", "3", "--samples", "300", "--seed", "1", "--json"])
     assert rc == 0
@@ -490,7 +490,7 @@ def test_cli_sample_json(capsys):
 
 
 def test_cli_bad_input(capsys):
-    from mdm_exact.cli import main
+    from mdm_exact.runtime.cli import main
 
     assert main(["sample", "--language", "interval-l3", "--length", "10", "--steps", "3", "--samples", "10", "--json"]) == 2
     assert "multiple of 3" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from hypothesis import assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from scipy import integrate, stats  # noqa: E402
 
-from mdm_exact import schedules as S  # noqa: E402
+from mdm_exact.sampler import schedules as S  # noqa: E402
 from mdm_exact.languages import HMM, NGram, all_sequences  # noqa: E402
 from mdm_exact.stats import clopper_pearson, normal_quantile  # noqa: E402
 from neural import diffusion as D  # noqa: E402
@@ -112,7 +112,7 @@ def brute_force_output_law(lang, L, rule):
 
 def _exact_law(lang, L, rule):
     try:
-        from mdm_exact.enumeration import exact_output_law
+        from mdm_exact.sampler.exact import exact_output_law
     except ImportError:
         return brute_force_output_law(lang, L, rule)
     lp = exact_output_law(lang, L, rule)
@@ -133,7 +133,7 @@ def _chi2_pvalue(tokens, law, V):
 # ----------------------------------------------------------------------------- diffusion / loss
 @pytest.mark.parametrize("name", ["linear", "cosine"])
 def test_alpha_and_elbo_weight_match_mdm_exact_schedules(name):
-    """alpha_t equals mdm_exact.schedules' and w(t) = -alpha'(t) / (1 - alpha(t)) (finite differences)."""
+    """alpha_t equals mdm_exact.sampler.schedules' and w(t) = -alpha'(t) / (1 - alpha(t)) (finite differences)."""
     t = np.linspace(0.01, 0.99, 41)
     ref = S.ALPHAS[name]
     np.testing.assert_allclose(D.alpha(name, t), ref(t), rtol=0, atol=1e-15)
@@ -498,7 +498,7 @@ def tiny_language_registry(monkeypatch):
 
 
 def test_cli_train_sample_evaluate(tmp_path, capsys, tiny_language_registry):
-    from mdm_exact.cli import main
+    from mdm_exact.runtime.cli import main
 
     ck = tmp_path / "m.pt"
     args = ["neural", "train", "--language", "tiny-bigram", "--kind", "mdm", "--length", "8", "--layers", "1",
@@ -531,7 +531,7 @@ def test_gpu_run_tiny(tmp_path, tiny_language_registry):
     assert {"mdm", "ar", "timing", "matched_speedup", "conditional_kl", "mdm_gumbel_float32"} <= set(lang_res)
     assert [r["num_steps"] for r in res["timing"]["mdm"]] == res["steps"] and res["timing"]["ar"]["seconds_median"] > 0
     assert [r["num_steps"] for r in lang_res["idealised_mc"]] == res["steps"]
-    assert all(0.0 <= r["ser"] <= 1.0 for r in lang_res["idealised_mc"])  # mdm_exact.montecarlo at the same N
+    assert all(0.0 <= r["ser"] <= 1.0 for r in lang_res["idealised_mc"])  # mdm_exact.sampler.montecarlo at the same N
     assert lang_res["train_mdm"]["target_rel"] == 0.05 and lang_res["train_ar"]["target_rel"] == 0.02
     assert all(p.stat().st_size <= 16 * 2**20 for p in out.iterdir())
 

@@ -36,7 +36,7 @@ def png_size(path):
 
 @pytest.fixture(scope="module")
 def quick_report(tmp_path_factory):
-    from mdm_exact.cli import main
+    from mdm_exact.runtime.cli import main
 
     out = tmp_path_factory.mktemp("report")
     rc = main(["report", "--quick", "--out", str(out), "--no-progress"])
@@ -259,7 +259,7 @@ def test_mdm_exact_never_imports_matplotlib_for_the_command():
     import subprocess
     import sys
 
-    code = ("import sys; from mdm_exact.cli import build_parser; build_parser('report'); "
+    code = ("import sys; from mdm_exact.runtime.cli import build_parser; build_parser('report'); "
             "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -5,7 +5,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import stats
 
-from mdm_exact import schedules as sch
+from mdm_exact.sampler import schedules as sch
 from mdm_exact.stats import clopper_pearson
 
 

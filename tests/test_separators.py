@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mdm_exact.schedules import LeftToRight, RandomOrder, draw_steps, schedule
-from mdm_exact.separators import instance_dependencies, separators_and_dependencies
+from mdm_exact.sampler.schedules import LeftToRight, RandomOrder, draw_steps, schedule
+from mdm_exact.theory.separators import instance_dependencies, separators_and_dependencies
 
 
 def _brute_force(before, new, n):

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mdm_exact import __version__
-from mdm_exact.store import ResultStore, StoreCorruptError, StoreError, config_key, recover_store
+from mdm_exact.runtime.store import ResultStore, StoreCorruptError, StoreError, config_key, recover_store
 
 
 def _cfg(i, pad=0):
@@ -300,7 +300,7 @@ def test_recovery_reads_rows_only_in_the_write_ahead_log(tmp_path):
     _assert_genuine(rows, originals)
     assert wal_keys <= {r["key"] for r in rows}
     # ... and the raw page scan alone decodes the WAL frames (overflow chains included):
-    from mdm_exact.store import _scan_pages
+    from mdm_exact.runtime.store import _scan_pages
 
     scanned = {row[0] for row in _scan_pages((crash / "s.sqlite-wal").read_bytes(), wal=True) if len(row) == 13}
     assert wal_keys <= scanned

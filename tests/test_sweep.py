@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import mdm_exact.languages
-from mdm_exact import sweep
-from mdm_exact.store import ResultStore, config_key
-from mdm_exact.sweep import compute_cell, expand_grid, load_config, parse_config, register_kind, run_cells, summarize
+from mdm_exact.runtime import sweep
+from mdm_exact.runtime.store import ResultStore, config_key
+from mdm_exact.runtime.sweep import compute_cell, expand_grid, load_config, parse_config, register_kind, run_cells, summarize
 
 
 def _log_counts(path):
@@ -133,7 +133,7 @@ def test_register_kind_and_module_function_kinds(tmp_path):
     with pytest.raises(ValueError, match="already registered"):
         register_kind("cube-test", lambda x: {}, params=("x",))
     assert compute_cell({"kind": "test_sweep:_cube", "x": 2}) == {"x3": 8}
-    assert compute_cell({"kind": "mdm_exact.sweep:kind_square", "x": 5}) == {"x": 5, "y": 25}
+    assert compute_cell({"kind": "mdm_exact.runtime.sweep:kind_square", "x": 5}) == {"x": 5, "y": 25}
     with pytest.raises(ValueError, match="without ':'"):
         register_kind("a:b", _cube)
     store = ResultStore(tmp_path / "s.sqlite")
@@ -200,7 +200,7 @@ def test_crashing_worker_is_isolated_recorded_and_the_rest_go_on(tmp_path):
     store = ResultStore(tmp_path / "s.sqlite")
     cells = [{"kind": "test_sweep:_die"}]
     # 0.6 s cells: the pool notices the crash (after 0.1 s) long before the innocent cell ends
-    cells += [{"kind": "mdm_exact.sweep:kind_square", "x": i, "sleep": 0.6, "log": str(log)} for i in range(3)]
+    cells += [{"kind": "mdm_exact.runtime.sweep:kind_square", "x": i, "sleep": 0.6, "log": str(log)} for i in range(3)]
     recs = run_cells(cells, store, executor="local", workers=2, progress=False)
     assert recs[0]["status"] == "error" and "crashed its worker process, also when run alone" in recs[0]["error"]
     assert [r["status"] for r in recs[1:]] == ["ok"] * 3
@@ -236,8 +236,8 @@ def tiny_language(monkeypatch):
 
 
 def test_exact_kind_calls_exact_metrics_on_the_loaded_language(tmp_path, tiny_language):
-    from mdm_exact.enumeration import exact_metrics
-    from mdm_exact.schedules import make_step_rule
+    from mdm_exact.sampler.exact import exact_metrics
+    from mdm_exact.sampler.schedules import make_step_rule
 
     lang, seen = tiny_language
     cell = {"kind": "exact", "language": "tiny", "L": 4, "rule": "fixed", "sizes": [1, 3], "language_seed": 7}
@@ -252,8 +252,8 @@ def test_exact_kind_calls_exact_metrics_on_the_loaded_language(tmp_path, tiny_la
 
 
 def test_mc_kind_is_run_monte_carlo_to_dict_with_the_seed(tiny_language):
-    from mdm_exact.montecarlo import run_monte_carlo
-    from mdm_exact.schedules import make_step_rule
+    from mdm_exact.sampler.montecarlo import run_monte_carlo
+    from mdm_exact.sampler.schedules import make_step_rule
 
     lang, _ = tiny_language
     cell = {"kind": "mc", "language": "tiny", "L": 6, "rule": "linear", "num_steps": 2, "num_samples": 2000, "seed": 3}
@@ -265,9 +265,9 @@ def test_mc_kind_is_run_monte_carlo_to_dict_with_the_seed(tiny_language):
 
 def test_check_kind_passes_names_and_quick(monkeypatch):
     calls = []
-    fake = types.ModuleType("mdm_exact.checks")
+    fake = types.ModuleType("mdm_exact.theory.checks")
     fake.run_checks = lambda names=None, *, quick=False: calls.append((names, quick)) or [{"name": "x", "ok": True}]
-    monkeypatch.setitem(sys.modules, "mdm_exact.checks", fake)
+    monkeypatch.setitem(sys.modules, "mdm_exact.theory.checks", fake)
     assert compute_cell({"kind": "check", "names": ["a", "b"], "quick": True}) == {"checks": [{"name": "x", "ok": True}]}
     assert compute_cell({"kind": "check"}) == {"checks": [{"name": "x", "ok": True}]}
     assert calls == [(["a", "b"], True), (None, False)]

@@ -4,9 +4,9 @@ import pytest
 
 distributed = pytest.importorskip("distributed")  # dask[distributed] is in the test extra
 
-from mdm_exact.cli import main  # noqa: E402
-from mdm_exact.store import ResultStore  # noqa: E402
-from mdm_exact.sweep import run_cells, summarize  # noqa: E402
+from mdm_exact.runtime.cli import main  # noqa: E402
+from mdm_exact.runtime.store import ResultStore  # noqa: E402
+from mdm_exact.runtime.sweep import run_cells, summarize  # noqa: E402
 
 
 @pytest.fixture(scope="module")

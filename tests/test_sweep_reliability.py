@@ -10,13 +10,13 @@ import time
 
 import pytest
 
-from mdm_exact.store import ResultStore
+from mdm_exact.runtime.store import ResultStore
 
 N_CELLS = 10
 
 
 def _sweep_cmd(*args):
-    return [sys.executable, "-m", "mdm_exact.cli", "sweep", *args]
+    return [sys.executable, "-m", "mdm_exact.runtime.cli", "sweep", *args]
 
 
 def _write_config(tmp_path, *, sleep, executor="local"):
@@ -131,7 +131,7 @@ def test_cli_usage_errors(tmp_path, capsys):
         ([str(cfg), "--scheduler", "tcp://h:8786"], "needs --executor dask"),
         ([str(tmp_path / "missing.toml")], "does not exist"),
     ]:
-        from mdm_exact.cli import main
+        from mdm_exact.runtime.cli import main
 
         assert main(["sweep", *args]) == 2, args
         assert message in capsys.readouterr().err

@@ -1,12 +1,12 @@
 """Formal languages with exact inference: n-gram, HMM, the paper's examples and generators."""
 
-from .base import Language, all_sequences
-from .examples import IntervalLanguage, interval_hmm
-from .hmm import HMM
-from .io import load_language, save_language
-from .ngram import NGram
-from .presets import DEFAULT_SEED, PRESETS, make_preset
-from .random import random_hmm, random_ngram
+from mdm_exact.languages.base import Language, all_sequences
+from mdm_exact.languages.examples import IntervalLanguage, interval_hmm
+from mdm_exact.languages.hmm import HMM
+from mdm_exact.languages.io import load_language, save_language
+from mdm_exact.languages.ngram import NGram
+from mdm_exact.languages.presets import DEFAULT_SEED, PRESETS, make_preset
+from mdm_exact.languages.random import random_hmm, random_ngram
 
 __all__ = [
     "Language",

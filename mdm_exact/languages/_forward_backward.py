@@ -1,7 +1,7 @@
 """Plain NumPy forward-backward over a batch, with masked (unobserved) positions.
 
 This is the reference implementation: simple, batched over sequences, stepping through every
-position. The fast kernels (``mdm_exact._kernels``) are tested against it.
+position. The fast kernels (``mdm_exact.languages._kernels``) are tested against it.
 
 A chain is described by four callables on batched state vectors ``(batch, S)``:
 ``init()`` (S,) the law of the first state, ``forward(k, a)`` maps the state law at position

@@ -29,7 +29,7 @@ import itertools
 
 import numpy as np
 
-from .._validate import as_length, as_mask, as_tokens
+from mdm_exact._validate import as_length, as_mask, as_tokens
 
 
 class Language(abc.ABC):

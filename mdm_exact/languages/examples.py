@@ -21,9 +21,9 @@ import itertools
 
 import numpy as np
 
-from .._validate import as_count, as_length
-from .base import Language
-from .hmm import HMM
+from mdm_exact._validate import as_count, as_length
+from mdm_exact.languages.base import Language
+from mdm_exact.languages.hmm import HMM
 
 LOG2 = float(np.log(2.0))
 

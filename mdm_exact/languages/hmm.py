@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import LanguageError, as_count, as_length, as_probability_array
-from ._forward_backward import forward_backward
-from .base import Language
+from mdm_exact._validate import LanguageError, as_count, as_length, as_probability_array
+from mdm_exact.languages._forward_backward import forward_backward
+from mdm_exact.languages.base import Language
 
 
 class HMM(Language):
@@ -146,7 +146,7 @@ class HMM(Language):
         cheaper than ``m`` steps over the CSR zero pattern), and the masked tail after the last
         revealed position is skipped (it has probability one).
         """
-        from .._kernels import _chain_log_evidence, _dense_log_evidence
+        from mdm_exact.languages._kernels import _chain_log_evidence, _dense_log_evidence
 
         x, revealed = self._tokens_and_mask(x, revealed)
         S = self.num_states
@@ -171,7 +171,7 @@ class HMM(Language):
 
     def conditional_marginals(self, x, revealed):
         """Exact ``q(x_i = v | x_R)``, shape (batch, L, V) (Numba kernel, sparse alive-state messages)."""
-        from .._kernels import _chain_posterior, _dense_posterior
+        from mdm_exact.languages._kernels import _chain_posterior, _dense_posterior
 
         x, revealed = self._tokens_and_mask(x, revealed)
         B, L = x.shape
@@ -196,7 +196,7 @@ class HMM(Language):
 
     def sample(self, n, L, *, rng=None):
         """``n`` exact ancestral samples, int64 (n, L); uniforms are drawn here, the walk is a kernel."""
-        from .._kernels import _chain_sample
+        from mdm_exact.languages._kernels import _chain_sample
 
         n = as_count(n, "n")
         L = as_length(L)

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .._validate import LanguageError
-from .base import Language
-from .examples import IntervalLanguage
-from .hmm import HMM
-from .ngram import NGram
-from .presets import PRESETS, make_preset
+from mdm_exact._validate import LanguageError
+from mdm_exact.languages.base import Language
+from mdm_exact.languages.examples import IntervalLanguage
+from mdm_exact.languages.hmm import HMM
+from mdm_exact.languages.ngram import NGram
+from mdm_exact.languages.presets import PRESETS, make_preset
 
 _KEYS = {
     "hmm": {"kind", "initial", "transition", "emission"},

@@ -8,7 +8,7 @@ state at position ``k`` is the window of the ``n - 1`` tokens ending at ``k`` (f
 ``n - 2`` positions, the whole initial context); the ``V^(n-1) x V^(n-1)`` transition matrix is
 never built.
 
-The fast path (``mdm_exact._kernels``) keeps the transition as a CSR list of the (at most
+The fast path (``mdm_exact.languages._kernels``) keeps the transition as a CSR list of the (at most
 ``V``) successors ``(c mod V^(n-2)) V + v`` of each context ``c`` with positive probability,
 and carries forward messages as lists of *alive* contexts. A revealed token keeps only the
 contexts ending in it, so once ``n - 1`` consecutive tokens are revealed a single context is
@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import LanguageError, as_count, as_length, as_probability_array
-from ._forward_backward import forward_backward
-from .base import Language
-from .hmm import _as_given, _inverse_cdf_rows
+from mdm_exact._validate import LanguageError, as_count, as_length, as_probability_array
+from mdm_exact.languages._forward_backward import forward_backward
+from mdm_exact.languages.base import Language
+from mdm_exact.languages.hmm import _as_given, _inverse_cdf_rows
 
 
 class NGram(Language):
@@ -164,7 +164,7 @@ class NGram(Language):
 
     def log_prob_revealed(self, x, revealed):
         """Exact ``log q(x_R)``, shape (batch,); ``-inf`` when impossible (Numba kernel)."""
-        from .._kernels import _chain_log_evidence
+        from mdm_exact.languages._kernels import _chain_log_evidence
 
         x, revealed = self._tokens_and_mask(x, revealed)
         if x.shape[1] < self.order - 1:
@@ -179,7 +179,7 @@ class NGram(Language):
 
     def conditional_marginals(self, x, revealed):
         """Exact ``q(x_i = v | x_R)``, shape (batch, L, V) (Numba kernel)."""
-        from .._kernels import _chain_posterior
+        from mdm_exact.languages._kernels import _chain_posterior
 
         x, revealed = self._tokens_and_mask(x, revealed)
         if x.shape[1] < self.order - 1:

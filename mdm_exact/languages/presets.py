@@ -72,8 +72,8 @@ def make_preset(name, *, seed=None, reading=None):
     ValueError
         If ``name`` is not a preset.
     """
-    from .examples import IntervalLanguage, interval_hmm
-    from .random import random_hmm, random_ngram
+    from mdm_exact.languages.examples import IntervalLanguage, interval_hmm
+    from mdm_exact.languages.random import random_hmm, random_ngram
 
     if name not in PRESETS:
         raise ValueError(f"unknown language preset {name!r}; expected one of: {', '.join(PRESETS)}")

@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import as_count
-from .hmm import HMM
-from .ngram import NGram
+from mdm_exact._validate import as_count
+from mdm_exact.languages.hmm import HMM
+from mdm_exact.languages.ngram import NGram
 
 READINGS = ("multiply", "divide")
 

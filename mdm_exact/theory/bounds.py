@@ -11,7 +11,7 @@ Every function
 * states its hypotheses and checks them, raising :class:`ValueError` with a clear message
   when they do not hold;
 * returns the bound (never an estimate). The measured side of each statement lives in
-  :mod:`mdm_exact.checks`.
+  :mod:`mdm_exact.theory.checks`.
 
 Conventions: natural logarithms (nats); steps in generation order ``k = 1..N`` with per-step
 probabilities ``p^(k)`` and ``P^(k) = sum_{j<k} p^(j)`` (STATEMENTS.md §1.6);
@@ -184,7 +184,7 @@ def lemma_b8_bound(D_tau, L, V, epsilon_learning) -> float:
 
     As reconstructed, STATEMENTS.md §4.C, Lemma B.8 ``[reconstructed·M]``. Hypotheses: an
     :math:`n`-gram language; Assumption 4.1 with ``epsilon_learning``; :math:`D_\tau` counted
-    with the **corrected** Definition B.5 (:func:`mdm_exact.separators.instance_dependencies`).
+    with the **corrected** Definition B.5 (:func:`mdm_exact.theory.separators.instance_dependencies`).
     With the literal reading the inequality is false (STATEMENTS.md §7.2); that reading is
     accepted here so that the check can exhibit the counterexample.
     """

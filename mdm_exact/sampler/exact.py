@@ -2,7 +2,7 @@ r"""Exact output law of the idealised factorised MDM sampler, and its metrics (s
 
 The sampler (STATEMENTS.md §1.4-1.7, as reconstructed; Feng et al. 2025, arXiv:2502.09622v1,
 Definition B.1): steps ``k = 1..N`` in generation order; a step rule
-(:mod:`mdm_exact.schedules`) decides which still-masked positions are revealed at step ``k``;
+(:mod:`mdm_exact.sampler.schedules`) decides which still-masked positions are revealed at step ``k``;
 each newly revealed position ``j`` is drawn *independently* from the conditional marginal
 ``m_j(. | x_R)`` given the tokens ``x_R`` revealed before the step (the data conditional
 ``q(x_j | x_R)`` for the idealised sampler, or an imperfect model's prediction). The output
@@ -22,7 +22,7 @@ Partial sequences ``y in {0..V}^L`` (``V`` = mask) are the DP states, indexed in
    mass pushes it to its extensions: each masked ``j`` stays masked (``1 - r_kj``) or is
    revealed as ``v`` (``r_kj m_j(v | y)``); fixed-size rules reveal exactly ``s_k`` of the
    ``|M|`` masked positions, every subset with weight ``1 / C(|M|, s_k)``. The depth-first
-   enumeration (:mod:`mdm_exact._kernels_exact`) costs at most ``(2V+1)^L`` per step (versus
+   enumeration (:mod:`mdm_exact.sampler._kernels_exact`) costs at most ``(2V+1)^L`` per step (versus
    ``N^L V^L`` for summing over instances), prunes zero factors (sparse languages are much
    cheaper), and writes per-chunk buffers reduced in a fixed order (thread-count independent).
 
@@ -49,10 +49,10 @@ from fractions import Fraction
 import numpy as np
 from scipy.special import entr, logsumexp, rel_entr
 
-from . import metrics as _metrics
-from ._validate import as_length
-from .languages.base import all_sequences
-from .schedules import FixedSizes, LeftToRight, RandomOrder, ScheduleSteps, StepRule, expected_nonempty_steps
+from mdm_exact.sampler import metrics as _metrics
+from mdm_exact._validate import as_length
+from mdm_exact.languages.base import all_sequences
+from mdm_exact.sampler.schedules import FixedSizes, LeftToRight, RandomOrder, ScheduleSteps, StepRule, expected_nonempty_steps
 
 __all__ = [
     "exact_output_law",
@@ -102,7 +102,7 @@ def step_plan(rule: StepRule, L: int) -> list:
         return plan
     if isinstance(rule, LeftToRight):
         return [(np.eye(L)[k].copy(), -1, 1.0) for k in range(L)]
-    raise TypeError(f"unknown step rule {rule!r}; expected a mdm_exact.schedules step rule")
+    raise TypeError(f"unknown step rule {rule!r}; expected a mdm_exact.sampler.schedules step rule")
 
 
 def _work_estimate(V: int, L: int, plan) -> float:
@@ -259,7 +259,7 @@ def _tail_size(V: int, L: int) -> int:
 
 
 def _run_forward(cond, V: int, L: int, plan, *, use_kernel: bool = True) -> np.ndarray:
-    from ._kernels_exact import _forward_step
+    from mdm_exact.sampler._kernels_exact import _forward_step
 
     S = (V + 1) ** L
     strides = (V + 1) ** np.arange(L - 1, -1, -1, dtype=np.int64)  # (L,)
@@ -295,10 +295,10 @@ def exact_output_law(lang, L, rule, *, model=None, max_work=None, _use_kernel=Tr
     L : int
         Sequence length.
     rule : StepRule
-        Step rule (:mod:`mdm_exact.schedules`), generation order.
+        Step rule (:mod:`mdm_exact.sampler.schedules`), generation order.
     model : object, optional
         Anything with ``conditional_marginals(x, revealed)`` (and ``vocab_size``), e.g.
-        :class:`mdm_exact.models.PerturbedModel`; ``None`` (or ``lang``) is the perfect model
+        :class:`mdm_exact.sampler.models.PerturbedModel`; ``None`` (or ``lang``) is the perfect model
         ``p_theta(x_j | x_R) = q(x_j | x_R)``.
     max_work : float, optional
         Refuse when the estimated number of DP updates exceeds it (default ``MAX_WORK``).
@@ -468,7 +468,7 @@ def instance_kl_terms(lang, L, rule, *, model=None, _tables=None) -> dict:
 
 # ---------------------------------------------------------------------------- metrics
 def exact_metrics(lang, L, rule, *, model=None, max_work=None) -> dict:
-    """Every metric of the paper on the exact output law (see :mod:`mdm_exact.metrics`).
+    """Every metric of the paper on the exact output law (see :mod:`mdm_exact.sampler.metrics`).
 
     Keys: ``ser``, ``gen_ppl`` (token-weighted, over samples in ``supp q``; ``None`` when
     ``SER = 1``), ``gen_ppl_seq_mean``, ``kl_data_model`` (``KL(q||p)``), ``kl_model_data``
@@ -635,7 +635,7 @@ def rational_joint(lang, L: int) -> list:
     (``Fraction(float)``), renormalised exactly; the joint is then computed without rounding
     (n-gram product, HMM forward sums). For the tiniest cases only (``V^L`` Python loops).
     """
-    from .languages import HMM, NGram
+    from mdm_exact.languages import HMM, NGram
 
     L = as_length(L)
     V = int(lang.vocab_size)

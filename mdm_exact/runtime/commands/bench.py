@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def benchmarks_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "benchmarks"
+    return Path(__file__).resolve().parents[3] / "benchmarks"
 
 
 def available() -> dict:

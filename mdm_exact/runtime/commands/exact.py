@@ -8,7 +8,7 @@ Usage::
     mdm-theory exact --language lang.json --length 8 --rule random-order
     mdm-theory exact --language paper-2gram-t0 --length 8 --steps 2 --eta 0.3 --model-seed 1 --json
 
-Sizes beyond ``mdm_exact.enumeration.MAX_STATES`` DP states or ``MAX_WORK`` estimated updates
+Sizes beyond ``mdm_exact.sampler.exact.MAX_STATES`` DP states or ``MAX_WORK`` estimated updates
 are refused with a message that names the limit.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 
-from ._common import add_language_args, add_rule_args, jsonable, rule_from_args
+from mdm_exact.runtime.commands._common import add_language_args, add_rule_args, jsonable, rule_from_args
 
 
 def register(subparsers) -> None:
@@ -37,9 +37,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..enumeration import exact_metrics
-    from ..languages import load_language
-    from ..models import PerturbedModel
+    from mdm_exact.sampler.exact import exact_metrics
+    from mdm_exact.languages import load_language
+    from mdm_exact.sampler.models import PerturbedModel
 
     if args.length < 1:
         raise ValueError(f"--length: expected L >= 1, got {args.length}")

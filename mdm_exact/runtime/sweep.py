@@ -3,7 +3,7 @@
 A *cell* is a dict with a ``"kind"`` and that kind's parameters, e.g.
 ``{"kind": "exact", "language": "paper-2gram", "L": 6, "rule": "linear", "num_steps": 3}``.
 :func:`compute_cell` computes one; :func:`run_cells` computes many on a process pool or a Dask
-cluster and writes each result to a :class:`~mdm_exact.store.ResultStore` the moment it
+cluster and writes each result to a :class:`~mdm_exact.runtime.store.ResultStore` the moment it
 finishes (the calling process is the only writer). A rerun skips cells already stored for
 this package version; ``force=True`` recomputes them. A failing cell is stored with its
 traceback and the others go on.
@@ -161,13 +161,13 @@ _RULE_PARAMS = ("rule", "num_steps", "sizes", "probs", "alpha")
 
 
 def _language(language, language_seed):
-    from .languages import load_language  # lazily: the languages team's loader
+    from mdm_exact.languages import load_language  # lazily: the languages team's loader
 
     return load_language(language, seed=language_seed)
 
 
 def _rule(L, rule, num_steps, sizes, probs, alpha):
-    from .schedules import make_step_rule
+    from mdm_exact.sampler.schedules import make_step_rule
 
     return make_step_rule(rule, L=L, num_steps=num_steps, sizes=sizes, probs=probs, alpha=alpha)
 
@@ -176,17 +176,17 @@ def kind_exact(
     *, language, L, rule="linear", num_steps=None, sizes=None, probs=None, alpha=None, language_seed=None,
     model_eta=None, model_seed=None,
 ):
-    """Exact metrics of the idealised sampler by enumeration (``mdm_exact.enumeration.exact_metrics``).
+    """Exact metrics of the idealised sampler by enumeration (``mdm_exact.sampler.exact.exact_metrics``).
 
     ``model_eta`` (with ``model_seed``) evaluates an imperfect model
-    ``mdm_exact.models.PerturbedModel(lang, model_eta, seed=model_seed)`` instead of the language.
+    ``mdm_exact.sampler.models.PerturbedModel(lang, model_eta, seed=model_seed)`` instead of the language.
     """
-    from .enumeration import exact_metrics
+    from mdm_exact.sampler.exact import exact_metrics
 
     lang = _language(language, language_seed)
     model = None
     if model_eta is not None:
-        from .models import PerturbedModel
+        from mdm_exact.sampler.models import PerturbedModel
 
         model = PerturbedModel(lang, model_eta, seed=model_seed)
     out = dict(exact_metrics(lang, L, _rule(L, rule, num_steps, sizes, probs, alpha), model=model))
@@ -197,12 +197,12 @@ def kind_mc(
     *, language, L, num_samples, rule="linear", num_steps=None, sizes=None, probs=None, alpha=None, seed=None,
     ci_alpha=0.05, batch_size=None, instance_kl=True, dependencies=False, language_seed=None,
 ):
-    """Monte Carlo of the idealised sampler (``mdm_exact.montecarlo.run_monte_carlo(...).to_dict()``).
+    """Monte Carlo of the idealised sampler (``mdm_exact.sampler.montecarlo.run_monte_carlo(...).to_dict()``).
 
     ``seed`` seeds the sampler (``rng=seed``), ``ci_alpha`` is the level of the intervals,
     ``alpha`` the schedule values for ``rule="alpha"``.
     """
-    from .montecarlo import run_monte_carlo
+    from mdm_exact.sampler.montecarlo import run_monte_carlo
 
     res = run_monte_carlo(
         _language(language, language_seed),
@@ -220,8 +220,8 @@ def kind_mc(
 
 
 def kind_check(*, names=None, quick=False):
-    """Checks of the paper's bounds (``mdm_exact.checks.run_checks(names, quick=)``)."""
-    from .checks import run_checks
+    """Checks of the paper's bounds (``mdm_exact.theory.checks.run_checks(names, quick=)``)."""
+    from mdm_exact.theory.checks import run_checks
 
     rows = run_checks(None if names is None else list(names), quick=quick)
     return {"checks": list(rows)}
@@ -532,7 +532,7 @@ def run_cells(
     result that has already arrived, stops the workers and re-raises. A SIGKILL loses only
     the cells that were running; process-pool workers are killed with their parent.
     """
-    from .store import ResultStore, config_key
+    from mdm_exact.runtime.store import ResultStore, config_key
 
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")

@@ -11,7 +11,7 @@ same shape and conventions as :meth:`mdm_exact.languages.base.Language.condition
 where ``y`` is the partially masked sequence (revealed pattern and tokens) and ``xi`` is a
 standard normal value that is a *deterministic* function of ``(seed, L, y, j, v)`` (a
 SplitMix64 hash chain, then the inverse normal CDF). The exact engine
-(:mod:`mdm_exact.enumeration`) and any Monte Carlo engine calling ``conditional_marginals``
+(:mod:`mdm_exact.sampler.exact`) and any Monte Carlo engine calling ``conditional_marginals``
 therefore see exactly the same model. Zeros of ``q`` stay zeros (supports are preserved, so
 ``KL(q || p)`` stays finite); in contexts with ``q(x_R) = 0`` the language's uniform
 conditionals are perturbed the same way.
@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtri, rel_entr
 
-from ._validate import as_length
+from mdm_exact._validate import as_length
 
 __all__ = ["PerturbedModel", "hash_normals"]
 
@@ -109,7 +109,7 @@ class PerturbedModel:
 
     def _data_tables(self, L: int):
         if L not in self._tables:
-            from .enumeration import conditional_table, log_joint_table
+            from mdm_exact.sampler.exact import conditional_table, log_joint_table
 
             log_Q = log_joint_table(self.language, L)  # (V+1,)*L
             self._tables = {L: (log_Q, conditional_table(log_Q))}
@@ -137,7 +137,7 @@ class PerturbedModel:
         return out
 
     def conditional_table(self, L: int) -> np.ndarray:
-        """Reduced table ``(L, (V+1)^(L-1), V)`` of the exact engine (see ``mdm_exact.enumeration``)."""
+        """Reduced table ``(L, (V+1)^(L-1), V)`` of the exact engine (see ``mdm_exact.sampler.exact``)."""
         L = as_length(L)
         V = self.vocab_size
         cond = self._data_tables(L)[1].copy()  # (L, S_red, V)

@@ -1,11 +1,11 @@
-"""Numba kernels of the exact engine (``mdm_exact.enumeration``); no package imports.
+"""Numba kernels of the exact engine (``mdm_exact.sampler.exact``); no package imports.
 
 Partial sequences ``y in {0..V}^L`` (``V`` = the mask symbol) are indexed in base ``V + 1``,
 position 0 most significant: ``s = sum_i y_i (V+1)^(L-1-i)``. Conditional tables are stored
 *reduced*: ``cond[j, red(s, j), v]`` for a state ``s`` whose position ``j`` is masked, where
 ``red(s, j)`` deletes digit ``j`` from ``s``.
 
-Each kernel has a NumPy/Python reference in ``mdm_exact.enumeration`` used by the tests.
+Each kernel has a NumPy/Python reference in ``mdm_exact.sampler.exact`` used by the tests.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Numba kernels of the Monte Carlo engine (``mdm_exact.montecarlo``).
+"""Numba kernels of the Monte Carlo engine (``mdm_exact.sampler.montecarlo``).
 
 Kernels are thin (STYLE.md §3): no validation, no Python objects, no random numbers (every
 uniform is drawn outside and passed in), results written to ``out`` arrays. Each kernel runs
 ``prange`` over independent sequences, so results are bitwise identical for any thread count.
-Their NumPy references are ``mdm_exact.montecarlo.reference_run`` (generic sampler through
-``Language.conditional_marginals``) and ``mdm_exact.separators`` (dependency counts).
+Their NumPy references are ``mdm_exact.sampler.montecarlo.reference_run`` (generic sampler through
+``Language.conditional_marginals``) and ``mdm_exact.theory.separators`` (dependency counts).
 
 The idealised sampler (STATEMENTS.md §1.7, as reconstructed): given an instance ``tau`` (the
 0-based step of every position), for each non-empty step ``k`` in generation order, every

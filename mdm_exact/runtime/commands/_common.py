@@ -23,7 +23,7 @@ def add_rule_args(p, *, ar_note: str = "") -> None:
 
 def rule_from_args(args):
     """The step rule chosen by :func:`add_rule_args` options (clear errors on inconsistent input)."""
-    from ..schedules import make_step_rule
+    from mdm_exact.sampler.schedules import make_step_rule
 
     if args.step_sizes is not None:
         try:

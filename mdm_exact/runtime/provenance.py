@@ -44,6 +44,6 @@ def machine() -> dict:
 
 def provenance() -> dict:
     """Everything above in one JSON-ready dict."""
-    from . import __version__
+    from mdm_exact import __version__
 
     return {"package_version": __version__, "git_commit": git_commit(), "versions": library_versions(), "machine": machine()}

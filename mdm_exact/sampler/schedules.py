@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import as_count, as_length
+from mdm_exact._validate import as_count, as_length
 
 #: Tolerance on the total mass of user-supplied per-step probabilities.
 PROB_ATOL = 1e-9

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 
-from ._common import jsonable
+from mdm_exact.runtime.commands._common import jsonable
 
 
 def register(subparsers) -> None:
@@ -52,7 +52,7 @@ def register(subparsers) -> None:
 
 
 def run_list(args) -> int:
-    from ..languages.presets import DEFAULT_READING, DEFAULT_SEED, PRESETS, describe_preset
+    from mdm_exact.languages.presets import DEFAULT_READING, DEFAULT_SEED, PRESETS, describe_preset
 
     if args.json:
         print(json.dumps({"default_seed": DEFAULT_SEED, "default_reading": DEFAULT_READING,
@@ -65,7 +65,7 @@ def run_list(args) -> int:
 
 
 def run_make(args) -> int:
-    from ..languages import make_preset, save_language
+    from mdm_exact.languages import make_preset, save_language
 
     lang = make_preset(args.preset, seed=args.seed, reading=args.reading)
     path = save_language(lang, args.output)
@@ -79,8 +79,8 @@ def run_make(args) -> int:
 
 def show_info(lang, L=None, *, seed=None) -> dict:
     """The dictionary printed by ``language show``."""
-    from ..languages import HMM, IntervalLanguage, NGram
-    from .._validate import as_length
+    from mdm_exact.languages import HMM, IntervalLanguage, NGram
+    from mdm_exact._validate import as_length
 
     info = dict(lang.describe())
     info["name"] = getattr(lang, "name", None)
@@ -120,7 +120,7 @@ def show_info(lang, L=None, *, seed=None) -> dict:
 
 
 def run_show(args) -> int:
-    from ..languages import load_language
+    from mdm_exact.languages import load_language
 
     lang = load_language(args.language, seed=args.seed)
     info = show_info(lang, args.length, seed=args.seed)

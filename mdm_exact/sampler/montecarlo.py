@@ -2,7 +2,7 @@ r"""Monte Carlo of the idealised masked-diffusion sampler at paper scale.
 
 The idealised sampler (Feng et al. 2025, arXiv:2502.09622v1; as reconstructed,
 STATEMENTS.md §1.4-§1.7): draw an instance :math:`\tau = (\mathcal M_1, \dots, \mathcal M_N)`
-from the step rule (:func:`mdm_exact.schedules.draw_steps`); then for :math:`k = 1..N`, every
+from the step rule (:func:`mdm_exact.sampler.schedules.draw_steps`); then for :math:`k = 1..N`, every
 position :math:`j \in \mathcal M_k` draws :math:`x_j` independently from the exact conditional
 marginal :math:`q(x_j \mid x_{\mathcal M_{<k}})` (``Language.conditional_marginals``; an
 impossible context gives the uniform law). ``LeftToRight()`` is the autoregressive sampler and
@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validate import as_count, as_length
-from .schedules import LeftToRight, ScheduleSteps, StepRule, draw_steps, expected_nonempty_steps
-from .stats import clopper_pearson, mean_ci
+from mdm_exact._validate import as_count, as_length
+from mdm_exact.sampler.schedules import LeftToRight, ScheduleSteps, StepRule, draw_steps, expected_nonempty_steps
+from mdm_exact.stats import clopper_pearson, mean_ci
 
 #: Number of sequences per randomness chunk (fixed: results do not depend on batch size/threads).
 CHUNK = 512
@@ -139,10 +139,10 @@ class _Engine:
     """Dispatch to a Numba kernel or the NumPy reference; ``run`` returns (log_p_tau, nfe, log_q)."""
 
     def __init__(self, lang, L, *, model=None, method="auto"):
-        from .languages import HMM, NGram
+        from mdm_exact.languages import HMM, NGram
 
         try:
-            from .languages.examples import IntervalLanguage
+            from mdm_exact.languages.examples import IntervalLanguage
         except ImportError:  # pragma: no cover - the examples module is optional
             IntervalLanguage = ()
 
@@ -204,7 +204,7 @@ class _Engine:
         if self.kind == "reference":
             log_p, nfe = reference_run(self.model if self.model is not None else self.lang, steps, x, u, score=score)
             return log_p, nfe, self.lang.log_prob(x), x
-        from . import _kernels_mc as K
+        from mdm_exact.sampler import _kernels_mc as K
 
         log_p = np.empty(n)  # (n,)
         nfe = np.empty(n, dtype=np.int64)  # (n,)
@@ -308,7 +308,7 @@ def run_monte_carlo(
     L : int
         Sequence length.
     rule : StepRule
-        Step rule (:mod:`mdm_exact.schedules`); ``LeftToRight()`` is the AR sampler.
+        Step rule (:mod:`mdm_exact.sampler.schedules`); ``LeftToRight()`` is the AR sampler.
     num_samples : int
         Number of generated sequences (and of data sequences for the instance KL).
     rng : None, int, SeedSequence or Generator
@@ -328,7 +328,7 @@ def run_monte_carlo(
         order of ``lang``; an int ``n >= 2`` sets the order.
     model : object, optional
         A predictor with ``conditional_marginals`` used for sampling instead of ``lang``
-        (e.g. ``mdm_exact.models.PerturbedModel``); runs on the NumPy reference.
+        (e.g. ``mdm_exact.sampler.models.PerturbedModel``); runs on the NumPy reference.
     method : {"auto", "fast", "reference"}
         Engine choice; see the module docstring.
 
@@ -359,7 +359,7 @@ def run_monte_carlo(
     L = as_length(L)
     n = as_count(num_samples, "num_samples")
     if not isinstance(rule, StepRule):
-        raise ValueError(f"rule: expected a StepRule from mdm_exact.schedules, got {type(rule).__name__}")
+        raise ValueError(f"rule: expected a StepRule from mdm_exact.sampler.schedules, got {type(rule).__name__}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha: expected 0 < alpha < 1, got {alpha}")
     dep_order = None
@@ -505,7 +505,7 @@ def _estimates(log_q, nfe, L, alpha):
 
 def _dependency_sums(steps, n, N):
     """Per-step sums over sequences of S_k, D_k (corrected, literal), |M_k| and same-step pairs."""
-    from . import _kernels_mc as K
+    from mdm_exact.sampler import _kernels_mc as K
 
     b = steps.shape[0]
     S = np.empty((b, N), dtype=np.int64)  # (b, N)
@@ -528,7 +528,7 @@ def step_dependencies(steps, n, num_steps=None):
     ``steps`` (batch, L) 0-based step indices; each output has shape (batch, num_steps).
     Definitions B.4-B.7 as reconstructed (STATEMENTS.md §4.C; literal reading §7.2).
     """
-    from . import _kernels_mc as K
+    from mdm_exact.sampler import _kernels_mc as K
 
     st = np.ascontiguousarray(np.atleast_2d(steps), dtype=np.int64)
     N = int(st.max()) + 1 if num_steps is None else int(num_steps)

@@ -14,19 +14,19 @@ import sys
 
 #: (module, help) for every subcommand; modules are imported only when needed.
 COMMANDS = {
-    "language": ("mdm_exact.commands.language", "make and inspect languages (presets, files)"),
-    "exact": ("mdm_exact.commands.exact", "exact output law of the idealised sampler and its metrics (small L)"),
-    "sample": ("mdm_exact.commands.sample", "Monte Carlo of the idealised sampler at paper scale"),
-    "check": ("mdm_exact.commands.check", "check the paper's bounds on a grid of instances"),
-    "bench": ("mdm_exact.commands.bench", "benchmarks (ratios against plain reference implementations)"),
-    "sweep": ("mdm_exact.commands.sweep", "run a grid of cells from a TOML config into a durable store"),
-    "report": ("mdm_exact.commands.report", "regenerate reports/ (figures, data, REPORT.md)"),
-    "neural": ("mdm_exact.commands.neural", "train, sample and evaluate learned MDMs / AR baselines (needs torch)"),
+    "language": ("mdm_exact.runtime.commands.language", "make and inspect languages (presets, files)"),
+    "exact": ("mdm_exact.runtime.commands.exact", "exact output law of the idealised sampler and its metrics (small L)"),
+    "sample": ("mdm_exact.runtime.commands.sample", "Monte Carlo of the idealised sampler at paper scale"),
+    "check": ("mdm_exact.runtime.commands.check", "check the paper's bounds on a grid of instances"),
+    "bench": ("mdm_exact.runtime.commands.bench", "benchmarks (ratios against plain reference implementations)"),
+    "sweep": ("mdm_exact.runtime.commands.sweep", "run a grid of cells from a TOML config into a durable store"),
+    "report": ("mdm_exact.runtime.commands.report", "regenerate reports/ (figures, data, REPORT.md)"),
+    "neural": ("mdm_exact.runtime.commands.neural", "train, sample and evaluate learned MDMs / AR baselines (needs torch)"),
 }
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    from . import __version__
+    from mdm_exact import __version__
 
     parser = argparse.ArgumentParser(
         prog="mdm-theory",

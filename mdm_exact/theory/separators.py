@@ -19,11 +19,11 @@ at least :math:`n-1` *consecutive* already-revealed positions lie strictly betwe
     :math:`D_k = |\mathcal M_k| - T_k`.
   - ``reading="literal"`` (the surviving prose, read literally): :math:`D_k = T_k`.
     Under this reading Lemma B.8 is false (copy chain, :math:`N = 1`); see
-    :func:`mdm_exact.bounds.lemma_b8_bound` and ``tests/test_bounds.py``.
+    :func:`mdm_exact.theory.bounds.lemma_b8_bound` and ``tests/test_bounds.py``.
 * **Definition B.7** ``[reconstructed·H]``: :math:`D_\tau = \sum_k D_k`.
 
 Positions are 0-based here (STATEMENTS.md uses 1-based positions); steps are 0-based
-generation-order indices, as returned by :func:`mdm_exact.schedules.draw_steps`.
+generation-order indices, as returned by :func:`mdm_exact.sampler.schedules.draw_steps`.
 
 This module is the reference implementation used by the Monte Carlo driver; it favours
 clarity over speed but is vectorised over a batch of instances.
@@ -164,7 +164,7 @@ def instance_dependencies(steps, n, *, reading: str = "corrected", num_steps=Non
     ----------
     steps : array_like of int, shape (L,) or (batch, L)
         0-based generation step of every position (as from
-        :func:`mdm_exact.schedules.draw_steps`).
+        :func:`mdm_exact.sampler.schedules.draw_steps`).
     n : int
         :math:`n`-gram order, ``n >= 2``.
     reading : {"corrected", "literal"}

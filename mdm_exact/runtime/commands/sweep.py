@@ -65,8 +65,8 @@ def run(args) -> int:
 
 
 def _run_config(path, args) -> int:
-    from ..store import ResultStore
-    from ..sweep import load_config, run_cells, summarize
+    from mdm_exact.runtime.store import ResultStore
+    from mdm_exact.runtime.sweep import load_config, run_cells, summarize
 
     cfg = load_config(path)
     store_path = args.store or cfg.store or os.path.splitext(path)[0] + ".sqlite"
@@ -97,7 +97,7 @@ def _run_config(path, args) -> int:
 
 
 def _open(path):
-    from ..store import ResultStore
+    from mdm_exact.runtime.store import ResultStore
 
     return ResultStore(path, create=False)
 
@@ -138,7 +138,7 @@ def _export(path, args) -> int:
 
 
 def _recover(path, args) -> int:
-    from ..store import recover_store
+    from mdm_exact.runtime.store import recover_store
 
     if not args.out:
         raise ValueError("sweep recover needs --out NEW.sqlite (the damaged file is never modified)")

@@ -19,7 +19,7 @@ import math
 import sys
 import time
 
-from ._common import jsonable
+from mdm_exact.runtime.commands._common import jsonable
 
 
 def register(subparsers) -> None:
@@ -49,7 +49,7 @@ def _fmt(v) -> str:
 
 
 def run(args) -> int:
-    from .. import checks
+    from mdm_exact.theory import checks
 
     if args.list:
         for name, st in checks.STATEMENTS.items():
@@ -66,7 +66,7 @@ def run(args) -> int:
     seconds = time.perf_counter() - t0
     code = checks.exit_code(summary)
     if args.json:
-        from ..provenance import provenance
+        from mdm_exact.runtime.provenance import provenance
 
         out = {"summary": summary, "records": records, "quick": args.quick, "seconds": seconds, "exit_code": code}
         try:

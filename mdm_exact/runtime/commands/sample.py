@@ -19,7 +19,7 @@ import json
 import sys
 
 
-from ._common import add_language_args, add_rule_args, jsonable, rule_from_args
+from mdm_exact.runtime.commands._common import add_language_args, add_rule_args, jsonable, rule_from_args
 
 
 def register(subparsers) -> None:
@@ -54,9 +54,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..languages import load_language
-    from ..montecarlo import run_monte_carlo
-    from ..provenance import provenance
+    from mdm_exact.languages import load_language
+    from mdm_exact.sampler.montecarlo import run_monte_carlo
+    from mdm_exact.runtime.provenance import provenance
 
     if args.length < 1:
         raise ValueError(f"--length: expected L >= 1, got {args.length}")
@@ -66,7 +66,7 @@ def run(args) -> int:
     rule = rule_from_args(args)
     model = None
     if args.eta > 0:
-        from ..models import PerturbedModel
+        from mdm_exact.sampler.models import PerturbedModel
 
         model = PerturbedModel(lang, args.eta, seed=args.model_seed)
     progress = (not args.json) and sys.stderr.isatty()

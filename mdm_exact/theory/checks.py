@@ -1,10 +1,10 @@
-r"""Regression suite: every statement of :mod:`mdm_exact.bounds`, measured on a grid of instances.
+r"""Regression suite: every statement of :mod:`mdm_exact.theory.bounds`, measured on a grid of instances.
 
 For each statement and instance the *measured* side is computed exactly where possible
 (small ``L``: all ``V^L`` sequences and all instances :math:`\tau` are enumerated by
 :class:`ExactInstances`, independently of the languages' own inference; step-assignment
 probabilities by exact recurrences) or by Monte Carlo with a confidence interval (large
-``L``, :func:`mdm_exact.montecarlo.run_monte_carlo`). Each record reports the bound, the
+``L``, :func:`mdm_exact.sampler.montecarlo.run_monte_carlo`). Each record reports the bound, the
 measured value, the slack, the tightness ratio and a status:
 
 * ``holds`` / ``violated`` for exact values (tolerance :data:`TOL` for rounding);
@@ -31,11 +31,11 @@ import numpy as np
 from scipy.special import logsumexp, rel_entr
 from scipy.stats import binom
 
-from . import bounds as B
-from .languages import HMM, NGram
-from .languages.base import all_sequences
-from .schedules import FixedSizes, LeftToRight, RandomOrder, ScheduleSteps, balanced_sizes, schedule
-from .separators import instance_dependencies
+from mdm_exact.theory import bounds as B
+from mdm_exact.languages import HMM, NGram
+from mdm_exact.languages.base import all_sequences
+from mdm_exact.sampler.schedules import FixedSizes, LeftToRight, RandomOrder, ScheduleSteps, balanced_sizes, schedule
+from mdm_exact.theory.separators import instance_dependencies
 
 #: Absolute tolerance for exact comparisons (float64 rounding of sums of ~1e4 terms).
 TOL = 1e-9
@@ -150,7 +150,7 @@ class MixtureModel:
 
     Deterministic, a function of the context only; satisfies Assumption 4.1 with
     :math:`\epsilon_{\rm learning}\le-\ln(1-\eta)` (STATEMENTS.md §3). Used by the checks
-    when no model from :mod:`mdm_exact.models` is requested.
+    when no model from :mod:`mdm_exact.sampler.models` is requested.
     """
 
     def __init__(self, lang, eta):
@@ -192,7 +192,7 @@ class ExactInstances:
         :math:`\max` over contexts with :math:`q(x_R)>0` and masked positions of
         :math:`D_{\rm KL}(q_{0|t}\|p_\theta)` (Assumption 4.1, STATEMENTS.md §3; the proofs of
         B.8 and C.2 use it only on such contexts, §7.9, so this is the demanding choice and
-        agrees with :meth:`mdm_exact.models.PerturbedModel.epsilon_learning`).
+        agrees with :meth:`mdm_exact.sampler.models.PerturbedModel.epsilon_learning`).
     """
 
     MAX_CELLS = 6_000_000
@@ -416,7 +416,7 @@ def _worst(statement, instance, bounds_arr, measured_arr, *, direction="upper", 
 
 def _random_ngram(order, V, seed, *, reading="multiply", temperature=2.0, threshold=0.1):
     try:
-        from .languages.random import random_ngram
+        from mdm_exact.languages.random import random_ngram
     except ImportError:  # pragma: no cover - fallback before the languages team lands
         rng = np.random.default_rng(seed)
 
@@ -439,7 +439,7 @@ def _random_ngram(order, V, seed, *, reading="multiply", temperature=2.0, thresh
 
 def _random_hmm(S, V, seed, *, reading="multiply", temperature=2.0, threshold=0.1):
     try:
-        from .languages.random import random_hmm
+        from mdm_exact.languages.random import random_hmm
     except ImportError:  # pragma: no cover
         rng = np.random.default_rng(seed)
         d = lambda shape: rng.dirichlet(np.ones(shape[-1]), size=shape[:-1])  # noqa: E731
@@ -456,7 +456,7 @@ def copy_chain(V=2, stay=1 - 1e-3):
 
 def _load_preset(name):
     try:
-        from .languages import load_language
+        from mdm_exact.languages import load_language
     except ImportError:
         return None
     try:
@@ -498,13 +498,13 @@ _ENGINE_CACHE: dict = {}
 
 def _make_model(lang, spec):
     """``spec``: ``0`` / ``None`` (perfect), a float ``eta`` (mixture with uniform) or
-    ``("perturbed", eta, seed)`` (:class:`mdm_exact.models.PerturbedModel`)."""
+    ``("perturbed", eta, seed)`` (:class:`mdm_exact.sampler.models.PerturbedModel`)."""
     if not spec:
         return None
     if isinstance(spec, (int, float)):
         return float(spec)
     try:
-        from .models import PerturbedModel
+        from mdm_exact.sampler.models import PerturbedModel
     except ImportError:  # pragma: no cover - before the exact-engine team lands
         return MixtureModel(lang, spec[1])
     return PerturbedModel(lang, spec[1], seed=spec[2])
@@ -700,7 +700,7 @@ def check_b12(quick=False):
 def check_theorem_42(quick=False):
     """Theorem 4.2 by Monte Carlo: the unbiased Lemma B.2 quantity E_tau KL(q||p_tau)/L (an upper bound on log TER gap) vs the bound."""
     try:
-        from .montecarlo import run_monte_carlo
+        from mdm_exact.sampler.montecarlo import run_monte_carlo
     except ImportError:
         return [{**_record("4.2", "Monte Carlo engine not available", 0.0, 0.0), "status": "skipped"}]
     recs = []
@@ -866,10 +866,10 @@ def check_c7(quick=False):
 
 
 def _ser_exact(lang, L, rule, spec, eng):
-    """Exact SER: the exact engine's DP (:func:`mdm_exact.enumeration.exact_output_law`) when
+    """Exact SER: the exact engine's DP (:func:`mdm_exact.sampler.exact.exact_output_law`) when
     available, else the sum over instances of :class:`ExactInstances`."""
     try:
-        from .enumeration import exact_output_law
+        from mdm_exact.sampler.exact import exact_output_law
     except ImportError:
         exact_output_law = None
     if exact_output_law is not None:
@@ -916,7 +916,7 @@ def _theorem_44_monte_carlo(quick):
     """Theorem 4.4 by Monte Carlo of the actual sampler on ``interval-l5`` (Clopper-Pearson,
     alpha = 1e-3); the record's detail says whether the interval covers the exact formula."""
     try:
-        from .montecarlo import run_monte_carlo
+        from mdm_exact.sampler.montecarlo import run_monte_carlo
     except ImportError:
         return []
     lang = _load_preset("interval-l5")
@@ -1008,12 +1008,12 @@ m KL}(q\|p_	au)\le\mathbb E[D_	au]\log|\mathcal V|+L\epsilon`,
     rule : StepRule
     model : None, float or object
         ``None`` the perfect model; a float ``eta``: :class:`MixtureModel`; or an object with
-        ``conditional_marginals`` (e.g. :class:`mdm_exact.models.PerturbedModel`).
+        ``conditional_marginals`` (e.g. :class:`mdm_exact.sampler.models.PerturbedModel`).
     method : {"auto", "exact", "mc"}
         ``auto``: exact when the enumeration fits (:attr:`ExactInstances.MAX_CELLS`), else Monte Carlo.
     p_err : float, optional
         For ``C.6`` / ``4.4``: the error probability of Lemma C.6 (default: ``1/2 - eps``,
-        :func:`mdm_exact.bounds.example_c7_p_err` with the measured or model ``epsilon_learning``).
+        :func:`mdm_exact.theory.bounds.example_c7_p_err` with the measured or model ``epsilon_learning``).
     epsilon_learning : float, optional
         Monte Carlo only: Assumption 4.1's constant when the model cannot measure it at this
         ``L`` (exact checks always measure it, :attr:`ExactInstances.epsilon_learning`).
@@ -1041,7 +1041,7 @@ m KL}(q\|p_	au)\le\mathbb E[D_	au]\log|\mathcal V|+L\epsilon`,
     if name in ("C.6", "4.4") and l is None:
         raise ValueError(f"{name} is a statement about the interval language of Example C.7 (needs 'interval_length')")
     if name == "4.2" or (not use_exact and name in ("C.6", "4.4")):
-        from .montecarlo import run_monte_carlo
+        from mdm_exact.sampler.montecarlo import run_monte_carlo
 
         mc_model = MixtureModel(lang, model) if isinstance(model, (int, float)) and model else model
         res = run_monte_carlo(lang, L, rule, num_samples, rng=rng, alpha=alpha, instance_kl=(name == "4.2"), model=mc_model).to_dict()

@@ -1,6 +1,6 @@
 """A durable results store for sweeps: one local SQLite file, safe for concurrent writers.
 
-Every cell of a sweep (see :mod:`mdm_exact.sweep`) is stored the moment it finishes, keyed by
+Every cell of a sweep (see :mod:`mdm_exact.runtime.sweep`) is stored the moment it finishes, keyed by
 a hash of its configuration and the package version, so that an interrupted sweep loses
 nothing and a rerun skips what is done. Only the standard library is used (``sqlite3`` in
 WAL mode with a busy timeout; no server).
@@ -138,7 +138,7 @@ def canonical_json(config: dict) -> str:
 def config_key(config: dict, package_version: str | None = None) -> str:
     """The store key of ``config``: sha256 of canonical JSON of the config and package version."""
     if package_version is None:
-        from . import __version__ as package_version
+        from mdm_exact import __version__ as package_version
     payload = json.dumps(
         {"config": json.loads(canonical_json(config)), "package_version": package_version},
         sort_keys=True,
@@ -369,8 +369,8 @@ class ResultStore:
         return _row_dict(rows[0]) if rows else None
 
     def _upsert(self, config, status, result_json, error, seconds, *, keep_ok: bool):
-        from . import __version__
-        from .provenance import git_commit
+        from mdm_exact import __version__
+        from mdm_exact.runtime.provenance import git_commit
 
         if seconds is None or not math.isfinite(float(seconds)) or float(seconds) < 0:
             raise StoreError(f"seconds must be a finite number >= 0, got {seconds!r}")

@@ -1,0 +1,1 @@
+"""Infrastructure: the results store, sweeps, provenance and the CLI core."""

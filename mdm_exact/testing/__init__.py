@@ -1,0 +1,1 @@
+"""Test support: the brute-force oracle, the instance enumerator, hypothesis strategies."""

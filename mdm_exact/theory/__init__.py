@@ -1,0 +1,1 @@
+"""Theory: one bound function per statement, separators, and the lemma regression checks."""
