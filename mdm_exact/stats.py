@@ -1,6 +1,7 @@
 """Confidence intervals used by every Monte Carlo estimate in the package.
 
-All intervals are two-sided with miscoverage ``alpha`` (``1 - alpha`` confidence).
+All intervals are two-sided with miscoverage ``ci_alpha`` (``1 - ci_alpha`` confidence); the
+name ``alpha`` is kept for masking-schedule values (:mod:`mdm_exact.sampler.schedules`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import numpy as np
 from scipy import stats as _st
 
 
-def clopper_pearson(successes, n, alpha: float = 0.05) -> tuple[float, float]:
+def clopper_pearson(successes, n, ci_alpha: float = 0.05) -> tuple[float, float]:
     """Exact (Clopper-Pearson) interval for a binomial proportion.
 
     Parameters
@@ -18,28 +19,28 @@ def clopper_pearson(successes, n, alpha: float = 0.05) -> tuple[float, float]:
         Number of events observed, ``0 <= successes <= n``.
     n : int
         Number of trials, ``n >= 1``.
-    alpha : float
-        Miscoverage; the interval covers the true proportion with probability >= ``1 - alpha``.
+    ci_alpha : float
+        Miscoverage; the interval covers the true proportion with probability >= ``1 - ci_alpha``.
     """
     k = int(successes)
     n = int(n)
     if n < 1 or not 0 <= k <= n:
         raise ValueError(f"clopper_pearson: expected 0 <= successes <= n and n >= 1, got {k} and {n}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"clopper_pearson: expected 0 < alpha < 1, got {alpha}")
-    lo = 0.0 if k == 0 else float(_st.beta.ppf(alpha / 2, k, n - k + 1))
-    hi = 1.0 if k == n else float(_st.beta.ppf(1 - alpha / 2, k + 1, n - k))
+    if not 0 < ci_alpha < 1:
+        raise ValueError(f"clopper_pearson: expected 0 < ci_alpha < 1, got {ci_alpha}")
+    lo = 0.0 if k == 0 else float(_st.beta.ppf(ci_alpha / 2, k, n - k + 1))
+    hi = 1.0 if k == n else float(_st.beta.ppf(1 - ci_alpha / 2, k + 1, n - k))
     return lo, hi
 
 
-def normal_quantile(alpha: float) -> float:
-    """``z`` with ``P(|Z| > z) = alpha`` for a standard normal ``Z``."""
-    if not 0 < alpha < 1:
-        raise ValueError(f"expected 0 < alpha < 1, got {alpha}")
-    return float(_st.norm.isf(alpha / 2))
+def normal_quantile(ci_alpha: float) -> float:
+    """``z`` with ``P(|Z| > z) = ci_alpha`` for a standard normal ``Z``."""
+    if not 0 < ci_alpha < 1:
+        raise ValueError(f"normal_quantile: expected 0 < ci_alpha < 1, got {ci_alpha}")
+    return float(_st.norm.isf(ci_alpha / 2))
 
 
-def mean_ci(values, alpha: float = 0.05) -> tuple[float, float, float]:
+def mean_ci(values, ci_alpha: float = 0.05) -> tuple[float, float, float]:
     """Sample mean with a normal-approximation interval ``mean +- z * SE``.
 
     Returns ``(mean, lo, hi)``. With fewer than two finite values the interval is
@@ -54,5 +55,5 @@ def mean_ci(values, alpha: float = 0.05) -> tuple[float, float, float]:
     if v.size < 2 or not np.all(np.isfinite(v)):
         return m, -np.inf, np.inf
     se = float(v.std(ddof=1) / np.sqrt(v.size))
-    z = normal_quantile(alpha)
+    z = normal_quantile(ci_alpha)
     return m, m - z * se, m + z * se

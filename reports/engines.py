@@ -88,7 +88,7 @@ def compute_cell(cell: dict) -> dict:
         enum = need("mdm_exact.sampler.exact")
         lang = make_language(cell["language"])
         res = enum.exact_metrics(lang, cell["L"], make_rule(cell["rule"], cell["L"]))
-        return _slim(jsonable(res))
+        return _slim(jsonable(res.to_dict()))
     if kind == "mc":
         mc = need("mdm_exact.sampler.montecarlo")
         lang = make_language(cell["language"])
@@ -98,7 +98,7 @@ def compute_cell(cell: dict) -> dict:
             make_rule(cell["rule"], cell["L"]),
             cell["num_samples"],
             rng=cell["seed"],
-            alpha=cell["alpha"],
+            ci_alpha=cell["alpha"],
             instance_kl=cell.get("instance_kl", True),
         )
         return _slim(jsonable(res.to_dict()))

@@ -113,7 +113,7 @@ def fig2(cfg, runner):
     for i, L in enumerate(cfg["L_exact"]):
         rs = ex[i * len(steps):(i + 1) * len(steps)]
         exact.append({"L": int(L), "log_ter_gap": [r["log_ter_gap"] for r in rs],
-                      "instance_kl_per_token": [float(r["expected_instance_kl"]) / int(L) for r in rs]})
+                      "instance_kl_per_token": [float(r["instance_kl_total"]) / int(L) for r in rs]})
     for i, L in enumerate(cfg["L_mc"]):
         rs = mc[i * len(steps):(i + 1) * len(steps)]
         montecarlo.append({"L": int(L), "instance_kl_per_token": [_ci(r, "instance_kl_per_token") for r in rs]})
@@ -310,7 +310,7 @@ def fig5(cfg, runner):
     for (lab, L, N), e, m in zip(keys, ex, mc):
         rows.append({
             "language": lab, "L": L, "N": N,
-            "exact": {"ser": e["ser"], "gen_ppl": e["gen_ppl"], "instance_kl_per_token": float(e["expected_instance_kl"]) / L},
+            "exact": {"ser": e["ser"], "gen_ppl": e["gen_ppl"], "instance_kl_per_token": float(e["instance_kl_total"]) / L},
             "mc": {"ser": _ci(m, "ser"), "gen_ppl": _ci(m, "gen_ppl"), "instance_kl_per_token": _ci(m, "instance_kl_per_token")},
         })
     return {"rows": rows, "num_samples": cfg["num_samples"], "alpha": runner.alpha, "schedule": cfg["schedule"]}

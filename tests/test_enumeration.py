@@ -144,7 +144,7 @@ def test_one_step_is_product_of_marginals(lang_name):
     res = E.exact_metrics(lang, L, schedule("linear", 1))
     assert res["kl_data_model"] == pytest.approx(M.total_correlation(log_q, V, L), rel=1e-12, abs=1e-13)
     # with one step the Lemma B.2 bound is tight: a single instance
-    assert res["expected_instance_kl"] == pytest.approx(res["kl_data_model"], rel=1e-12, abs=1e-13)
+    assert res["instance_kl_total"] == pytest.approx(res["kl_data_model"], rel=1e-12, abs=1e-13)
 
 
 @pytest.mark.parametrize("lang_name", list(LANGS))
@@ -159,7 +159,7 @@ def test_one_position_per_step_gives_q(lang_name, rule):
     res = E.exact_metrics(lang, L, rule)
     assert res["ser"] == 0.0
     assert abs(res["kl_data_model"]) < 1e-13
-    assert abs(res["expected_instance_kl"]) < 1e-13
+    assert abs(res["instance_kl_total"]) < 1e-13
     assert_allclose(res["tc_per_step"], 0.0, atol=1e-13)
 
 
@@ -243,12 +243,12 @@ def test_instance_kl_and_per_step_match_brute_force(lang_name, rule_name):
     lang, rule = LANGS[lang_name], RULES[rule_name]
     t = E.instance_kl_terms(lang, 4, rule)
     total, per_step = E.reference_instance_kl(lang, 4, rule)
-    assert t["expected_instance_kl"] == pytest.approx(total, rel=1e-11, abs=1e-13)
+    assert t["instance_kl_total"] == pytest.approx(total, rel=1e-11, abs=1e-13)
     assert_allclose(t["instance_kl_per_step"], per_step, rtol=1e-11, atol=1e-13)
     assert_allclose(t["token_kl_per_step"] + t["tc_per_step"], t["instance_kl_per_step"], rtol=1e-12, atol=1e-14)
     assert np.all(t["tc_per_step"] > -1e-13)
     res = E.exact_metrics(lang, 4, rule)
-    assert res["kl_data_model"] <= res["expected_instance_kl"] + 1e-13  # Lemma B.2
+    assert res["kl_data_model"] <= res["instance_kl_total"] + 1e-13  # Lemma B.2
 
 
 langs_st = st.builds(
@@ -291,9 +291,9 @@ def test_properties_on_random_languages(lang, data, L):
     res = E.exact_metrics(lang, L, rule)
     assert 0.0 <= res["ser"] <= 1.0
     assert res["kl_data_model"] >= -1e-13
-    assert res["kl_data_model"] <= res["expected_instance_kl"] + 1e-12  # Lemma B.2
+    assert res["kl_data_model"] <= res["instance_kl_total"] + 1e-12  # Lemma B.2
     total, per_step = E.reference_instance_kl(lang, L, rule)
-    assert res["expected_instance_kl"] == pytest.approx(total, rel=1e-10, abs=1e-12)
+    assert res["instance_kl_total"] == pytest.approx(total, rel=1e-10, abs=1e-12)
     assert_allclose(res["instance_kl_per_step"], per_step, rtol=1e-10, atol=1e-12)
     # perfect model: SER > 0 only if some step reveals >= 2 positions
     if isinstance(rule, (RandomOrder, LeftToRight)):
@@ -349,8 +349,8 @@ def test_invariants_at_larger_length():
     lang = LANGS["hmm-v2-sparse"]
     L = 9
     res = E.exact_metrics(lang, L, schedule("cosine", 4))
-    assert res["kl_data_model"] <= res["expected_instance_kl"] + 1e-12
-    assert sum(res["instance_kl_per_step"]) == pytest.approx(res["expected_instance_kl"], rel=1e-12)
+    assert res["kl_data_model"] <= res["instance_kl_total"] + 1e-12
+    assert sum(res["instance_kl_per_step"]) == pytest.approx(res["instance_kl_total"], rel=1e-12)
     log_p = E.exact_output_law(lang, L, schedule("linear", 3))
     assert abs(np.exp(log_p).sum() - 1.0) < 1e-12
     assert_same_law(E.exact_output_law(lang, L, RandomOrder()), lang.log_prob(all_sequences(2, L)))

@@ -37,7 +37,7 @@ def all_contexts(V, L):
 def test_table_matches_conditional_marginals():
     """The exact engine's table path and the batch API give the same model (so exact and MC agree)."""
     lang = sparse_bigram()
-    m = PerturbedModel(lang, 0.7, seed=5)
+    m = PerturbedModel(lang, 0.7, rng=5)
     V, L = 3, 4
     x, rev = all_contexts(V, L)
     cm = m.conditional_marginals(x, rev)  # (S, L, V)
@@ -57,18 +57,18 @@ def test_table_matches_conditional_marginals():
 def test_deterministic_and_seed_dependent():
     lang = sparse_bigram()
     x, rev = all_contexts(3, 3)
-    a = PerturbedModel(lang, 0.5, seed=1).conditional_marginals(x, rev)
-    b = PerturbedModel(lang, 0.5, seed=1).conditional_marginals(x, rev)
-    c = PerturbedModel(lang, 0.5, seed=2).conditional_marginals(x, rev)
+    a = PerturbedModel(lang, 0.5, rng=1).conditional_marginals(x, rev)
+    b = PerturbedModel(lang, 0.5, rng=1).conditional_marginals(x, rev)
+    c = PerturbedModel(lang, 0.5, rng=2).conditional_marginals(x, rev)
     assert_array_equal(a, b)
     assert np.abs(a - c).max() > 1e-3
     # a row's value does not depend on the rest of the batch
-    assert_array_equal(PerturbedModel(lang, 0.5, seed=1).conditional_marginals(x[7:9], rev[7:9]), a[7:9])
+    assert_array_equal(PerturbedModel(lang, 0.5, rng=1).conditional_marginals(x[7:9], rev[7:9]), a[7:9])
 
 
 def test_eta_zero_is_the_perfect_model():
     lang = sparse_bigram()
-    m = PerturbedModel(lang, 0.0, seed=3)
+    m = PerturbedModel(lang, 0.0, rng=3)
     assert m.epsilon_learning(4) == 0.0
     assert_array_equal(E.exact_output_law(lang, 4, schedule("linear", 2), model=m),
                        E.exact_output_law(lang, 4, schedule("linear", 2)))
@@ -78,21 +78,21 @@ def test_eta_zero_is_the_perfect_model():
                          ids=["cosine-2", "fixed", "random-order"])
 def test_engine_with_model_matches_brute_force(rule):
     lang = sparse_bigram()
-    m = PerturbedModel(lang, 0.6, seed=9)
+    m = PerturbedModel(lang, 0.6, rng=9)
     a = E.exact_output_law(lang, 4, rule, model=m)
     b = E.reference_output_law(lang, 4, rule, model=m)
     assert_array_equal(np.isneginf(a), np.isneginf(b))
     assert_allclose(np.exp(a), np.exp(b), rtol=1e-12, atol=1e-15)
     t = E.instance_kl_terms(lang, 4, rule, model=m)
     total, per_step = E.reference_instance_kl(lang, 4, rule, model=m)
-    assert t["expected_instance_kl"] == pytest.approx(total, rel=1e-11)
+    assert t["instance_kl_total"] == pytest.approx(total, rel=1e-11)
     assert_allclose(t["instance_kl_per_step"], per_step, rtol=1e-11, atol=1e-13)
 
 
 def test_epsilon_learning_by_brute_force():
     """max per-token KL over contexts with q(x_R) > 0, recomputed from the batch API."""
     lang = sparse_bigram()
-    m = PerturbedModel(lang, 0.8, seed=4)
+    m = PerturbedModel(lang, 0.8, rng=4)
     V, L = 3, 4
     x, rev = all_contexts(V, L)
     live = lang.log_prob_revealed(x, rev) > -np.inf
@@ -107,12 +107,12 @@ def test_epsilon_learning_by_brute_force():
 def test_bounds_with_epsilon_learning(rule):
     """Token part of Lemma B.3 <= L eps (Assumption 4.1 per revealed position); Lemma B.2 holds."""
     lang = sparse_bigram(seed=3)
-    m = PerturbedModel(lang, 0.5, seed=0)
+    m = PerturbedModel(lang, 0.5, rng=0)
     res = E.exact_metrics(lang, 5, rule, model=m)
     eps = m.epsilon_learning(5)
     assert res["epsilon_learning"] == eps
     assert sum(res["token_kl_per_step"]) <= 5 * eps + 1e-12
-    assert res["kl_data_model"] <= res["expected_instance_kl"] + 1e-12
+    assert res["kl_data_model"] <= res["instance_kl_total"] + 1e-12
     assert res["ser"] > 0.0  # the sparse language is left by parallel draws
 
 
@@ -120,8 +120,8 @@ def test_model_validation():
     lang = sparse_bigram()
     with pytest.raises(ValueError, match="eta"):
         PerturbedModel(lang, -1.0)
-    with pytest.raises(ValueError, match="seed"):
-        PerturbedModel(lang, 1.0, seed=-3)
+    with pytest.raises(ValueError, match="rng"):
+        PerturbedModel(lang, 1.0, rng=-3)
 
 
 def test_monte_carlo_engine_sees_the_same_model():
@@ -131,11 +131,11 @@ def test_monte_carlo_engine_sees_the_same_model():
     from mdm_exact.sampler.montecarlo import run_monte_carlo
 
     lang = sparse_bigram(seed=3)
-    m = PerturbedModel(lang, 0.6, seed=2)
+    m = PerturbedModel(lang, 0.6, rng=2)
     rule, L = schedule("cosine", 3), 5
     ex = E.exact_metrics(lang, L, rule, model=m)
-    mc = run_monte_carlo(lang, L, rule, 6000, rng=11, alpha=1e-6, model=m).to_dict()
+    mc = run_monte_carlo(lang, L, rule, 6000, rng=11, ci_alpha=1e-6, model=m).to_dict()
     lo, hi = mc["ser_ci"]
     assert lo <= ex["ser"] <= hi
     lo, hi = mc["instance_kl_per_token_ci"]
-    assert lo <= ex["expected_instance_kl"] / L <= hi
+    assert lo <= ex["instance_kl_total"] / L <= hi

@@ -40,7 +40,7 @@ def test_draw_steps_schedule_frequencies_calibrated():
     steps = sch.draw_steps(rule, 20000, 25, rng=1)
     n = steps.size
     for k, pk in enumerate(rule.p):
-        lo, hi = clopper_pearson(int((steps == k).sum()), n, alpha=1e-6 / 6)
+        lo, hi = clopper_pearson(int((steps == k).sum()), n, ci_alpha=1e-6 / 6)
         assert lo <= pk <= hi
         assert hi - lo < 0.01  # a 1% shift in any p^(k) would be caught
 

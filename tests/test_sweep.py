@@ -66,12 +66,17 @@ def test_list_typed_parameters_flat_list_is_one_value_list_of_lists_is_an_axis()
         ({"kind": "square", "x": []}, "'x' is an empty list"),
         ({"kind": "square", "x": {"a": 1}}, "is a table"),
         ({"kind": ["square", "exact"], "x": 1}, "one kind per"),
-        ({"kind": "no.such.module:func", "x": 1}, "cannot import"),
+        ({"kind": "no.such.module:func", "x": 1}, "needs an explicit opt-in: mdm-theory sweep --allow-import"),
     ],
 )
 def test_bad_cells_are_clear_errors(block, message):
     with pytest.raises(ValueError, match=message):
         expand_grid(block)
+
+
+def test_module_function_kind_that_cannot_be_imported_is_a_clear_error_with_the_opt_in():
+    with pytest.raises(ValueError, match="cannot import 'func' from 'no.such.module'"):
+        expand_grid({"kind": "no.such.module:func", "x": 1}, allow_import=True)
 
 
 def test_config_schema_errors_name_file_and_table(tmp_path):
@@ -132,8 +137,10 @@ def test_register_kind_and_module_function_kinds(tmp_path):
     assert compute_cell({"kind": "cube-test", "x": 3}) == {"x3": 27}
     with pytest.raises(ValueError, match="already registered"):
         register_kind("cube-test", lambda x: {}, params=("x",))
-    assert compute_cell({"kind": "test_sweep:_cube", "x": 2}) == {"x3": 8}
-    assert compute_cell({"kind": "mdm_exact.runtime.sweep:kind_square", "x": 5}) == {"x": 5, "y": 25}
+    with pytest.raises(ValueError, match="not a registered kind"):
+        compute_cell({"kind": "test_sweep:_cube", "x": 2})
+    assert compute_cell({"kind": "test_sweep:_cube", "x": 2}, allow_import=True) == {"x3": 8}
+    assert compute_cell({"kind": "mdm_exact.runtime.kinds:kind_square", "x": 5}, allow_import=True) == {"x": 5, "y": 25}
     with pytest.raises(ValueError, match="without ':'"):
         register_kind("a:b", _cube)
     store = ResultStore(tmp_path / "s.sqlite")
@@ -200,8 +207,8 @@ def test_crashing_worker_is_isolated_recorded_and_the_rest_go_on(tmp_path):
     store = ResultStore(tmp_path / "s.sqlite")
     cells = [{"kind": "test_sweep:_die"}]
     # 0.6 s cells: the pool notices the crash (after 0.1 s) long before the innocent cell ends
-    cells += [{"kind": "mdm_exact.runtime.sweep:kind_square", "x": i, "sleep": 0.6, "log": str(log)} for i in range(3)]
-    recs = run_cells(cells, store, executor="local", workers=2, progress=False)
+    cells += [{"kind": "mdm_exact.runtime.kinds:kind_square", "x": i, "sleep": 0.6, "log": str(log)} for i in range(3)]
+    recs = run_cells(cells, store, executor="local", workers=2, progress=False, allow_import=True)
     assert recs[0]["status"] == "error" and "crashed its worker process, also when run alone" in recs[0]["error"]
     assert [r["status"] for r in recs[1:]] == ["ok"] * 3
     assert _log_counts(log) == {i: 1 for i in range(3)}
@@ -242,7 +249,7 @@ def test_exact_kind_calls_exact_metrics_on_the_loaded_language(tmp_path, tiny_la
     lang, seen = tiny_language
     cell = {"kind": "exact", "language": "tiny", "L": 4, "rule": "fixed", "sizes": [1, 3], "language_seed": 7}
     got = compute_cell(cell)
-    want = exact_metrics(lang, 4, make_step_rule("fixed", sizes=(1, 3)))
+    want = exact_metrics(lang, 4, make_step_rule("fixed", sizes=(1, 3))).to_dict()
     assert seen == [("tiny", 7)]
     assert got.keys() == want.keys()
     for k in want:

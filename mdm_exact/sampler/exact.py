@@ -52,6 +52,7 @@ from scipy.special import entr, logsumexp, rel_entr
 from mdm_exact.sampler import metrics as _metrics
 from mdm_exact._validate import as_length
 from mdm_exact.languages.base import all_sequences
+from mdm_exact.sampler.results import SamplerResult
 from mdm_exact.sampler.schedules import FixedSizes, LeftToRight, RandomOrder, ScheduleSteps, StepRule, expected_nonempty_steps
 
 __all__ = [
@@ -401,7 +402,8 @@ def instance_kl_terms(lang, L, rule, *, model=None, _tables=None) -> dict:
 
     Returns a dict with
 
-    * ``expected_instance_kl``: :math:`\mathbb E_\tau D_{KL}(q \| p_\tau)` (STATEMENTS.md §4.C,
+    * ``instance_kl_total``: :math:`\mathbb E_\tau D_{KL}(q \| p_\tau)` in nats, a total over the
+      ``L`` positions (STATEMENTS.md §4.C,
       Lemma B.2 as reconstructed);
     * ``instance_kl_per_step`` (N,): :math:`\mathbb E_\tau \mathbb E_{x\sim q}
       D_{KL}(q(x_{M_k}|x_{M_{<k}}) \| \prod_{j\in M_k} p_\theta(x_j|x_{M_{<k}}))` (Lemma B.3);
@@ -459,7 +461,7 @@ def instance_kl_terms(lang, L, rule, *, model=None, _tables=None) -> dict:
         tc[k] = float((w[pos] * h_c[pos]).sum()) - dH
     per_step = tok + tc
     return {
-        "expected_instance_kl": float(per_step.sum()),
+        "instance_kl_total": float(per_step.sum()),
         "instance_kl_per_step": per_step,
         "token_kl_per_step": tok,
         "tc_per_step": tc,
@@ -467,17 +469,20 @@ def instance_kl_terms(lang, L, rule, *, model=None, _tables=None) -> dict:
 
 
 # ---------------------------------------------------------------------------- metrics
-def exact_metrics(lang, L, rule, *, model=None, max_work=None) -> dict:
-    """Every metric of the paper on the exact output law (see :mod:`mdm_exact.sampler.metrics`).
+def exact_metrics(lang, L, rule, *, model=None, max_work=None) -> SamplerResult:
+    r"""Every metric of the paper on the exact output law (see :mod:`mdm_exact.sampler.metrics`).
 
-    Keys: ``ser``, ``gen_ppl`` (token-weighted, over samples in ``supp q``; ``None`` when
-    ``SER = 1``), ``gen_ppl_seq_mean``, ``kl_data_model`` (``KL(q||p)``), ``kl_model_data``
-    (``KL(p||q)``, ``None`` when infinite), ``log_ter_gap`` (``KL(q||p)/L``),
-    ``expected_instance_kl`` (Lemma B.2 RHS) with ``instance_kl_per_step``,
-    ``token_kl_per_step``, ``tc_per_step`` (lists), ``entropy_model``, ``entropy_data``,
-    ``total_correlation_data``, ``epsilon_learning`` (``0`` for the perfect model; the model's
-    value when it has ``epsilon_learning``), ``nfe_mean`` (expected number of non-empty steps,
-    i.e. network calls), ``num_steps``, ``L``, ``V``, ``rule``.
+    Returns a :class:`~mdm_exact.sampler.results.SamplerResult` (``engine = "exact"``, no
+    intervals) with the shared fields ``ser``, ``gen_ppl`` (token-weighted, over samples in
+    ``supp q``; ``None`` when ``SER = 1``), ``gen_ppl_seq_mean``, ``nfe_mean`` (expected
+    number of non-empty steps, i.e. network calls), ``instance_kl_total``
+    (:math:`\mathbb E_\tau D_{KL}(q \| p_\tau)`, Lemma B.2 RHS, nats) and
+    ``instance_kl_per_token`` (the same divided by ``L``), and the extras ``kl_data_model``
+    (``KL(q||p)``), ``kl_model_data`` (``KL(p||q)``, ``None`` when infinite), ``log_ter_gap``
+    (``KL(q||p)/L``), ``instance_kl_per_step``, ``token_kl_per_step``, ``tc_per_step`` (lists,
+    Lemma B.3 split of ``instance_kl_total``), ``entropy_model``, ``entropy_data``,
+    ``total_correlation_data``, ``epsilon_learning`` (``0`` for the perfect model; the
+    model's value when it has ``epsilon_learning``).
     """
     L = as_length(L)
     V = int(lang.vocab_size)
@@ -507,27 +512,32 @@ def exact_metrics(lang, L, rule, *, model=None, max_work=None) -> dict:
     def fin(v):
         return None if v is None or not math.isfinite(v) else float(v)
 
-    return {
-        "L": L,
-        "V": V,
-        "num_steps": len(plan),
-        "rule": rule.to_dict(),
-        "ser": ser,
-        "gen_ppl": gppl,
-        "gen_ppl_seq_mean": gppl_seq,
-        "kl_data_model": fin(kl_qp),
-        "kl_model_data": fin(kl_pq),
-        "log_ter_gap": fin(kl_qp / L),
-        "expected_instance_kl": fin(terms["expected_instance_kl"]),
-        "instance_kl_per_step": [fin(v) for v in terms["instance_kl_per_step"]],
-        "token_kl_per_step": [fin(v) for v in terms["token_kl_per_step"]],
-        "tc_per_step": [float(v) for v in terms["tc_per_step"]],
-        "entropy_model": _metrics.entropy(log_p),
-        "entropy_data": _metrics.entropy(log_q),
-        "total_correlation_data": _metrics.total_correlation(log_q, V, L),
-        "epsilon_learning": eps,
-        "nfe_mean": float(expected_nonempty_steps(rule, L)),
-    }
+    kl_total = fin(terms["instance_kl_total"])
+    return SamplerResult(
+        engine="exact",
+        L=L,
+        V=V,
+        num_steps=len(plan),
+        rule=rule.to_dict(),
+        ser=ser,
+        gen_ppl=gppl,
+        gen_ppl_seq_mean=gppl_seq,
+        nfe_mean=float(expected_nonempty_steps(rule, L)),
+        instance_kl_total=kl_total,
+        instance_kl_per_token=None if kl_total is None else kl_total / L,
+        extra={
+            "kl_data_model": fin(kl_qp),
+            "kl_model_data": fin(kl_pq),
+            "log_ter_gap": fin(kl_qp / L),
+            "instance_kl_per_step": [fin(v) for v in terms["instance_kl_per_step"]],
+            "token_kl_per_step": [fin(v) for v in terms["token_kl_per_step"]],
+            "tc_per_step": [float(v) for v in terms["tc_per_step"]],
+            "entropy_model": _metrics.entropy(log_p),
+            "entropy_data": _metrics.entropy(log_q),
+            "total_correlation_data": _metrics.total_correlation(log_q, V, L),
+            "epsilon_learning": eps,
+        },
+    )
 
 
 # ---------------------------------------------------------------------------- references

@@ -9,7 +9,8 @@ same shape and conventions as :meth:`mdm_exact.languages.base.Language.condition
 .. math:: p_\theta(x_j = v \mid x_R) \propto q(x_j = v \mid x_R)\, \exp(\eta\, \xi(j, y, v)),
 
 where ``y`` is the partially masked sequence (revealed pattern and tokens) and ``xi`` is a
-standard normal value that is a *deterministic* function of ``(seed, L, y, j, v)`` (a
+standard normal value that is a *deterministic* function of ``(seed, L, y, j, v)`` (``seed``
+from the ``rng`` argument) (a
 SplitMix64 hash chain, then the inverse normal CDF). The exact engine
 (:mod:`mdm_exact.sampler.exact`) and any Monte Carlo engine calling ``conditional_marginals``
 therefore see exactly the same model. Zeros of ``q`` stay zeros (supports are preserved, so
@@ -90,21 +91,27 @@ class PerturbedModel:
         The data law ``q``.
     eta : float
         Noise scale, ``>= 0``; ``eta = 0`` is the perfect model.
-    seed : int
-        Seed of the hash defining ``xi``.
+    rng : int, numpy.random.Generator or None
+        Randomness of the hash defining ``xi`` (keyword-only, default 0). A non-negative int is
+        the hash seed itself (``self.seed``); a ``Generator`` (or ``None``: fresh OS entropy)
+        draws the seed, ``rng.integers(2**63)``. Once built, the model is deterministic.
     """
 
     kind = "perturbed"
 
-    def __init__(self, language, eta, *, seed=0):
+    def __init__(self, language, eta, *, rng=0):
         eta = float(eta)
         if not np.isfinite(eta) or eta < 0:
             raise ValueError(f"eta: expected a finite noise scale >= 0, got {eta!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+        if rng is None or isinstance(rng, np.random.Generator):
+            seed = int(np.random.default_rng(rng).integers(2**63))
+        elif isinstance(rng, bool) or not isinstance(rng, (int, np.integer)) or rng < 0:
+            raise ValueError(f"rng: expected a non-negative integer seed, a numpy Generator or None, got {rng!r}")
+        else:
+            seed = int(rng)
         self.language = language
         self.eta = eta
-        self.seed = int(seed)
+        self.seed = seed
         self._tables = {}  # L -> (log_Q, data conditional table), computed once
 
     def _data_tables(self, L: int):

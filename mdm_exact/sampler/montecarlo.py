@@ -35,11 +35,11 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from mdm_exact._validate import as_count, as_length
+from mdm_exact.sampler.results import SamplerResult
 from mdm_exact.sampler.schedules import LeftToRight, ScheduleSteps, StepRule, draw_steps, expected_nonempty_steps
 from mdm_exact.stats import clopper_pearson, mean_ci
 
@@ -246,26 +246,6 @@ def _draw_chunk(rule, m, L, g):
     return steps, u
 
 
-# ----------------------------------------------------------------------------- result
-@dataclass
-class MCResult:
-    """Estimates of one Monte Carlo run; :meth:`to_dict` is the JSON form."""
-
-    data: dict = field(default_factory=dict)
-
-    def __getitem__(self, key):
-        return self.data[key]
-
-    def __getattr__(self, key):
-        try:
-            return self.__dict__["data"][key]
-        except KeyError:
-            raise AttributeError(key) from None
-
-    def to_dict(self) -> dict:
-        return dict(self.data)
-
-
 def _rule_num_steps(rule: StepRule, L: int) -> int:
     return rule.num_steps(L)
 
@@ -291,14 +271,14 @@ def run_monte_carlo(
     num_samples,
     *,
     rng=None,
-    alpha: float = 0.05,
+    ci_alpha: float = 0.05,
     batch_size=None,
     progress: bool = False,
     instance_kl: bool = True,
     dependencies=False,
     model=None,
     method: str = "auto",
-) -> MCResult:
+) -> SamplerResult:
     r"""Monte Carlo estimates for the idealised sampler of ``lang`` at length ``L``.
 
     Parameters
@@ -314,8 +294,8 @@ def run_monte_carlo(
     rng : None, int, SeedSequence or Generator
         Root of the randomness (``np.random.default_rng(rng)``); chunk ``c`` uses
         ``rng.spawn(n_chunks)[c]``.
-    alpha : float
-        Miscoverage of every interval (two-sided, ``1 - alpha`` confidence).
+    ci_alpha : float
+        Miscoverage of every interval (two-sided, ``1 - ci_alpha`` confidence).
     batch_size : int, optional
         Sequences per kernel call (memory ``O(batch_size * L)`` plus per-thread
         ``O(L * states)``); rounded up to a multiple of :data:`CHUNK`. Does not change results.
@@ -334,15 +314,19 @@ def run_monte_carlo(
 
     Returns
     -------
-    MCResult
-        ``to_dict()`` keys: ``ser``, ``ser_ci`` (Clopper-Pearson), ``gen_ppl`` (token-weighted
-        over samples in ``supp q``), ``gen_ppl_ci`` (the normal interval of the mean per-token
-        NLL, mapped through ``exp``: an interval on the log scale), ``gen_ppl_seq_mean`` and
-        ``gen_ppl_seq_mean_ci`` (mean of per-sequence perplexities, normal interval),
-        ``mean_log_prob_per_token`` (+ ``_ci``; over samples in ``supp q``), ``nfe_mean``,
-        ``nfe_ci``, ``nfe_hist``, ``nfe_expected`` (STATEMENTS.md §4.E, schedule rules),
-        ``instance_kl_per_token`` and ``_ci`` (mean +- z SE), ``seconds``,
-        ``samples_per_second``, ``engine``, ``interrupted`` and the inputs.
+    SamplerResult
+        The shared fields (:mod:`mdm_exact.sampler.results`) as estimates: ``ser``,
+        ``gen_ppl`` (token-weighted over samples in ``supp q``), ``gen_ppl_seq_mean`` (mean of
+        per-sequence perplexities), ``nfe_mean``, ``instance_kl_total`` and
+        ``instance_kl_per_token`` (``None`` without ``instance_kl``), ``ci_alpha``. Intervals
+        (``intervals``, keys as in ``to_dict()``): ``ser_ci`` (Clopper-Pearson), ``gen_ppl_ci``
+        (the normal interval of the mean per-token NLL, mapped through ``exp``: an interval on
+        the log scale), ``gen_ppl_seq_mean_ci`` (normal), ``mean_log_prob_per_token_ci``,
+        ``nfe_ci``, ``instance_kl_total_ci`` and ``instance_kl_per_token_ci`` (mean +- z SE).
+        Extras: ``num_errors``, ``num_in_support``, ``mean_log_prob_per_token`` (over samples
+        in ``supp q``), ``nfe_hist``, ``nfe_expected`` (STATEMENTS.md §4.E), the dependency
+        counts, ``seconds``, ``samples_per_second``, ``interrupted``, ``num_samples_done``,
+        ``num_samples``, ``seed``, ``language``, ``model``.
 
     Notes
     -----
@@ -360,8 +344,8 @@ def run_monte_carlo(
     n = as_count(num_samples, "num_samples")
     if not isinstance(rule, StepRule):
         raise ValueError(f"rule: expected a StepRule from mdm_exact.sampler.schedules, got {type(rule).__name__}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha: expected 0 < alpha < 1, got {alpha}")
+    if not 0 < ci_alpha < 1:
+        raise ValueError(f"ci_alpha: expected 0 < ci_alpha < 1, got {ci_alpha}")
     dep_order = None
     if dependencies is not False and dependencies is not None:
         if dependencies is True:
@@ -432,17 +416,22 @@ def run_monte_carlo(
     seconds = time.perf_counter() - t0
     log_q = np.concatenate(log_q_all)  # (done,)
     nfe = np.concatenate(nfe_all)  # (done,)
-    out = _estimates(log_q, nfe, L, alpha)
+    out = _estimates(log_q, nfe, L, ci_alpha)
     if instance_kl:
-        kl = np.concatenate(kl_all) / L  # (done,)
+        kl_total = np.concatenate(kl_all)  # (done,) log q(x) - log p_tau(x) per sample
+        kl = kl_total / L  # (done,)
         if np.any(np.isnan(kl)):
             raise RuntimeError("instance KL: NaN in the per-sample estimates (a bug)")
-        m_, lo, hi = mean_ci(kl, alpha)
+        m_, lo, hi = mean_ci(kl, ci_alpha)
         out["instance_kl_per_token"] = m_
         out["instance_kl_per_token_ci"] = [lo, hi]
+        m_, lo, hi = mean_ci(kl_total, ci_alpha)
+        out["instance_kl_total"] = m_
+        out["instance_kl_total_ci"] = [lo, hi]
     else:
-        out["instance_kl_per_token"] = None
-        out["instance_kl_per_token_ci"] = None
+        for k in ("instance_kl_per_token", "instance_kl_total"):
+            out[k] = None
+            out[k + "_ci"] = None
     if isinstance(rule, ScheduleSteps) or not isinstance(rule, LeftToRight):
         out["nfe_expected"] = expected_nonempty_steps(rule, L)
     else:
@@ -465,37 +454,48 @@ def run_monte_carlo(
             "num_steps": int(N),
             "num_samples": n,
             "seed": seed if isinstance(seed, (int, type(None))) else str(seed),
-            "alpha": alpha,
-            "rule": rule.to_dict(),
             "language": _language_summary(lang),
             "model": None if model is None else _language_summary(model),
         }
     )
-    return MCResult(out)
+    shared = {k: out.pop(k) for k in ("ser", "gen_ppl", "gen_ppl_seq_mean", "nfe_mean", "instance_kl_total", "instance_kl_per_token")}
+    intervals = {k: out.pop(k) for k in [k for k in out if k.endswith("_ci")]}
+    engine = out.pop("engine")
+    return SamplerResult(
+        engine=engine,
+        L=out.pop("L"),
+        V=int(lang.vocab_size),
+        num_steps=out.pop("num_steps"),
+        rule=rule.to_dict(),
+        ci_alpha=ci_alpha,
+        intervals=intervals,
+        extra=out,
+        **shared,
+    )
 
 
-def _estimates(log_q, nfe, L, alpha):
+def _estimates(log_q, nfe, L, ci_alpha):
     n = log_q.shape[0]
     inside = np.isfinite(log_q)  # (n,)
     errors = int(n - inside.sum())
-    ser_lo, ser_hi = clopper_pearson(errors, n, alpha)
+    ser_lo, ser_hi = clopper_pearson(errors, n, ci_alpha)
     out = {"ser": errors / n, "ser_ci": [ser_lo, ser_hi], "num_errors": errors, "num_in_support": int(inside.sum())}
     lpt = log_q[inside] / L  # (n_in,) log q(x) per token
     if lpt.size:
-        m, lo, hi = mean_ci(lpt, alpha)
+        m, lo, hi = mean_ci(lpt, ci_alpha)
         out["mean_log_prob_per_token"] = m
         out["mean_log_prob_per_token_ci"] = [lo, hi]
         out["gen_ppl"] = math.exp(-m)
         out["gen_ppl_ci"] = [math.exp(-hi), math.exp(-lo) if lo > -np.inf else math.inf]
         ppl = np.exp(-lpt)  # (n_in,) per-sequence perplexities
-        m2, lo2, hi2 = mean_ci(ppl, alpha)
+        m2, lo2, hi2 = mean_ci(ppl, ci_alpha)
         out["gen_ppl_seq_mean"] = m2
         out["gen_ppl_seq_mean_ci"] = [lo2, hi2]
     else:
         for k in ("mean_log_prob_per_token", "gen_ppl", "gen_ppl_seq_mean"):
             out[k] = None
             out[k + "_ci"] = None
-    m, lo, hi = mean_ci(nfe.astype(np.float64), alpha)
+    m, lo, hi = mean_ci(nfe.astype(np.float64), ci_alpha)
     out["nfe_mean"] = m
     out["nfe_ci"] = [lo, hi]
     vals, counts = np.unique(nfe, return_counts=True)
@@ -541,4 +541,4 @@ def step_dependencies(steps, n, num_steps=None):
     return S, D, m - D, m, pairs
 
 
-__all__ = ["run_monte_carlo", "MCResult", "reference_run", "sample_idealised", "step_dependencies", "CHUNK"]
+__all__ = ["run_monte_carlo", "SamplerResult", "reference_run", "sample_idealised", "step_dependencies", "CHUNK"]

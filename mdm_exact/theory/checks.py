@@ -507,7 +507,7 @@ def _make_model(lang, spec):
         from mdm_exact.sampler.models import PerturbedModel
     except ImportError:  # pragma: no cover - before the exact-engine team lands
         return MixtureModel(lang, spec[1])
-    return PerturbedModel(lang, spec[1], seed=spec[2])
+    return PerturbedModel(lang, spec[1], rng=spec[2])
 
 
 def _model_label(spec):
@@ -713,7 +713,7 @@ def check_theorem_42(quick=False):
     for label, lang, n, eps in cases:
         L = B.lemma_b12_min_length(eps, n)
         rule = ScheduleSteps(tuple(B.lemma_b12_schedule(eps, n)), label="b12")
-        res = run_monte_carlo(lang, L, rule, 64 if quick else 1000, rng=42, alpha=1e-3, instance_kl=True).to_dict()
+        res = run_monte_carlo(lang, L, rule, 64 if quick else 1000, rng=42, ci_alpha=1e-3, instance_kl=True).to_dict()
         lo, hi = res["instance_kl_per_token_ci"]
         bound = B.lemma_b12_kl_bound(L, eps, n, lang.vocab_size, 0.0) / L  # log TER(p) - log TER(q)
         recs.append(
@@ -926,7 +926,7 @@ def _theorem_44_monte_carlo(quick):
     for L, C in ((50, 0.2), (50, 1.0)) if quick else ((50, 0.2), (100, 0.2), (500, 0.2), (100, 1.0), (100, 4.0)):
         N = int(C * L)
         rule = schedule("linear", N)
-        res = run_monte_carlo(lang, L, rule, 1000 if quick else 5000, rng=7, alpha=1e-3, instance_kl=False).to_dict()
+        res = run_monte_carlo(lang, L, rule, 1000 if quick else 5000, rng=7, ci_alpha=1e-3, instance_kl=False).to_dict()
         exact = 1.0 - B.interval_validity_perfect_model(rule.p, 5) ** (L // 5)
         lo, hi = res["ser_ci"]
         b = B.theorem_c9_ser_lower_bound(L, N, 0.25)
@@ -1044,7 +1044,7 @@ m KL}(q\|p_	au)\le\mathbb E[D_	au]\log|\mathcal V|+L\epsilon`,
         from mdm_exact.sampler.montecarlo import run_monte_carlo
 
         mc_model = MixtureModel(lang, model) if isinstance(model, (int, float)) and model else model
-        res = run_monte_carlo(lang, L, rule, num_samples, rng=rng, alpha=alpha, instance_kl=(name == "4.2"), model=mc_model).to_dict()
+        res = run_monte_carlo(lang, L, rule, num_samples, rng=rng, ci_alpha=alpha, instance_kl=(name == "4.2"), model=mc_model).to_dict()
         if epsilon_learning is not None:
             eps = B._real(epsilon_learning, "epsilon_learning", lo=0.0)
         elif mc_model is None:

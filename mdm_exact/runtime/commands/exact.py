@@ -45,9 +45,9 @@ def run(args) -> int:
         raise ValueError(f"--length: expected L >= 1, got {args.length}")
     lang = load_language(args.language, seed=args.language_seed)
     rule = rule_from_args(args)
-    model = PerturbedModel(lang, args.eta, seed=args.model_seed) if args.eta > 0 else None
+    model = PerturbedModel(lang, args.eta, rng=args.model_seed) if args.eta > 0 else None
     t0 = time.perf_counter()
-    res = exact_metrics(lang, args.length, rule, model=model)
+    res = exact_metrics(lang, args.length, rule, model=model).to_dict()
     res["seconds"] = time.perf_counter() - t0
     res["language"] = args.language
     res["language_seed"] = args.language_seed
@@ -65,7 +65,7 @@ def run(args) -> int:
         ("KL(q || p)", res["kl_data_model"]),
         ("KL(p || q)", res["kl_model_data"]),
         ("log TER(p) - log TER(q) = KL(q||p)/L", res["log_ter_gap"]),
-        ("E_tau KL(q || p_tau) (Lemma B.2 RHS)", res["expected_instance_kl"]),
+        ("E_tau KL(q || p_tau) (Lemma B.2 RHS)", res["instance_kl_total"]),
         ("H(p) model entropy", res["entropy_model"]),
         ("H(q) data entropy", res["entropy_data"]),
         ("TC(q) total correlation", res["total_correlation_data"]),

@@ -35,7 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("--samples", "-M", type=int, required=True, help="number of generated sequences")
     p.add_argument("--seed", type=int, default=None, help="root seed (recorded in the output)")
     p.add_argument("--batch-size", type=int, default=None, help="sequences per kernel call (does not change results)")
-    p.add_argument("--alpha", type=float, default=0.05, help="miscoverage of every interval (default 0.05)")
+    p.add_argument("--ci-alpha", type=float, default=0.05, help="miscoverage of every interval (default 0.05)")
     p.add_argument("--no-instance-kl", action="store_true", help="skip the Lemma B.2 instance-KL estimate (halves the work)")
     p.add_argument(
         "--dependencies",
@@ -68,7 +68,7 @@ def run(args) -> int:
     if args.eta > 0:
         from mdm_exact.sampler.models import PerturbedModel
 
-        model = PerturbedModel(lang, args.eta, seed=args.model_seed)
+        model = PerturbedModel(lang, args.eta, rng=args.model_seed)
     progress = (not args.json) and sys.stderr.isatty()
     res = run_monte_carlo(
         lang,
@@ -76,7 +76,7 @@ def run(args) -> int:
         rule,
         args.samples,
         rng=args.seed,
-        alpha=args.alpha,
+        ci_alpha=args.ci_alpha,
         batch_size=args.batch_size,
         progress=progress,
         instance_kl=not args.no_instance_kl,
@@ -93,7 +93,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(jsonable(res), sort_keys=True))
         return 0
-    pct = 100 * (1 - args.alpha)
+    pct = 100 * (1 - args.ci_alpha)
     print(
         f"idealised sampler: language {args.language}, L = {res['L']}, N = {res['num_steps']}, rule {res['rule']['rule']}, "
         f"{res['num_samples_done']} samples, engine {res['engine']}, {res['seconds']:.2f} s "
