@@ -277,8 +277,8 @@ def _build_figures(names, cfg, runner, prog, prov, summary, quick, data_dir, fig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``mdm-theory report``, defined once in ``mdm_exact.runtime.commands.report``."""
-    from mdm_exact.runtime.commands.report import add_arguments as _add
+    """The options of ``mdm-theory report``, defined once in :mod:`reports.plugin`."""
+    from reports.plugin import add_arguments as _add
 
     _add(p)
 

@@ -1,6 +1,7 @@
 """Sweeps: kind registry, TOML configs and grid expansion, run_cells (serial and process pool)."""
 
 import itertools
+import json
 import math
 import sys
 import types
@@ -87,7 +88,7 @@ def test_config_schema_errors_name_file_and_table(tmp_path):
         ("[[cells]]\nkind='square'\nx=1\n[[cells]]\nkind='square'\ny=2\n", r"\[\[cells\]\] block 2: .*unknown parameter\(s\) y"),
         ("[sweep]\nexecutor='cloud'\n[[cells]]\nkind='square'\nx=1\n", "executor must be one of"),
         ("[sweep]\nworkers=0\n[[cells]]\nkind='square'\nx=1\n", "workers must be an integer >= 1"),
-        ("[sweep]\nplugins=['no_such_plugin_mod']\n[[cells]]\nkind='square'\nx=1\n", "cannot be imported"),
+        ("[sweep]\nplugins=['no_such_plugin_mod']\n[[cells]]\nkind='square'\nx=1\n", "runs arbitrary code; pass --allow-import"),
         ("[[cells]\nkind='square'\n", "invalid TOML"),
     ]
     for i, (text, message) in enumerate(bad):
@@ -98,6 +99,10 @@ def test_config_schema_errors_name_file_and_table(tmp_path):
         assert f"bad{i}.toml" in str(exc.value)
     with pytest.raises(FileNotFoundError):
         load_config(tmp_path / "missing.toml")
+    p = tmp_path / "plugin.toml"
+    p.write_text("[sweep]\nplugins=['no_such_plugin_mod']\n[[cells]]\nkind='square'\nx=1\n")
+    with pytest.raises(ValueError, match="plugin.toml: .*'no_such_plugin_mod' cannot be imported"):
+        load_config(p, allow_import=True)
 
 
 def test_load_config_expands_blocks_and_resolves_store_next_to_config(tmp_path):
@@ -286,3 +291,45 @@ def test_neural_kind_needs_an_existing_checkpoint(tmp_path):
     assert rec["status"] == "error" and "none.pt" in rec["error"]
     with pytest.raises(ValueError, match="unknown parameter"):
         sweep.validate_cell({"kind": "neural", "checkpoint": "a.pt", "epochs": 3})
+
+
+# --------------------------------------------------------------------------- a config file is not a program
+
+
+def _cli(*args, cwd=None, env=None):
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "mdm_exact.runtime.cli", *args], capture_output=True, text=True,
+                          timeout=120, cwd=cwd, env=env)
+
+
+def test_config_naming_os_system_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+    cfg = tmp_path / "evil.toml"
+    cfg.write_text(f"[[cells]]\nkind = 'os:system'\ncommand = 'touch {marker}'\n")
+    out = _cli("sweep", str(cfg), "--store", str(tmp_path / "s.sqlite"), "--executor", "serial")
+    assert out.returncode == 2, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    assert "'os:system' is not a registered kind" in out.stderr and "--allow-import" in out.stderr
+    assert not marker.exists()
+    assert not (tmp_path / "s.sqlite").exists()
+    plug = tmp_path / "plug.toml"  # importing a module runs its code too
+    plug.write_text("[sweep]\nplugins = ['no_such_module_for_this_test']\n[[cells]]\nkind = 'square'\nx = 1\n")
+    out = _cli("sweep", str(plug), "--store", str(tmp_path / "p.sqlite"), "--executor", "serial")
+    assert out.returncode == 2 and "runs arbitrary code" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_allow_import_runs_a_module_function_kind(tmp_path):
+    import os
+
+    (tmp_path / "mykinds.py").write_text("def triple(*, x):\n    return {'y': 3 * x}\n")
+    cfg = tmp_path / "mine.toml"
+    cfg.write_text("[[cells]]\nkind = 'mykinds:triple'\nx = [1, 2]\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    store = tmp_path / "s.sqlite"
+    refused = _cli("sweep", str(cfg), "--store", str(store), "--executor", "serial", env=env)
+    assert refused.returncode == 2 and "--allow-import" in refused.stderr
+    ok = _cli("sweep", str(cfg), "--store", str(store), "--executor", "serial", "--allow-import", "--json", env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["ok"] == 2
+    assert sorted(r["result"]["y"] for r in ResultStore(store).rows()) == [3, 6]

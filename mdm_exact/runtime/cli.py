@@ -1,9 +1,14 @@
 """The ``mdm-theory`` command line.
 
-Each subcommand lives in its own module under ``mdm_exact/commands/`` (or, for ``report`` and
-``neural``, is loaded lazily from the ``reports`` / ``neural`` packages, so that ``mdm_exact``
-itself never imports matplotlib or torch). A command module exposes ``register(subparsers)``,
-which adds its parser and sets ``func`` to a callable ``func(args) -> int``.
+Built-in subcommands live in :mod:`mdm_exact.runtime.commands` (one module each). Installed
+packages add theirs through the entry-point group ``mdm_theory.commands``
+(:mod:`mdm_exact.runtime.plugins`): this project's ``neural`` and ``report`` come from
+``neural/plugin.py`` and ``reports/plugin.py``, so that ``mdm_exact`` never imports the
+layers above it. Either way a command is a ``register(subparsers)`` function that adds its
+parser and sets ``func`` to a callable ``func(args) -> int``.
+
+Start-up stays fast: only the module of the command being run is imported (entry points are
+looked up only for a command that is not built in, and for ``--help``).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import argparse
 import importlib
 import sys
 
-#: (module, help) for every subcommand; modules are imported only when needed.
+#: (module, help) of every built-in subcommand; a module is imported only when needed.
 COMMANDS = {
     "language": ("mdm_exact.runtime.commands.language", "make and inspect languages (presets, files)"),
     "exact": ("mdm_exact.runtime.commands.exact", "exact output law of the idealised sampler and its metrics (small L)"),
@@ -20,12 +25,31 @@ COMMANDS = {
     "check": ("mdm_exact.runtime.commands.check", "check the paper's bounds on a grid of instances"),
     "bench": ("mdm_exact.runtime.commands.bench", "benchmarks (ratios against plain reference implementations)"),
     "sweep": ("mdm_exact.runtime.commands.sweep", "run a grid of cells from a TOML config into a durable store"),
-    "report": ("mdm_exact.runtime.commands.report", "regenerate reports/ (figures, data, REPORT.md)"),
-    "neural": ("mdm_exact.runtime.commands.neural", "train, sample and evaluate learned MDMs / AR baselines (needs torch)"),
 }
 
 
+def plugin_commands() -> dict:
+    """``{name: EntryPoint}`` of the subcommands that installed packages register.
+
+    Raises
+    ------
+    PluginError
+        If a package registers the name of a built-in command (or two packages one name).
+    """
+    from mdm_exact.runtime.plugins import COMMANDS_GROUP, PluginError, entry_points
+
+    eps = entry_points(COMMANDS_GROUP)
+    clash = sorted(set(eps) & set(COMMANDS))
+    if clash:
+        raise PluginError(
+            f"installed package(s) register the built-in command(s) {', '.join(clash)} "
+            f"({', '.join(eps[c].value for c in clash)}); uninstall them"
+        )
+    return eps
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, only that command's module is imported (the others get stubs)."""
     from mdm_exact import __version__
 
     parser = argparse.ArgumentParser(
@@ -38,32 +62,30 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for name, (module, help_) in COMMANDS.items():
         if only is not None and name != only:
             sub.add_parser(name, help=help_, add_help=False)
-            continue
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and exc.name.startswith(module):
-                p = sub.add_parser(name, help=f"{help_} [not available yet]")
-                p.set_defaults(func=_unavailable(name))
-                continue
-            raise
-        mod.register(sub)
+        else:
+            importlib.import_module(module).register(sub)
+    if only is None or only not in COMMANDS:
+        for name, ep in plugin_commands().items():
+            if only is not None and name != only:
+                sub.add_parser(name, add_help=False)
+            else:
+                ep.load()(sub)
     return parser
 
 
-def _unavailable(name):
-    def func(args):
-        print(f"mdm-theory {name}: this command is not available in this build", file=sys.stderr)
-        return 2
-
-    return func
-
-
 def main(argv=None) -> int:
+    from mdm_exact.runtime.plugins import PluginError
+
     argv = sys.argv[1:] if argv is None else list(argv)
     # Import only the module of the command being run (fast start-up, no torch for `exact`).
-    only = argv[0] if argv and argv[0] in COMMANDS else None
-    parser = build_parser(only)
+    only = argv[0] if argv and not argv[0].startswith("-") else None
+    try:
+        if only is not None and only not in COMMANDS and only not in plugin_commands():
+            only = None  # unknown command: the full parser says which ones exist
+        parser = build_parser(only)
+    except PluginError as exc:
+        print(f"mdm-theory: error: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()

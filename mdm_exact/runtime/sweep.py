@@ -8,8 +8,10 @@ finishes (the calling process is the only writer). A rerun skips cells already s
 this package version; ``force=True`` recomputes them. A failing cell is stored with its
 traceback and the others go on.
 
-Kinds live in a registry (:func:`register_kind`), so other code can add its own; a kind may
-also be named ``"package.module:function"``. TOML sweep configs are read by
+Kinds live in the registry of :mod:`mdm_exact.runtime.kinds` (built-in kinds, kinds that
+installed packages register through entry points, :func:`register_kind`). A config may name
+only those: an arbitrary ``"package.module:function"`` (or a ``[sweep] plugins`` module to
+import) runs arbitrary code and needs ``allow_import=True``. TOML sweep configs are read by
 :func:`load_config`; see ``docs/sweeps.md`` for the schema.
 """
 
@@ -25,6 +27,17 @@ import sys
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+from mdm_exact.runtime.kinds import (
+    KindSpec,
+    call_kind,
+    compute_cell,
+    get_kind,
+    kind_names,
+    kinds,
+    register_kind,
+    validate_cell,
+)
 
 __all__ = [
     "KindSpec",
@@ -42,260 +55,6 @@ __all__ = [
 ]
 
 EXECUTORS = ("local", "dask", "serial")
-
-
-# --------------------------------------------------------------------------- kind registry
-
-
-@dataclasses.dataclass(frozen=True)
-class KindSpec:
-    """A registered cell kind.
-
-    ``func(**params) -> dict`` computes a cell from its parameters (the cell without
-    ``"kind"``). ``params`` is the set of allowed parameter names (None: anything goes),
-    ``required`` those that must be present, ``list_params`` those whose value is itself a
-    list (in a TOML grid a flat list is then one value and a list of lists is a grid).
-    """
-
-    name: str
-    func: object
-    params: frozenset | None = None
-    required: tuple = ()
-    list_params: tuple = ()
-    doc: str = ""
-
-
-_KINDS: dict[str, KindSpec] = {}
-
-
-def register_kind(name, func, *, params=None, required=(), list_params=(), doc="", replace=False) -> KindSpec:
-    """Register ``func(**params) -> dict`` as the cell kind ``name``.
-
-    For process-pool and Dask execution ``func`` must be importable by its module and name
-    in the worker processes (a module-level function of an importable module).
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is taken (and ``replace`` is false) or the declaration is inconsistent.
-    """
-    if not isinstance(name, str) or not name or ":" in name:
-        raise ValueError(f"a kind name must be a non-empty string without ':', got {name!r}")
-    if not callable(func):
-        raise ValueError(f"kind {name!r}: func must be callable, got {func!r}")
-    if name in _KINDS and not replace and _KINDS[name].func is not func:
-        raise ValueError(f"kind {name!r} is already registered (pass replace=True to replace it)")
-    allowed = None if params is None else frozenset(params) | frozenset(required) | frozenset(list_params)
-    spec = KindSpec(name, func, allowed, tuple(required), tuple(list_params), doc or (func.__doc__ or "").strip())
-    _KINDS[name] = spec
-    return spec
-
-
-def get_kind(name: str) -> KindSpec:
-    """The registered kind ``name``, or the function ``name = "module:function"``."""
-    if name in _KINDS:
-        return _KINDS[name]
-    if isinstance(name, str) and ":" in name:
-        mod, _, attr = name.partition(":")
-        try:
-            func = getattr(importlib.import_module(mod), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(f"cell kind {name!r}: cannot import {attr!r} from {mod!r} ({exc})") from None
-        return KindSpec(name, func)
-    raise ValueError(f"unknown cell kind {name!r}; registered kinds: {', '.join(sorted(_KINDS))} (or 'module:function')")
-
-
-def kinds() -> dict:
-    """A copy of the registry ``{name: KindSpec}``."""
-    return dict(_KINDS)
-
-
-def validate_cell(cell) -> KindSpec:
-    """Check a cell against its kind's declaration; returns the kind.
-
-    Raises
-    ------
-    ValueError
-        Naming the cell, the unknown or missing parameters and the allowed ones.
-    """
-    if not isinstance(cell, dict):
-        raise ValueError(f"a cell must be a dict with a 'kind', got {type(cell).__name__}: {cell!r:.120}")
-    if "kind" not in cell:
-        raise ValueError(f"cell {cell!r:.200} has no 'kind' (one of {', '.join(sorted(_KINDS))})")
-    spec = get_kind(cell["kind"])
-    params = {k for k in cell if k != "kind"}
-    if spec.params is not None:
-        unknown = sorted(params - spec.params)
-        if unknown:
-            raise ValueError(
-                f"cell kind {spec.name!r}: unknown parameter(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(sorted(spec.params))}"
-            )
-    missing = [r for r in spec.required if r not in cell]
-    if missing:
-        raise ValueError(f"cell kind {spec.name!r}: missing required parameter(s) {', '.join(missing)} in {cell!r:.200}")
-    return spec
-
-
-def compute_cell(cell: dict) -> dict:
-    """Compute one cell in this process and return its result dict.
-
-    Exceptions of the kind's function propagate (:func:`run_cells` records them).
-    """
-    spec = validate_cell(cell)
-    return _call_kind(spec.func, cell)
-
-
-def _call_kind(func, cell) -> dict:
-    out = func(**{k: v for k, v in cell.items() if k != "kind"})
-    if hasattr(out, "to_dict") and not isinstance(out, dict):
-        out = out.to_dict()
-    if not isinstance(out, dict):
-        raise TypeError(f"cell kind {cell.get('kind')!r} returned {type(out).__name__}, expected a dict")
-    return out
-
-
-# --------------------------------------------------------------------------- built-in kinds
-
-_RULE_PARAMS = ("rule", "num_steps", "sizes", "probs", "alpha")
-
-
-def _language(language, language_seed):
-    from mdm_exact.languages import load_language  # lazily: the languages team's loader
-
-    return load_language(language, seed=language_seed)
-
-
-def _rule(L, rule, num_steps, sizes, probs, alpha):
-    from mdm_exact.sampler.schedules import make_step_rule
-
-    return make_step_rule(rule, L=L, num_steps=num_steps, sizes=sizes, probs=probs, alpha=alpha)
-
-
-def kind_exact(
-    *, language, L, rule="linear", num_steps=None, sizes=None, probs=None, alpha=None, language_seed=None,
-    model_eta=None, model_seed=None,
-):
-    """Exact metrics of the idealised sampler by enumeration (``mdm_exact.sampler.exact.exact_metrics``).
-
-    ``model_eta`` (with ``model_seed``) evaluates an imperfect model
-    ``mdm_exact.sampler.models.PerturbedModel(lang, model_eta, seed=model_seed)`` instead of the language.
-    """
-    from mdm_exact.sampler.exact import exact_metrics
-
-    lang = _language(language, language_seed)
-    model = None
-    if model_eta is not None:
-        from mdm_exact.sampler.models import PerturbedModel
-
-        model = PerturbedModel(lang, model_eta, seed=model_seed)
-    out = dict(exact_metrics(lang, L, _rule(L, rule, num_steps, sizes, probs, alpha), model=model))
-    return out
-
-
-def kind_mc(
-    *, language, L, num_samples, rule="linear", num_steps=None, sizes=None, probs=None, alpha=None, seed=None,
-    ci_alpha=0.05, batch_size=None, instance_kl=True, dependencies=False, language_seed=None,
-):
-    """Monte Carlo of the idealised sampler (``mdm_exact.sampler.montecarlo.run_monte_carlo(...).to_dict()``).
-
-    ``seed`` seeds the sampler (``rng=seed``), ``ci_alpha`` is the level of the intervals,
-    ``alpha`` the schedule values for ``rule="alpha"``.
-    """
-    from mdm_exact.sampler.montecarlo import run_monte_carlo
-
-    res = run_monte_carlo(
-        _language(language, language_seed),
-        L,
-        _rule(L, rule, num_steps, sizes, probs, alpha),
-        num_samples,
-        rng=seed,
-        alpha=ci_alpha,
-        batch_size=batch_size,
-        progress=False,
-        instance_kl=instance_kl,
-        dependencies=dependencies,
-    )
-    return res.to_dict()
-
-
-def kind_check(*, names=None, quick=False):
-    """Checks of the paper's bounds (``mdm_exact.theory.checks.run_checks(names, quick=)``)."""
-    from mdm_exact.theory.checks import run_checks
-
-    rows = run_checks(None if names is None else list(names), quick=quick)
-    return {"checks": list(rows)}
-
-
-def kind_neural(
-    *, checkpoint, steps=None, L=None, num_samples=256, batch_size=64, seed=0, rule="linear", ordering="random",
-    reference_samples=0, device="cpu",
-):
-    """Evaluation of a trained checkpoint with ``neural.evaluate`` (needs torch; imported lazily).
-
-    A bidirectional (MDM) checkpoint is sampled at each number of steps in ``steps``
-    (``neural.evaluate.evaluate_mdm``); a causal one with ``neural.evaluate.evaluate_ar``.
-    The checkpoint's language is scored exactly. The result records the checkpoint file's
-    sha256, since the cell key holds only its path.
-    """
-    import hashlib
-
-    if not os.path.isfile(checkpoint):
-        raise FileNotFoundError(f"neural cell: checkpoint {checkpoint} does not exist")
-    with open(checkpoint, "rb") as fh:
-        digest = hashlib.sha256(fh.read()).hexdigest()
-    from neural.checkpoint import checkpoint_language, load_checkpoint  # torch, only in this worker
-    from neural.evaluate import evaluate_ar, evaluate_mdm
-
-    net, ckpt = load_checkpoint(checkpoint, map_location=device)
-    lang = checkpoint_language(ckpt)
-    L = int(ckpt["L"]) if L is None else int(L)
-    out = {"checkpoint_sha256": digest, "L": L, "causal": bool(net.config.causal)}
-    if net.config.causal:
-        out["ar"] = evaluate_ar(net, lang, L, num_samples=num_samples, batch_size=batch_size, seed=seed)
-    else:
-        if steps is None:
-            raise ValueError("a neural cell of an MDM checkpoint needs 'steps' (numbers of sampling steps)")
-        from neural.sample import NetworkDenoiser
-
-        steps = [int(s) for s in (steps if isinstance(steps, (list, tuple)) else [steps])]
-        out["mdm"] = evaluate_mdm(NetworkDenoiser(net), lang, L, steps, num_samples=num_samples,
-                                  batch_size=batch_size, seed=seed, rule=rule, ordering=ordering,
-                                  reference_samples=reference_samples)
-    return out
-
-
-def kind_square(*, x, sleep=0.0, fail=False, log=None):
-    """A cheap deterministic kind for tests and cluster smoke tests: returns ``{"x": x, "y": x*x}``.
-
-    ``sleep`` seconds of waiting first; ``fail=True`` raises; ``log`` is a file to which one
-    line ``"<x> <pid>"`` is appended per completed computation (to count computations).
-    """
-    if sleep:
-        time.sleep(float(sleep))
-    if fail:
-        raise RuntimeError(f"cell x={x!r} asked to fail")
-    result = {"x": x, "y": x * x}
-    if log is not None:
-        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, f"{x} {os.getpid()}\n".encode())  # one small O_APPEND write: atomic
-        finally:
-            os.close(fd)
-    return result
-
-
-_LANG = ("language", "L", "language_seed")
-register_kind("exact", kind_exact, params=_LANG + _RULE_PARAMS + ("model_eta", "model_seed"),
-              required=("language", "L"), list_params=("sizes", "probs", "alpha"))
-register_kind("mc", kind_mc, params=_LANG + _RULE_PARAMS + ("num_samples", "seed", "ci_alpha", "batch_size",
-                                                           "instance_kl", "dependencies"),
-              required=("language", "L", "num_samples"), list_params=("sizes", "probs", "alpha"))
-register_kind("check", kind_check, params=("names", "quick"), list_params=("names",))
-register_kind("neural", kind_neural, params=("checkpoint", "steps", "L", "num_samples", "batch_size", "seed", "rule",
-                                             "ordering", "reference_samples", "device"),
-              required=("checkpoint",), list_params=("steps",))
-register_kind("square", kind_square, params=("x", "sleep", "fail", "log"), required=("x",))
 
 
 # --------------------------------------------------------------------------- config files
@@ -333,28 +92,29 @@ def _load_toml(path):
             raise ValueError(f"sweep config {path}: invalid TOML: {exc}") from None
 
 
-def load_config(path) -> SweepConfig:
+def load_config(path, *, allow_import: bool = False) -> SweepConfig:
     """Read a TOML sweep config (schema in ``docs/sweeps.md``).
 
     Raises
     ------
     ValueError
         For invalid TOML, unknown keys (naming the file, the table and the allowed keys),
-        unknown kinds or empty grids.
+        unknown kinds, empty grids, or (without ``allow_import``) a ``module:function`` kind
+        or ``[sweep] plugins``.
     FileNotFoundError
         If the file does not exist.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"sweep config {path} does not exist")
-    cfg = parse_config(_load_toml(path), source=path)
+    cfg = parse_config(_load_toml(path), source=path, allow_import=allow_import)
     cfg.path = path
     if cfg.store is not None and not os.path.isabs(cfg.store):
         cfg.store = os.path.join(os.path.dirname(os.path.abspath(path)), cfg.store)
     return cfg
 
 
-def parse_config(data: dict, *, source="<config>") -> SweepConfig:
+def parse_config(data: dict, *, source="<config>", allow_import: bool = False) -> SweepConfig:
     """Validate and expand a config already read into a dict (see :func:`load_config`)."""
     unknown = sorted(set(data) - {"sweep", "cells"})
     if unknown:
@@ -368,6 +128,12 @@ def parse_config(data: dict, *, source="<config>") -> SweepConfig:
     plugins = opts.get("plugins", [])
     if isinstance(plugins, str) or not all(isinstance(p, str) for p in plugins):
         raise ValueError(f"{source}: [sweep] plugins must be a list of module names")
+    if plugins and not allow_import:
+        raise ValueError(
+            f"{source}: [sweep] plugins = {list(plugins)} imports modules, which runs arbitrary code; "
+            f"pass --allow-import to allow it (Python: allow_import=True), or register kinds from an "
+            f"installed package (entry points, docs/sweeps.md)"
+        )
     for p in plugins:
         try:
             _import_plugin(p)
@@ -390,7 +156,7 @@ def parse_config(data: dict, *, source="<config>") -> SweepConfig:
     cells = []
     for i, block in enumerate(blocks):
         try:
-            cells.extend(expand_grid(block))
+            cells.extend(expand_grid(block, allow_import=allow_import))
         except ValueError as exc:
             raise ValueError(f"{source}: [[cells]] block {i + 1}: {exc}") from None
     return SweepConfig(
@@ -404,7 +170,7 @@ def parse_config(data: dict, *, source="<config>") -> SweepConfig:
     )
 
 
-def expand_grid(block: dict) -> list:
+def expand_grid(block: dict, *, allow_import: bool = False) -> list:
     """Expand one ``[[cells]]`` block: the Cartesian product of its list-valued parameters.
 
     For a kind's list-typed parameters (e.g. ``sizes``, ``names``) a flat list is one value
@@ -412,11 +178,11 @@ def expand_grid(block: dict) -> list:
     last fastest. Every cell is validated against its kind.
     """
     if "kind" not in block:
-        raise ValueError(f"missing 'kind' (one of {', '.join(sorted(_KINDS))})")
+        raise ValueError(f"missing 'kind' (one of {', '.join(kind_names())})")
     kind = block["kind"]
     if not isinstance(kind, str):
         raise ValueError(f"'kind' must be a single string (one kind per [[cells]] block), got {kind!r}")
-    spec = get_kind(kind)
+    spec = get_kind(kind, allow_import=allow_import)
     axes = []
     for name, value in block.items():
         if name == "kind":
@@ -437,7 +203,7 @@ def expand_grid(block: dict) -> list:
     for combo in itertools.product(*(vals for _, vals in axes)):
         cell = {"kind": kind}
         cell.update({name: v for (name, _), v in zip(axes, combo)})
-        validate_cell(cell)
+        validate_cell(cell, allow_import=allow_import)
         cells.append(cell)
     return cells
 
@@ -458,7 +224,7 @@ def _execute(func, cell, plugins=()):
     try:
         for p in plugins:
             importlib.import_module(p)
-        result = _call_kind(func, cell)
+        result = call_kind(func, cell)
         return "ok", result, time.perf_counter() - t0
     except Exception:  # the cell failed: report its traceback, the sweep goes on
         return "error", traceback.format_exc(), time.perf_counter() - t0
@@ -496,6 +262,7 @@ def run_cells(
     client=None,
     plugins=(),
     mp_context=None,
+    allow_import=False,
 ) -> list:
     """Compute cells and store each result as soon as it finishes.
 
@@ -518,13 +285,16 @@ def run_cells(
         Modules imported in every worker before computing (they may register kinds).
     mp_context : str, optional
         Start method of local workers (default ``spawn``).
+    allow_import : bool
+        Accept ``"module:function"`` kinds (imports and runs that function).
 
     Returns
     -------
     list of dict
         One record per input cell, in order: ``key``, ``config``, ``status`` ("ok" or
         "error"), ``cached`` (taken from the store without computing), ``result``,
-        ``error`` (traceback), ``seconds``.
+        ``error`` (traceback), ``seconds`` (0 for a cached cell) and ``stored_seconds`` (the
+        compute time recorded in the store, also for a cached cell).
 
     Notes
     -----
@@ -542,7 +312,7 @@ def run_cells(
         store = ResultStore(store)
     for p in plugins:
         _import_plugin(p)
-    specs = [validate_cell(c) for c in cells]
+    specs = [validate_cell(c, allow_import=allow_import) for c in cells]
     keys = [config_key(c) for c in cells]
 
     records: dict[str, dict] = {}
@@ -552,10 +322,10 @@ def run_cells(
         if key in records or key in queued:
             continue
         queued.add(key)
-        found = None if force else store.get(cell)
-        if found is not None:
-            records[key] = {"key": key, "config": cell, "status": "ok", "cached": True, "result": found,
-                            "error": None, "seconds": 0.0}
+        found = None if force else store.get_record(cell)
+        if found is not None and found["status"] == "ok":
+            records[key] = {"key": key, "config": cell, "status": "ok", "cached": True, "result": found["result"],
+                            "error": None, "seconds": 0.0, "stored_seconds": found["seconds"]}
         else:
             todo.append((key, cell, spec.func))
     n_total = len(todo)
@@ -575,7 +345,8 @@ def run_cells(
             store.put_error(cell, payload, seconds=seconds)
         records[key] = {"key": key, "config": cell, "status": status, "cached": False,
                         "result": payload if status == "ok" else None,
-                        "error": payload if status == "error" else None, "seconds": seconds}
+                        "error": payload if status == "error" else None, "seconds": seconds,
+                        "stored_seconds": seconds}
         counter["done"] += 1
         if progress:
             tail = "" if status == "ok" else "  " + str(payload).strip().splitlines()[-1][:120]

@@ -3,7 +3,7 @@
 Usage::
 
     mdm-theory sweep CONFIG.toml [--store PATH] [--executor local|dask|serial] [--scheduler ADDRESS]
-                                 [--workers N] [--force] [--json] [--quiet]
+                                 [--workers N] [--force] [--json] [--quiet] [--allow-import]
     mdm-theory sweep status STORE [--json]
     mdm-theory sweep export STORE (--csv OUT.csv | --parquet OUT.parquet) [--kind K] [--status S]
     mdm-theory sweep recover STORE --out NEW.sqlite [--json]
@@ -38,6 +38,10 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="recompute cells already in the store")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--quiet", action="store_true", help="no per-cell progress lines on stderr")
+    p.add_argument("--allow-import", action="store_true",
+                   help="let the config name any importable 'module:function' as a kind and import its "
+                   "[sweep] plugins: this RUNS ARBITRARY CODE named in the file; use it only for configs you "
+                   "trust (without it only registered kinds run)")
     p.add_argument("--csv", metavar="OUT", help="export: write a CSV file")
     p.add_argument("--parquet", metavar="OUT", help="export: write a Parquet file (needs pyarrow)")
     p.add_argument("--kind", help="export: only cells of this kind")
@@ -53,6 +57,8 @@ def _sigterm_to_interrupt(signum, frame):
 def run(args) -> int:
     target = list(args.target)
     if target[0] in ACTIONS:
+        if args.allow_import:
+            raise ValueError(f"--allow-import belongs to running a config, not to 'sweep {target[0]}'")
         if len(target) != 2:
             raise ValueError(f"usage: mdm-theory sweep {target[0]} STORE (got {' '.join(target[1:]) or 'no STORE'})")
         return {"status": _status, "export": _export, "recover": _recover}[target[0]](target[1], args)
@@ -61,6 +67,7 @@ def run(args) -> int:
     for opt in ("csv", "parquet", "out", "kind", "only_status"):
         if getattr(args, opt) is not None:
             raise ValueError(f"--{opt.replace('only_', '')} belongs to 'sweep export'/'sweep recover', not to running a config")
+
     return _run_config(target[0], args)
 
 
@@ -68,7 +75,7 @@ def _run_config(path, args) -> int:
     from mdm_exact.runtime.store import ResultStore
     from mdm_exact.runtime.sweep import load_config, run_cells, summarize
 
-    cfg = load_config(path)
+    cfg = load_config(path, allow_import=args.allow_import)
     store_path = args.store or cfg.store or os.path.splitext(path)[0] + ".sqlite"
     executor = args.executor or cfg.executor or "local"
     scheduler = args.scheduler or cfg.scheduler
@@ -81,7 +88,8 @@ def _run_config(path, args) -> int:
     old = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     try:
         records = run_cells(cfg.cells, store, executor=executor, workers=workers, force=args.force,
-                            progress=not args.quiet, scheduler=scheduler, plugins=cfg.plugins)
+                            progress=not args.quiet, scheduler=scheduler, plugins=cfg.plugins,
+                            allow_import=args.allow_import)
     finally:
         signal.signal(signal.SIGTERM, old)
     summary = summarize(records)

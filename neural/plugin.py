@@ -1,21 +1,37 @@
-"""``mdm-theory neural``: train, sample and evaluate learned MDMs and AR baselines.
+"""The ``neural`` package's plug-ins to ``mdm-theory``: the ``neural`` subcommand and sweep kind.
 
-The parsers live here; the work is done by :mod:`neural.cli`, imported inside the handlers so
-that ``mdm_exact`` never imports torch (and every other command starts without it).
+Registered through entry points in ``pyproject.toml`` (``mdm_theory.commands`` and
+``mdm_theory.sweep_kinds``, see :mod:`mdm_exact.runtime.plugins`). This module imports
+without torch: the parsers and the kind's declaration are here, the work is done by
+:mod:`neural.cli` and :mod:`neural.evaluate`, imported when a command or a cell runs, so that
+``mdm-theory neural ...`` without torch says how to install it instead of failing on import.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import os
+
+from mdm_exact.runtime.kinds import make_kind
+
+INSTALL_HINT = (
+    "mdm-theory neural needs PyTorch, which is not installed; install it with "
+    "pip install torch==2.13.0 (or, in a source checkout, pip install -e '.[neural]')"
+)
+
+
+def _require_torch() -> None:
+    """Raise ValueError (the CLI's exit 2, one line) with :data:`INSTALL_HINT` when torch is missing."""
+    try:
+        importlib.import_module("torch")
+    except ImportError:
+        raise ValueError(INSTALL_HINT) from None
+
 
 def _needs_torch(name):
     def handler(args):
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            raise ValueError(
-                "mdm-theory neural needs PyTorch, which is not installed; install it with "
-                "pip install 'mdm-theory[neural]'"
-            ) from None
+        _require_torch()
         from neural import cli
 
         return getattr(cli, name)(args)
@@ -40,7 +56,8 @@ def _sampler_options(p):
     p.add_argument("--batch-size", type=int, default=64, help="sequences per batch (default 64)")
 
 
-def register(subparsers):
+def register_command(subparsers) -> None:
+    """Add ``mdm-theory neural`` (entry point ``mdm_theory.commands: neural``)."""
     p = subparsers.add_parser("neural", help="train, sample and evaluate learned MDMs / AR baselines (needs torch)",
                               description="Learned MDMs (MDLM style) and AR baselines on the formal languages, "
                               "scored against the exact law.")
@@ -91,3 +108,52 @@ def register(subparsers):
     e.add_argument("-o", "--output", default=None, help="also write the JSON result to this file")
     _common(e)
     e.set_defaults(func=_needs_torch("cmd_evaluate"))
+
+
+# --------------------------------------------------------------------------- sweep kind
+
+
+def kind_neural(
+    *, checkpoint, steps=None, L=None, num_samples=256, batch_size=64, seed=0, rule="linear", ordering="random",
+    reference_samples=0, device="cpu",
+):
+    """Evaluation of a trained checkpoint with ``neural.evaluate`` (needs torch; imported in the worker).
+
+    A bidirectional (MDM) checkpoint is sampled at each number of steps in ``steps``
+    (``neural.evaluate.evaluate_mdm``); a causal one with ``neural.evaluate.evaluate_ar``.
+    The checkpoint's language is scored exactly. The result records the checkpoint file's
+    sha256, since the cell key holds only its path.
+    """
+    if not os.path.isfile(checkpoint):
+        raise FileNotFoundError(f"neural cell: checkpoint {checkpoint} does not exist")
+    _require_torch()
+    with open(checkpoint, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()
+    from neural.checkpoint import checkpoint_language, load_checkpoint
+    from neural.evaluate import evaluate_ar, evaluate_mdm
+
+    net, ckpt = load_checkpoint(checkpoint, map_location=device)
+    lang = checkpoint_language(ckpt)
+    L = int(ckpt["L"]) if L is None else int(L)
+    out = {"checkpoint_sha256": digest, "L": L, "causal": bool(net.config.causal)}
+    if net.config.causal:
+        out["ar"] = evaluate_ar(net, lang, L, num_samples=num_samples, batch_size=batch_size, seed=seed)
+    else:
+        if steps is None:
+            raise ValueError("a neural cell of an MDM checkpoint needs 'steps' (numbers of sampling steps)")
+        from neural.sample import NetworkDenoiser
+
+        steps = [int(s) for s in (steps if isinstance(steps, (list, tuple)) else [steps])]
+        out["mdm"] = evaluate_mdm(NetworkDenoiser(net), lang, L, steps, num_samples=num_samples,
+                                  batch_size=batch_size, seed=seed, rule=rule, ordering=ordering,
+                                  reference_samples=reference_samples)
+    return out
+
+
+#: The ``neural`` sweep kind (entry point ``mdm_theory.sweep_kinds: neural``).
+NEURAL_KIND = make_kind(
+    "neural", kind_neural,
+    params=("checkpoint", "steps", "L", "num_samples", "batch_size", "seed", "rule", "ordering",
+            "reference_samples", "device"),
+    required=("checkpoint",), list_params=("steps",),
+)
