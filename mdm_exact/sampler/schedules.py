@@ -39,7 +39,19 @@ class StepRule:
         raise NotImplementedError
 
     def to_dict(self) -> dict:
+        """JSON form of the rule; ``make_step_rule(**rule.to_dict()) == rule`` for every rule."""
         raise NotImplementedError
+
+
+def _checked_probs(probs) -> np.ndarray:
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 1 or p.size < 1:
+        raise ValueError(f"step probabilities: expected a non-empty 1-d sequence, got shape {p.shape}")
+    if not np.all(np.isfinite(p)) or np.any(p < 0):
+        raise ValueError("step probabilities: expected finite, non-negative values")
+    if abs(p.sum() - 1.0) > PROB_ATOL:
+        raise ValueError(f"step probabilities: expected them to sum to 1, they sum to {p.sum():.12g}")
+    return p
 
 
 @dataclass(frozen=True)
@@ -50,14 +62,17 @@ class ScheduleSteps(StepRule):
     label: str = "custom"
 
     def __post_init__(self):
-        p = np.asarray(self.probs, dtype=np.float64)
-        if p.ndim != 1 or p.size < 1:
-            raise ValueError(f"step probabilities: expected a non-empty 1-d sequence, got shape {p.shape}")
-        if not np.all(np.isfinite(p)) or np.any(p < 0):
-            raise ValueError("step probabilities: expected finite, non-negative values")
-        if abs(p.sum() - 1.0) > PROB_ATOL:
-            raise ValueError(f"step probabilities: expected them to sum to 1, they sum to {p.sum():.12g}")
+        p = _checked_probs(self.probs)
         object.__setattr__(self, "probs", tuple(float(v) for v in p / p.sum()))
+
+    @classmethod
+    def _stored(cls, probs, label):
+        """The rule whose ``probs`` are exactly the given (checked) values, not renormalised:
+        ``to_dict()`` output read back by :func:`make_step_rule` gives an equal rule."""
+        rule = cls.__new__(cls)
+        object.__setattr__(rule, "probs", tuple(float(v) for v in _checked_probs(probs)))
+        object.__setattr__(rule, "label", str(label))
+        return rule
 
     name = "schedule"
 
@@ -79,6 +94,7 @@ class ScheduleSteps(StepRule):
         return np.clip(r, 0.0, 1.0)
 
     def to_dict(self) -> dict:
+        """``{"rule": "schedule", "schedule": label, "num_steps": N, "probs": [...]}``; ``make_step_rule(**d)`` rebuilds the rule."""
         return {"rule": "schedule", "schedule": self.label, "num_steps": len(self.probs), "probs": list(self.probs)}
 
 
@@ -181,6 +197,9 @@ def schedule(name: str, num_steps: int) -> ScheduleSteps:
     return ScheduleSteps(tuple(step_probs_from_alpha(ALPHAS[name](t))), label=name)
 
 
+_named_schedule = schedule  # make_step_rule's ``schedule`` keyword (a label) shadows the function
+
+
 def balanced_sizes(L: int, num_steps: int) -> tuple:
     """Sizes as equal as possible, ``floor``/``ceil`` of ``L / N``, larger ones first."""
     L = as_length(L)
@@ -192,21 +211,33 @@ def balanced_sizes(L: int, num_steps: int) -> tuple:
 RULE_NAMES = ("linear", "cosine", "fixed", "random-order", "left-to-right")
 
 
-def make_step_rule(rule: str = "linear", *, L=None, num_steps=None, sizes=None, probs=None, alpha=None) -> StepRule:
+def make_step_rule(
+    rule: str = "linear", *, L=None, num_steps=None, sizes=None, probs=None, alpha=None, schedule=None
+) -> StepRule:
     """Build a step rule from user-facing options (used by the CLI and configs).
 
     Parameters
     ----------
     rule : str
         ``linear`` or ``cosine`` (schedule-driven, need ``num_steps``), ``alpha`` (needs
-        ``alpha`` = values at ``t_i``), ``probs`` (needs ``probs``), ``fixed`` (``sizes``, or
-        balanced sizes from ``L`` and ``num_steps``), ``random-order``, ``left-to-right``
-        (alias ``ar``).
+        ``alpha`` = masking-schedule values at ``t_i``), ``probs`` (needs ``probs``),
+        ``schedule`` (the form :meth:`ScheduleSteps.to_dict` writes: ``probs`` kept exactly,
+        ``schedule`` the label, ``num_steps`` checked against ``len(probs)``), ``fixed``
+        (``sizes``, or balanced sizes from ``L`` and ``num_steps``), ``random-order``,
+        ``left-to-right`` (alias ``ar``).
+
+    ``make_step_rule(**r.to_dict()) == r`` for every step rule ``r``.
     """
+    if rule == "schedule":
+        if probs is None:
+            raise ValueError("rule 'schedule' needs per-step probabilities (probs)")
+        if num_steps is not None and int(num_steps) != len(probs):
+            raise ValueError(f"rule 'schedule': num_steps = {num_steps} but {len(probs)} per-step probabilities")
+        return ScheduleSteps._stored(probs, "custom" if schedule is None else schedule)
     if rule in ALPHAS:
         if num_steps is None:
             raise ValueError(f"schedule {rule!r} needs num_steps")
-        return schedule(rule, num_steps)
+        return _named_schedule(rule, num_steps)
     if rule == "alpha":
         if alpha is None:
             raise ValueError("rule 'alpha' needs alpha values")
@@ -225,7 +256,7 @@ def make_step_rule(rule: str = "linear", *, L=None, num_steps=None, sizes=None, 
         return RandomOrder()
     if rule in ("left-to-right", "ar"):
         return LeftToRight()
-    raise ValueError(f"unknown step rule {rule!r}; expected one of {RULE_NAMES + ('alpha', 'probs', 'ar')}")
+    raise ValueError(f"unknown step rule {rule!r}; expected one of {RULE_NAMES + ('alpha', 'probs', 'schedule', 'ar')}")
 
 
 def draw_steps(rule: StepRule, n: int, L: int, *, rng=None) -> np.ndarray:
