@@ -30,6 +30,8 @@ from mdm_exact.languages import (
 from mdm_exact.languages.base import brute_force_conditional_marginals, brute_force_log_prob_revealed
 from mdm_exact.languages.examples import interval_hmm_num_states
 from mdm_exact.languages.random import random_rows
+from mdm_exact.languages.base import EntropyRate, Language
+from mdm_exact.stats import normal_quantile
 
 TOL = dict(rtol=1e-12, atol=1e-12)
 
@@ -341,13 +343,13 @@ def test_samples_of_pruned_presets_are_in_support():
 @pytest.mark.parametrize("reading", ["multiply", "divide"])
 def test_random_rows_prune_and_renormalise(reading):
     rng = np.random.default_rng(1)
-    rows, pruned = random_rows(rng, (500, 8), 3.2, 0.02, reading=reading)
+    rows, pruned = random_rows((500, 8), 3.2, 0.02, reading=reading, rng=rng)
     assert_allclose(rows.sum(axis=1), 1.0, rtol=0, atol=1e-12)
     assert pruned == int((rows == 0).sum())
     assert np.all((rows == 0) | (rows >= 0.02))  # kept entries only grow by renormalising
     assert np.all((rows > 0).sum(axis=1) >= 1)
     # the same logits unpruned: pruned rows are the renormalised restriction
-    raw, none = random_rows(np.random.default_rng(1), (500, 8), 3.2, 0.0, reading=reading)
+    raw, none = random_rows((500, 8), 3.2, 0.0, reading=reading, rng=np.random.default_rng(1))
     assert none == 0 and np.all(raw > 0)
     restricted = np.where(rows > 0, raw, 0.0)
     assert_allclose(rows, restricted / restricted.sum(axis=1, keepdims=True), rtol=1e-12, atol=0)
@@ -355,15 +357,15 @@ def test_random_rows_prune_and_renormalise(reading):
 
 
 def test_random_rows_never_prune_a_whole_row():
-    rows, pruned = random_rows(np.random.default_rng(2), (200, 16), 0.01, 0.5)  # threshold above 1/16
+    rows, pruned = random_rows((200, 16), 0.01, 0.5, rng=np.random.default_rng(2))  # threshold above 1/16
     assert np.all((rows > 0).sum(axis=1) == 1) and pruned == 200 * 15
     assert_allclose(rows.sum(axis=1), 1.0, rtol=0, atol=0)
 
 
 def test_temperature_readings_differ_as_documented():
     """'multiply' with temperature 3.2 is sharper than 'divide' (more mass on the arg-max)."""
-    mul, _ = random_rows(np.random.default_rng(3), (2000, 8), 3.2, 0.0, reading="multiply")
-    div, _ = random_rows(np.random.default_rng(3), (2000, 8), 3.2, 0.0, reading="divide")
+    mul, _ = random_rows((2000, 8), 3.2, 0.0, reading="multiply", rng=np.random.default_rng(3))
+    div, _ = random_rows((2000, 8), 3.2, 0.0, reading="divide", rng=np.random.default_rng(3))
     assert mul.max(axis=1).mean() > div.max(axis=1).mean()
 
 
@@ -405,22 +407,56 @@ def test_generators_validate_parameters():
 def test_ngram_entropy_rate_is_the_limit_of_entropy_increments():
     for name in ("paper-2gram", "paper-3gram", "paper-4gram-t0"):
         g = load_language(name)
-        rate, ok = g.entropy_rate()
-        assert ok
-        assert_allclose(g.entropy(2001) - g.entropy(2000), rate, rtol=1e-9, atol=0)
+        r = g.entropy_rate()
+        assert isinstance(r, EntropyRate) and r.converged and r.std_error == 0.0
+        assert_allclose(g.entropy(2001) - g.entropy(2000), r.value, rtol=1e-9, atol=0)
+
+
+def test_ngram_entropy_rate_that_does_not_converge_says_so():
+    """A slowly mixing bigram (stay probability 1 - 1e-6): the Cesaro averages over 64 steps are
+    still moving after 128 steps, so the result is flagged, with the last block average."""
+    eps = 1e-6
+    g = NGram(2, [1.0, 0.0], [[1 - eps, eps], [0.5, 0.5]])
+    r = g.entropy_rate(max_steps=128)
+    assert not r.converged and "NOT converged" in r.method
+    h0 = float(-(1 - eps) * np.log(1 - eps) - eps * np.log(eps))
+    assert h0 <= r.value < np.log(2)  # between the entropies of the two rows
+    done = g.entropy_rate()
+    assert done.converged
+    # stationary law (1/(1 + 2 eps), 2 eps/(1 + 2 eps)) gives the exact rate
+    pi0 = 1 / (1 + 2 * eps)
+    assert_allclose(done.value, pi0 * h0 + (1 - pi0) * np.log(2), rtol=1e-9, atol=0)
 
 
 def test_interval_entropy_rate():
     for l in (3, 4, 5):
         lang = IntervalLanguage(l)
-        assert_allclose(lang.entropy_rate(), lang.entropy(4 * l) / (4 * l), rtol=1e-15, atol=0)
+        r = lang.entropy_rate()
+        assert r.converged and r.std_error == 0.0
+        assert_allclose(r.value, lang.entropy(4 * l) / (4 * l), rtol=1e-15, atol=0)
 
 
 def test_hmm_entropy_rate_estimate_brackets_exact_per_token_entropy():
-    """Mean of -log q(X)/L is unbiased for H(q_L)/L: exact value inside mean +- 5 SE (false-fail 6e-7)."""
+    """Mean of -log q(X)/L is unbiased for H(q_L)/L: exact value inside mean +- z SE with
+    z for a two-sided false-fail rate of 1e-6; the width (2 z SE < 0.02) is asserted."""
     h = _hmm(np.random.default_rng(4), 3, 2, 0.2)
-    est, se = h.entropy_rate_estimate(L=12, n=20000, rng=1)
-    assert abs(est - h.entropy(12) / 12) < 5 * se and se < 0.01
+    r = h.entropy_rate(L=12, num_samples=20000, rng=1)
+    z = normal_quantile(1e-6)
+    assert isinstance(r, EntropyRate) and r.converged and r.std_error > 0
+    assert abs(r.value - h.entropy(12) / 12) < z * r.std_error and 2 * z * r.std_error < 0.02
+    assert h.entropy_rate(L=12, num_samples=50, rng=1) == h.entropy_rate(L=12, num_samples=50, rng=np.random.default_rng(1))
+
+
+def test_every_language_has_one_entropy_rate_shape_and_a_support_size():
+    langs = [_hmm(np.random.default_rng(5), 3, 2, 0.2), load_language("paper-2gram"), IntervalLanguage(3)]
+    for lang in langs:
+        r = lang.entropy_rate(rng=0)
+        assert set(r.to_dict()) == {"value", "std_error", "converged", "method"}
+        L = 6
+        # the subclass DP / closed form agrees with the base class's enumeration
+        assert lang.support_size(L) == Language.support_size(lang, L)
+    with pytest.raises(NotImplementedError, match="refused above"):
+        Language.support_size(load_language("paper-2gram"), 8)
 
 
 @pytest.mark.slow

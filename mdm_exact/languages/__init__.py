@@ -1,6 +1,6 @@
 """Formal languages with exact inference: n-gram, HMM, the paper's examples and generators."""
 
-from mdm_exact.languages.base import Language, all_sequences
+from mdm_exact.languages.base import EntropyRate, Language, all_sequences
 from mdm_exact.languages.examples import IntervalLanguage, interval_hmm
 from mdm_exact.languages.hmm import HMM
 from mdm_exact.languages.io import load_language, save_language
@@ -10,6 +10,7 @@ from mdm_exact.languages.random import random_hmm, random_ngram
 
 __all__ = [
     "Language",
+    "EntropyRate",
     "HMM",
     "NGram",
     "IntervalLanguage",

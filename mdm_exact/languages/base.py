@@ -12,6 +12,10 @@ A language is a law ``q`` over fixed-length token sequences ``x in V^L`` (STATEM
   optimum that the idealised sampler draws from;
 * ``sample(n, L, rng=...)``: exact ancestral samples.
 
+Every language also has ``entropy(L)``, ``support_size(L)`` and ``entropy_rate(rng=...)``
+(one return type, :class:`EntropyRate`); the base class implements them by enumeration or
+Monte Carlo, subclasses override them where a closed form or a DP exists.
+
 Conventions of ``conditional_marginals`` (shape ``(batch, L, V)``):
 
 * revealed positions get the one-hot vector of their token;
@@ -26,10 +30,41 @@ from __future__ import annotations
 
 import abc
 import itertools
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from mdm_exact._validate import as_length, as_mask, as_tokens
+from mdm_exact._validate import as_count, as_length, as_mask, as_tokens
+
+#: Largest ``V**L`` that the enumerating base implementations accept.
+ENUMERATION_LIMIT = 2**22
+
+
+@dataclass(frozen=True)
+class EntropyRate:
+    """The entropy rate ``lim H(q_L) / L`` of a language, in nats per token.
+
+    Attributes
+    ----------
+    value : float
+        The rate (exact), or its estimate (Monte Carlo), or the last iterate (``converged``
+        false).
+    std_error : float
+        Standard error of a Monte Carlo estimate; ``0.0`` for an exact value.
+    converged : bool
+        ``False`` only when an exact iteration stopped at its step limit before meeting its
+        tolerance; ``value`` is then the last iterate, not the limit.
+    method : str
+        How the value was obtained, in words.
+    """
+
+    value: float
+    std_error: float
+    converged: bool
+    method: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 class Language(abc.ABC):
@@ -72,20 +107,63 @@ class Language(abc.ABC):
         """Exact entropy ``H(q)`` in nats of the law over length-``L`` sequences.
 
         The base implementation enumerates all ``V^L`` sequences and refuses above
-        ``2**22`` of them; subclasses override it where a closed form exists.
+        :data:`ENUMERATION_LIMIT` of them; subclasses override it where a closed form exists.
         """
         L = as_length(L)
-        V = self.vocab_size
-        if V**L > 2**22:
-            raise NotImplementedError(
-                f"exact entropy of a {self.kind} over V^L = {V}^{L} sequences needs enumeration; "
-                f"this is refused above 2**22 sequences"
-            )
-        lp = self.log_prob(all_sequences(V, L))
+        self._check_enumerable(L, "exact entropy")
+        lp = self.log_prob(all_sequences(self.vocab_size, L))
         p = np.exp(lp)
         with np.errstate(invalid="ignore"):
             terms = np.where(p > 0, -p * lp, 0.0)
         return float(terms.sum())
+
+    def support_size(self, L) -> int:
+        """Exact ``|supp q|`` over length ``L`` as a Python int.
+
+        The base implementation counts ``in_support`` over all ``V^L`` sequences (refused
+        above :data:`ENUMERATION_LIMIT`); n-gram, HMM and interval languages count by a DP or
+        a closed form without enumeration.
+        """
+        L = as_length(L)
+        self._check_enumerable(L, "support size")
+        return int(np.count_nonzero(self.in_support(all_sequences(self.vocab_size, L))))
+
+    def entropy_rate(self, *, rng=None, L=1024, num_samples=256) -> EntropyRate:
+        """Entropy rate in nats per token; the base implementation estimates it by Monte Carlo.
+
+        ``-log q(X) / L`` over ``num_samples`` exact samples ``X ~ q_L`` is an unbiased
+        estimate of ``H(q_L) / L``, which tends to the entropy rate as ``L`` grows
+        (Shannon-McMillan-Breiman, for an ergodic source); returned with its standard error.
+        Languages with an exact rate (n-gram: Cesaro limit; interval: closed form) override
+        this and ignore ``rng``, ``L`` and ``num_samples``.
+
+        Parameters
+        ----------
+        rng : int, numpy.random.Generator or None
+            Randomness of the samples (``np.random.default_rng(rng)``).
+        L : int
+            Length of the sampled sequences.
+        num_samples : int
+            Number of sequences (at least 2).
+        """
+        L = as_length(L)
+        n = as_count(num_samples, "num_samples", minimum=2)
+        x = self.sample(n, L, rng=np.random.default_rng(rng))  # (n, L)
+        v = -self.log_prob(x) / L  # (n,)
+        return EntropyRate(
+            float(v.mean()),
+            float(v.std(ddof=1) / np.sqrt(n)),
+            True,
+            f"Monte Carlo estimate of H(q_{L})/{L} from {n} exact samples",
+        )
+
+    def _check_enumerable(self, L, what):
+        V = self.vocab_size
+        if V**L > ENUMERATION_LIMIT:
+            raise NotImplementedError(
+                f"{what} of a {self.kind} over V^L = {V}^{L} sequences needs enumeration; "
+                f"this is refused above {ENUMERATION_LIMIT} sequences"
+            )
 
     # ----------------------------------------------------------------- helpers
     def _tokens(self, x) -> np.ndarray:

@@ -22,7 +22,7 @@ import itertools
 import numpy as np
 
 from mdm_exact._validate import as_count, as_length
-from mdm_exact.languages.base import Language
+from mdm_exact.languages.base import EntropyRate, Language
 from mdm_exact.languages.hmm import HMM
 
 LOG2 = float(np.log(2.0))
@@ -155,9 +155,9 @@ class IntervalLanguage(Language):
         l = self.interval_length
         return (L // l) * (l * (l - 1) // 2) * LOG2
 
-    def entropy_rate(self):
-        """Exact entropy per token, ``(l - 1)/2 log 2`` nats."""
-        return (self.interval_length - 1) / 2 * LOG2
+    def entropy_rate(self, *, rng=None) -> EntropyRate:
+        """Exact entropy per token, ``(l - 1)/2 log 2`` nats (``rng`` is accepted and unused)."""
+        return EntropyRate((self.interval_length - 1) / 2 * LOG2, 0.0, True, "exact closed form (l-1)/2 log 2")
 
     def support_size(self, L):
         """``|supp q| = 2^(M binom(l, 2))`` as a Python int."""

@@ -270,19 +270,6 @@ class HMM(Language):
                 raise ValueError(f"support_size: more than {max_subsets} reachable state sets at length {k + 1}; use a smaller L")
         return int(counts.sum()) if counts.size else 0
 
-    def entropy_rate_estimate(self, L=1024, n=256, *, rng=None):
-        """Monte Carlo estimate of the entropy per token ``H(q_L) / L`` (nats) and its standard error.
-
-        There is no closed form for the entropy rate of an HMM. ``-log q(X) / L`` over ``n``
-        exact samples is an unbiased estimate of ``H(q_L)/L``, which tends to the entropy rate
-        as ``L`` grows (Shannon-McMillan-Breiman, for an ergodic chain). Returns ``(mean, se)``.
-        """
-        L = as_length(L)
-        n = as_count(n, "n", minimum=2)
-        x = self.sample(n, L, rng=rng)
-        v = -self.log_prob(x) / L  # (n,)
-        return float(v.mean()), float(v.std(ddof=1) / np.sqrt(n))
-
     def describe(self):
         return {
             "kind": self.kind,

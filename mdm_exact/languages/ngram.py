@@ -22,7 +22,7 @@ import numpy as np
 
 from mdm_exact._validate import LanguageError, as_count, as_length, as_probability_array
 from mdm_exact.languages._forward_backward import forward_backward
-from mdm_exact.languages.base import Language
+from mdm_exact.languages.base import EntropyRate, Language
 from mdm_exact.languages.hmm import _as_given, _inverse_cdf_rows
 
 
@@ -270,17 +270,19 @@ class NGram(Language):
             counts = new
         return int(counts.sum())
 
-    def entropy_rate(self, *, max_steps=100_000, tol=1e-13):
-        """Entropy rate ``lim H(q_L)/L`` in nats, and whether the iteration converged.
+    def entropy_rate(self, *, rng=None, max_steps=100_000, tol=1e-13) -> EntropyRate:
+        """Exact entropy rate ``lim H(q_L)/L`` in nats (``rng`` is accepted and unused).
 
         ``H(q_L) = H(initial) + sum_k E[H(conditional[c_k])]`` (exact, :meth:`entropy`), so
         the rate is the Cesaro limit of ``E[H(conditional[c_k])]`` under the context marginals
         ``c_k``. They are propagated (``O(V^n)`` per step) until successive Cesaro averages
         over blocks of 64 steps change by less than ``tol``; periodic chains are handled by
-        the averaging. Returns ``(rate, converged)``.
+        the averaging. When ``max_steps`` steps do not meet ``tol``, the last block average is
+        returned with ``converged=False``.
         """
         from scipy.special import entr
 
+        max_steps = as_count(max_steps, "max_steps")
         n, V, C = self.order, self.vocab_size, self.num_contexts
         R = V ** (n - 2)
         cond3 = self.conditional.reshape(V, R, V)
@@ -288,6 +290,7 @@ class NGram(Language):
         m = self.initial.copy()
         prev = None
         block = 64
+        method = "exact (Cesaro limit of the context marginals)"
         for start in range(0, max_steps, block):
             acc = 0.0
             for _ in range(block):
@@ -295,9 +298,9 @@ class NGram(Language):
                 m = np.einsum("ar,arv->rv", m.reshape(V, R), cond3).reshape(C)
             avg = acc / block
             if prev is not None and abs(avg - prev) < tol:
-                return avg, True
+                return EntropyRate(avg, 0.0, True, method)
             prev = avg
-        return prev, False
+        return EntropyRate(prev, 0.0, False, method + f", NOT converged to {tol:g} in {max_steps} steps")
 
     def describe(self):
         return {

@@ -42,12 +42,11 @@ from mdm_exact.languages.ngram import NGram
 READINGS = ("multiply", "divide")
 
 
-def random_rows(rng, shape, temperature, threshold, *, reading="multiply"):
+def random_rows(shape, temperature, threshold, *, reading="multiply", rng=None):
     """Rows ``softmax(z * temperature)`` (or ``/``), pruned below ``threshold``, renormalised.
 
     Parameters
     ----------
-    rng : numpy.random.Generator
     shape : tuple of int
         Output shape; rows run along the last axis.
     temperature : float
@@ -56,6 +55,8 @@ def random_rows(rng, shape, temperature, threshold, *, reading="multiply"):
         Entries strictly below it are zeroed, except each row's arg-max. ``0`` prunes nothing.
     reading : {"multiply", "divide"}
         How the temperature enters (STATEMENTS.md §5.1).
+    rng : int, numpy.random.Generator or None
+        Randomness (``np.random.default_rng(rng)``; a Generator is used, and advanced, as is).
 
     Returns
     -------
@@ -71,7 +72,7 @@ def random_rows(rng, shape, temperature, threshold, *, reading="multiply"):
         raise ValueError(f"threshold: expected a number in [0, 1), got {threshold}")
     if reading not in READINGS:
         raise ValueError(f"reading: expected one of {READINGS}, got {reading!r}")
-    z = rng.standard_normal(shape)  # shape
+    z = np.random.default_rng(rng).standard_normal(shape)  # shape
     logits = z * temperature if reading == "multiply" else z / temperature
     logits = logits - logits.max(axis=-1, keepdims=True)
     p = np.exp(logits)
@@ -102,11 +103,11 @@ def random_ngram(order, vocab_size, temperature, threshold, *, reading="multiply
     V = as_count(vocab_size, "vocab_size", minimum=1)
     seed = rng if isinstance(rng, (int, np.integer)) else None
     rng = np.random.default_rng(rng)
-    T, pr_T = random_rows(rng, (V ** (n - 1), V), temperature, threshold, reading=reading)  # (V^(n-1), V)
+    T, pr_T = random_rows((V ** (n - 1), V), temperature, threshold, reading=reading, rng=rng)  # (V^(n-1), V)
     init = np.ones(1)
     pr_I = tot_I = 0
     for j in range(n - 1):  # x_{j+1} | x_{1:j} from a random (j+1)-gram table
-        rows, pr = random_rows(rng, (V**j, V), temperature, threshold, reading=reading)  # (V^j, V)
+        rows, pr = random_rows((V**j, V), temperature, threshold, reading=reading, rng=rng)  # (V^j, V)
         pr_I += pr
         tot_I += rows.size
         init = (init[:, None] * rows).reshape(-1)  # (V^(j+1),) big-endian
@@ -127,9 +128,9 @@ def random_hmm(num_states, vocab_size, temperature, threshold, *, reading="multi
     V = as_count(vocab_size, "vocab_size", minimum=1)
     seed = rng if isinstance(rng, (int, np.integer)) else None
     rng = np.random.default_rng(rng)
-    A, pr_A = random_rows(rng, (N, N), temperature, threshold, reading=reading)  # (N, N)
-    B, pr_B = random_rows(rng, (N, V), temperature, threshold, reading=reading)  # (N, V)
-    pi, pr_pi = random_rows(rng, (N,), temperature, threshold, reading=reading)  # (N,)
+    A, pr_A = random_rows((N, N), temperature, threshold, reading=reading, rng=rng)  # (N, N)
+    B, pr_B = random_rows((N, V), temperature, threshold, reading=reading, rng=rng)  # (N, V)
+    pi, pr_pi = random_rows((N,), temperature, threshold, reading=reading, rng=rng)  # (N,)
     lang = HMM(pi, A, B)
     lang.generation = _report(
         reading, temperature, threshold, seed, transition=(pr_A, A.size), emission=(pr_B, B.size), initial=(pr_pi, N)

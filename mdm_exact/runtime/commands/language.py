@@ -10,7 +10,8 @@ Usage::
 
 ``show`` prints sizes, sparsity, the exact support size at a small length ``L`` (counting DP,
 no enumeration), the exact entropy at ``L`` where tractable and the entropy rate (exact for
-n-gram and interval languages, a Monte Carlo estimate with its standard error for HMMs).
+n-gram and interval languages, a Monte Carlo estimate with its standard error for HMMs;
+``Language.entropy_rate``).
 """
 
 from __future__ import annotations
@@ -77,9 +78,9 @@ def run_make(args) -> int:
     return 0
 
 
-def show_info(lang, L=None, *, seed=None) -> dict:
-    """The dictionary printed by ``language show``."""
-    from mdm_exact.languages import HMM, IntervalLanguage, NGram
+def show_info(lang, L=None, *, rng=None) -> dict:
+    """The dictionary printed by ``language show`` (``rng``: randomness of a Monte Carlo entropy rate)."""
+    from mdm_exact.languages import IntervalLanguage
     from mdm_exact._validate import as_length
 
     info = dict(lang.describe())
@@ -91,30 +92,26 @@ def show_info(lang, L=None, *, seed=None) -> dict:
     L = as_length(L, "--length")
     info["L"] = L
     t0 = time.perf_counter()
-    if hasattr(lang, "support_size"):
+    try:
         size = lang.support_size(L)
         info["support_size"] = size
         info["support_fraction"] = size / lang.vocab_size**L
         info["support_method"] = {"hmm": "boolean subset DP (exact)", "ngram": "context counting DP (exact)",
-                                  "interval": "closed form 2^(M l(l-1)/2)"}.get(lang.kind)
+                                  "interval": "closed form 2^(M l(l-1)/2)"}.get(lang.kind, "enumeration (exact)")
+    except NotImplementedError as exc:
+        info["support_size"] = None
+        info["support_method"] = f"not tractable ({exc})"
     try:
         info["entropy"] = lang.entropy(L)
         info["entropy_method"] = {"ngram": "exact recursion", "interval": "closed form"}.get(lang.kind, "exact enumeration")
     except NotImplementedError:
         info["entropy"] = None
         info["entropy_method"] = f"not tractable (V^L = {lang.vocab_size}^{L} > 2^22)"
-    if isinstance(lang, NGram):
-        rate, ok = lang.entropy_rate()
-        info["entropy_rate"] = rate
-        info["entropy_rate_method"] = "exact (Cesaro limit of the context marginals)" + ("" if ok else ", NOT converged")
-    elif isinstance(lang, IntervalLanguage):
-        info["entropy_rate"] = lang.entropy_rate()
-        info["entropy_rate_method"] = "exact closed form (l-1)/2 log 2"
-    elif isinstance(lang, HMM):
-        est, se = lang.entropy_rate_estimate(L=1024, n=256, rng=0 if seed is None else seed)
-        info["entropy_rate"] = est
-        info["entropy_rate_se"] = se
-        info["entropy_rate_method"] = "Monte Carlo estimate of H(q_1024)/1024 from 256 exact samples (no closed form for HMMs)"
+    rate = lang.entropy_rate(rng=0 if rng is None else rng)
+    info["entropy_rate"] = rate.value
+    info["entropy_rate_se"] = rate.std_error
+    info["entropy_rate_converged"] = rate.converged
+    info["entropy_rate_method"] = rate.method
     info["seconds"] = time.perf_counter() - t0
     return info
 
@@ -123,7 +120,7 @@ def run_show(args) -> int:
     from mdm_exact.languages import load_language
 
     lang = load_language(args.language, seed=args.seed)
-    info = show_info(lang, args.length, seed=args.seed)
+    info = show_info(lang, args.length, rng=args.seed)
     if args.json:
         print(json.dumps(jsonable(info, inf_as_string=True), indent=2))
         return 0
