@@ -157,3 +157,32 @@ def test_exact_nfe_mean_is_the_mc_expectation(both):
     ex, mc, _ = both
     assert ex.nfe_mean == mc["nfe_expected"]
     assert math.isfinite(mc.nfe_mean)
+
+
+# ----------------------------------------------------------------------------- curated face
+def test_curated_face_resolves_every_name_to_its_module():
+    import mdm_exact
+    from mdm_exact import sampler
+
+    for name in mdm_exact.__all__:
+        assert getattr(mdm_exact, name) is not None
+    from mdm_exact import FixedSizes as F, exact_metrics as em, load_language as ll, run_monte_carlo as rmc
+
+    assert F is FixedSizes and em is exact_metrics and rmc is run_monte_carlo
+    assert ll is __import__("mdm_exact.languages.io", fromlist=["x"]).load_language
+    assert not hasattr(mdm_exact, "version")  # importlib.metadata.version does not leak
+    assert isinstance(mdm_exact.__version__, str)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        mdm_exact.nope
+    assert sampler is not None
+
+
+def test_importing_mdm_exact_is_cheap():
+    """``import mdm_exact`` loads no numerics (numpy, scipy, numba): the face is lazy."""
+    import subprocess
+    import sys
+
+    code = "import sys, mdm_exact; print(sorted(m for m in ('numpy', 'scipy', 'numba') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
