@@ -45,7 +45,7 @@ import struct
 import threading
 import time
 
-import numpy as np
+from mdm_exact.runtime.serialize import jsonable
 
 __all__ = [
     "ResultStore",
@@ -106,19 +106,6 @@ class StoreCorruptError(StoreError):
 # --------------------------------------------------------------------------- keys and JSON
 
 
-def _to_jsonable(obj):
-    """``json`` fallback for NumPy scalars/arrays and tuples-in-sets."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    raise TypeError(f"cannot store a value of type {type(obj).__name__} ({obj!r:.80}) as JSON")
-
-
 def canonical_json(config: dict) -> str:
     """Canonical JSON of a configuration: sorted keys, no spaces, tuples as lists.
 
@@ -130,7 +117,7 @@ def canonical_json(config: dict) -> str:
     if not isinstance(config, dict):
         raise StoreError(f"a cell configuration must be a dict, got {type(config).__name__}")
     try:
-        return json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False, default=_to_jsonable)
+        return json.dumps(jsonable(config), sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise StoreError(f"cell configuration {config!r:.200} cannot be hashed: {exc}") from None
 
@@ -152,7 +139,7 @@ def _result_json(result) -> str:
         raise StoreError(f"a cell result must be a dict, got {type(result).__name__}")
     try:
         # allow_nan: exact results legitimately hold inf (e.g. KL(p||q) = inf); Python reads it back.
-        return json.dumps(result, sort_keys=True, allow_nan=True, default=_to_jsonable)
+        return json.dumps(jsonable(result), sort_keys=True, allow_nan=True)
     except (TypeError, ValueError) as exc:
         raise StoreError(f"cell result cannot be stored as JSON: {exc}") from None
 

@@ -384,6 +384,7 @@ def _run_local(todo, finish, workers, plugins, mp_context):
     pending = {}
     pool = None
     clean = False
+    fresh_pool_failures = 0
 
     def new_pool():
         return ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_worker_init)
@@ -396,8 +397,20 @@ def _run_local(todo, finish, workers, plugins, mp_context):
                 key, cell, func = queue[0]
                 if key in suspects and pending:
                     break  # a suspect runs alone
+                try:
+                    fut = pool.submit(_execute, func, cell, plugins)
+                except BrokenProcessPool:  # a worker died since the last wait: collect the pool's futures first
+                    break
                 queue.popleft()
-                pending[pool.submit(_execute, func, cell, plugins)] = (key, cell, func)
+                pending[fut] = (key, cell, func)
+            if not pending:  # the pool broke before any cell of it was running
+                pool.shutdown(wait=True)
+                pool = None
+                fresh_pool_failures += 1
+                if fresh_pool_failures >= 3:
+                    raise RuntimeError("worker processes die at start-up (three fresh pools in a row)")
+                continue
+            fresh_pool_failures = 0
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             broken = any(isinstance(f.exception(), BrokenProcessPool) for f in done)
             if broken:  # every future of the dead pool fails: collect them all

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 
 def add_language_args(p) -> None:
     """``--language PRESET|FILE`` and ``--language-seed``."""
@@ -43,20 +41,12 @@ def rule_from_args(args):
 
 
 def jsonable(obj, *, inf_as_string: bool = False):
-    """``obj`` with NumPy scalars/arrays made plain and non-finite floats made valid JSON.
+    """:func:`mdm_exact.runtime.serialize.jsonable` with the CLI's conventions.
 
     NaN becomes ``null``; ``+-inf`` becomes ``null`` (the convention of ``exact``/``sample``:
     "null when infinite"), or the strings ``"inf"`` / ``"-inf"`` with ``inf_as_string`` where the
     sign matters (bounds and slacks in ``check``, sizes in ``language show``).
     """
-    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
-        obj = obj.tolist()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        if math.isnan(obj) or not inf_as_string:
-            return None
-        return "inf" if obj > 0 else "-inf"
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v, inf_as_string=inf_as_string) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v, inf_as_string=inf_as_string) for v in obj]
-    return obj
+    from mdm_exact.runtime.serialize import jsonable as _jsonable
+
+    return _jsonable(obj, nonfinite="inf-string" if inf_as_string else "null")
