@@ -25,6 +25,8 @@ from mdm_exact.sampler import metrics as M
 from mdm_exact.sampler._kernels_exact import _forward_step
 from mdm_exact.languages import HMM, NGram, all_sequences
 from mdm_exact.sampler.schedules import FixedSizes, LeftToRight, RandomOrder, ScheduleSteps, draw_steps, schedule
+from mdm_exact.testing.oracle import reference_instance_kl, reference_output_law
+from mdm_exact.testing.rational import exact_output_law_rational, rational_joint
 
 
 # ---------------------------------------------------------------------------- languages
@@ -86,14 +88,14 @@ def test_law_matches_brute_force_over_instances(lang_name, rule_name):
     """DP == sum over all N^L instances of Pr(tau) p_tau(x) (Definition B.1), L = 4."""
     lang, rule = LANGS[lang_name], RULES[rule_name]
     fast = E.exact_output_law(lang, 4, rule)
-    assert_same_law(fast, E.reference_output_law(lang, 4, rule))
+    assert_same_law(fast, reference_output_law(lang, 4, rule))
     assert abs(np.exp(fast).sum() - 1.0) < 1e-12
 
 
 @pytest.mark.parametrize("rule", [schedule("linear", 3), FixedSizes((2, 2, 1))], ids=["linear-3", "fixed"])
 def test_law_matches_brute_force_L5_hmm(rule):
     lang = random_language(11, kind="hmm", V=3, zero_frac=0.2)
-    assert_same_law(E.exact_output_law(lang, 5, rule), E.reference_output_law(lang, 5, rule))
+    assert_same_law(E.exact_output_law(lang, 5, rule), reference_output_law(lang, 5, rule))
 
 
 def test_kernel_matches_python_reference():
@@ -194,7 +196,7 @@ def test_float_law_matches_fraction_oracle(rule, probs):
         for a, b in zip(x, x[1:]):
             w *= cond[a][b]
         joint.append(w)
-    exact = E.exact_output_law_rational(joint, V, L, rule, step_probs=probs)
+    exact = exact_output_law_rational(joint, V, L, rule, step_probs=probs)
     assert sum(exact) == 1
     lang = NGram(2, [float(v) for v in init], [[float(v) for v in row] for row in cond])
     fl = E.exact_output_law(lang, L, rule)
@@ -211,11 +213,11 @@ def test_float_law_matches_fraction_oracle_random_languages(lang_name, rule_name
     lang, rule = LANGS[lang_name], RULES[rule_name]
     if isinstance(rule, FixedSizes):
         rule = FixedSizes((2, 1))
-    joint = E.rational_joint(lang, 3)
+    joint = rational_joint(lang, 3)
     assert sum(joint) == 1
     with np.errstate(divide="ignore"):
         assert_same_law(lang.log_prob(all_sequences(2, 3)), np.log(np.array([float(v) for v in joint])))
-    exact = np.array([float(v) for v in E.exact_output_law_rational(joint, 2, 3, rule)])
+    exact = np.array([float(v) for v in exact_output_law_rational(joint, 2, 3, rule)])
     with np.errstate(divide="ignore"):
         assert_same_law(E.exact_output_law(lang, 3, rule), np.log(exact))
 
@@ -223,16 +225,16 @@ def test_float_law_matches_fraction_oracle_random_languages(lang_name, rule_name
 @pytest.mark.parametrize("rule", [RandomOrder(), LeftToRight(), FixedSizes((1, 0, 1, 1))], ids=["ro", "ltr", "fixed-ones"])
 def test_one_position_per_step_is_exactly_q_in_fractions(rule):
     """Chain rule, exactly: one token per step reproduces q with zero rounding."""
-    joint = E.rational_joint(LANGS["hmm-v2-sparse"], 3)
-    assert E.exact_output_law_rational(joint, 2, 3, rule) == joint
+    joint = rational_joint(LANGS["hmm-v2-sparse"], 3)
+    assert exact_output_law_rational(joint, 2, 3, rule) == joint
 
 
 def test_one_step_is_exactly_product_of_marginals_in_fractions():
-    joint = E.rational_joint(LANGS["trigram-v2"], 3)
+    joint = rational_joint(LANGS["trigram-v2"], 3)
     seqs = list(itertools.product(range(2), repeat=3))
     marg = [[sum((w for x, w in zip(seqs, joint) if x[i] == v), Fraction(0)) for v in range(2)] for i in range(3)]
     expected = [marg[0][x[0]] * marg[1][x[1]] * marg[2][x[2]] for x in seqs]
-    assert E.exact_output_law_rational(joint, 2, 3, ScheduleSteps((1.0,))) == expected
+    assert exact_output_law_rational(joint, 2, 3, ScheduleSteps((1.0,))) == expected
 
 
 # ---------------------------------------------------------------------------- Lemma B.2 / B.3
@@ -242,7 +244,7 @@ def test_instance_kl_and_per_step_match_brute_force(lang_name, rule_name):
     """E_tau KL(q||p_tau) (Lemma B.2 RHS) and its Lemma B.3 per-step split, vs all instances."""
     lang, rule = LANGS[lang_name], RULES[rule_name]
     t = E.instance_kl_terms(lang, 4, rule)
-    total, per_step = E.reference_instance_kl(lang, 4, rule)
+    total, per_step = reference_instance_kl(lang, 4, rule)
     assert t["instance_kl_total"] == pytest.approx(total, rel=1e-11, abs=1e-13)
     assert_allclose(t["instance_kl_per_step"], per_step, rtol=1e-11, atol=1e-13)
     assert_allclose(t["token_kl_per_step"] + t["tc_per_step"], t["instance_kl_per_step"], rtol=1e-12, atol=1e-14)
@@ -287,12 +289,12 @@ def test_properties_on_random_languages(lang, data, L):
     rule = data.draw(rules_st(L))
     log_p = E.exact_output_law(lang, L, rule)
     assert abs(np.exp(log_p).sum() - 1.0) < 1e-12
-    assert_same_law(log_p, E.reference_output_law(lang, L, rule))
+    assert_same_law(log_p, reference_output_law(lang, L, rule))
     res = E.exact_metrics(lang, L, rule)
     assert 0.0 <= res["ser"] <= 1.0
     assert res["kl_data_model"] >= -1e-13
     assert res["kl_data_model"] <= res["instance_kl_total"] + 1e-12  # Lemma B.2
-    total, per_step = E.reference_instance_kl(lang, L, rule)
+    total, per_step = reference_instance_kl(lang, L, rule)
     assert res["instance_kl_total"] == pytest.approx(total, rel=1e-10, abs=1e-12)
     assert_allclose(res["instance_kl_per_step"], per_step, rtol=1e-10, atol=1e-12)
     # perfect model: SER > 0 only if some step reveals >= 2 positions
@@ -360,6 +362,6 @@ def test_invariants_at_larger_length():
 @pytest.mark.parametrize("rule", [schedule("cosine", 3), FixedSizes((3, 2, 1))], ids=["cosine-3", "fixed"])
 def test_law_matches_brute_force_L6_trigram(rule):
     lang = LANGS["trigram-v2"]
-    assert_same_law(E.exact_output_law(lang, 6, rule), E.reference_output_law(lang, 6, rule))
-    total, per_step = E.reference_instance_kl(lang, 6, rule)
+    assert_same_law(E.exact_output_law(lang, 6, rule), reference_output_law(lang, 6, rule))
+    total, per_step = reference_instance_kl(lang, 6, rule)
     assert_allclose(E.instance_kl_terms(lang, 6, rule)["instance_kl_per_step"], per_step, rtol=1e-11, atol=1e-13)
