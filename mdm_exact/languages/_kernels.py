@@ -2,7 +2,11 @@
 
 Kernels are thin: no validation, no Python objects, results written into ``out`` arrays that
 the wrappers (``mdm_exact.languages.hmm`` / ``ngram``) allocate. Their NumPy reference is
-``mdm_exact.languages._forward_backward`` (the test oracle).
+``mdm_exact.languages._forward_backward`` (the test oracle); the inverse-CDF draw
+``_inverse_cdf`` (also used by ``mdm_exact.sampler._kernels_mc``) has its twin in
+``mdm_exact.languages._draw``. Numba's cache is keyed on each file: after editing
+``_inverse_cdf``, clear ``mdm_exact/sampler/__pycache__/*.nb*`` too (or touch
+``sampler/_kernels_mc.py``) so that the Monte Carlo kernels recompile against it.
 
 A *chain* is given by
 
@@ -289,35 +293,38 @@ def _chain_posterior(init, digits, start, indptr, indices, data, emis, tok_edge,
 
 
 @njit(cache=True, parallel=True)
-def _chain_sample(init_cdf, row_cdf, row_idx, indptr, emis_cdf, u, out_states, out_tokens):
-    # init_cdf (S,) f8; row_cdf (nnz,) f8 cumulative data within each CSR row; row_idx (nnz,) i8 targets;
-    # indptr (S+1,) i8; emis_cdf (S, V) f8; u (n, L, 2) f8 uniforms; out_states/out_tokens (n, L) i8
+def _chain_sample(init, data, row_idx, indptr, emis, u, out_states, out_tokens):
+    # init (S,) f8; data (nnz,) f8 CSR transition weights; row_idx (nnz,) i8 targets; indptr (S+1,) i8;
+    # emis (S, V) f8; u (n, L, 2) f8 uniforms (state, token); out_states/out_tokens (n, L) i8
     n, L, _ = u.shape
-    S = init_cdf.shape[0]
-    V = emis_cdf.shape[1]
+    S = init.shape[0]
+    V = emis.shape[1]
     for i in prange(n):
-        s = _search_cdf(init_cdf, 0, S, u[i, 0, 0])
+        s = _inverse_cdf(init, 0, S, u[i, 0, 0])
         for k in range(L):
             if k > 0:
-                lo = indptr[s]
-                j = _search_cdf(row_cdf, lo, indptr[s + 1], u[i, k, 0])
+                j = _inverse_cdf(data, indptr[s], indptr[s + 1], u[i, k, 0])
                 s = row_idx[j]
             out_states[i, k] = s
-            out_tokens[i, k] = _search_cdf(emis_cdf[s], 0, V, u[i, k, 1])
+            out_tokens[i, k] = _inverse_cdf(emis[s], 0, V, u[i, k, 1])
 
 
 @njit(cache=True)
-def _search_cdf(cdf, lo, hi, u):
-    # first index j in [lo, hi) with cdf[j] > u and positive mass; falls back to the last positive-mass index
-    j = lo
-    while j < hi and cdf[j] <= u:
-        j += 1
-    if j < hi:
-        return j
-    j = hi - 1
-    while j > lo and cdf[j] == cdf[j - 1]:
-        j -= 1
-    return j
+def _inverse_cdf(w, lo, hi, thr):
+    # THE inverse-CDF draw (NumPy twin: mdm_exact.languages._draw.inverse_cdf). w (>= hi,) f8
+    # non-negative weights; returns the first j in [lo, hi) whose running sum w[lo] + ... + w[j]
+    # exceeds thr; if none does (thr within rounding of the total), the last j in [lo, hi) with
+    # w[j] > 0 (hi - 1 when all are zero). For a probability row thr is a uniform; for
+    # unnormalised weights thr = u * total.
+    acc = 0.0
+    for j in range(lo, hi):
+        acc += w[j]
+        if acc > thr:
+            return j
+    for j in range(hi - 1, lo - 1, -1):
+        if w[j] > 0.0:
+            return j
+    return hi - 1
 
 
 # --------------------------------------------------------------------------------------------

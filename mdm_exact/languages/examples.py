@@ -53,6 +53,7 @@ class IntervalLanguage(Language):
             for b in range(l):
                 if b != a:
                     bits[a, :, b] = (np.arange(V) >> (l - 2 - _bit_index(a, b))) & 1
+        bits.setflags(write=False)
         self._bits = bits
         weights = np.zeros((l, l), dtype=np.int64)  # (a, b) weight of a's bit for partner b
         for a in range(l):
@@ -64,6 +65,12 @@ class IntervalLanguage(Language):
     @property
     def vocab_size(self) -> int:
         return 2 ** (self.interval_length - 1)
+
+    @property
+    def pair_bit_table(self) -> np.ndarray:
+        """``bits[a, v, b]``: bit of token ``v`` at in-interval position ``a`` for partner ``b``
+        (0 for ``b == a``), shape (l, V, l), int64, read-only (used by the Monte Carlo kernel)."""
+        return self._bits
 
     def _check_length(self, L):
         if L % self.interval_length:

@@ -76,20 +76,27 @@ class HMM(Language):
         S = self.num_states
         return S <= 64 or self._csr()[1].shape[0] >= 0.1 * S * S
 
-    def _transition_t(self):
+    def transition_t(self):
+        """``A^T`` as a C-contiguous (S, S) array (cached, read-only)."""
         c = self.__dict__.get("_AT")
         if c is None:
-            c = self.__dict__["_AT"] = np.ascontiguousarray(self.transition.T)  # (S, S)
+            c = self.__dict__["_AT"] = _read_only(np.ascontiguousarray(self.transition.T))  # (S, S)
         return c
 
-    def _emission_t(self):
+    def emission_t(self):
+        """``B^T`` as a C-contiguous (V, S) array (cached, read-only)."""
         c = self.__dict__.get("_BT")
         if c is None:
-            c = self.__dict__["_BT"] = np.ascontiguousarray(self.emission.T)  # (V, S)
+            c = self.__dict__["_BT"] = _read_only(np.ascontiguousarray(self.emission.T))  # (V, S)
         return c
 
-    def _powers(self, G):
-        """Dense powers ``A^0 .. A^(G-1)`` (cached, grown on demand); shape (G, S, S)."""
+    def transition_powers(self, G, *, transposed=False):
+        """Dense powers ``A^0 .. A^(G-1)``, shape (G, S, S) (cached, grown on demand, read-only).
+
+        ``A^g = A^(g-1) A`` in float64, so every caller (the exact inference kernels, the Monte
+        Carlo engine) sees the same bits. ``transposed=True``: ``(A^g)^T``, each C-contiguous.
+        """
+        G = int(G)
         P = self.__dict__.get("_power_cache")
         S = self.num_states
         if P is None or P.shape[0] < G:
@@ -101,9 +108,13 @@ class HMM(Language):
                 newP[0] = np.eye(S)
             for m in range(max(old, 1), G):
                 newP[m] = newP[m - 1] @ self.transition
-            P = newP
-            self.__dict__["_power_cache"] = P
-        return P[:G]
+            P = self.__dict__["_power_cache"] = _read_only(newP)
+        if not transposed:
+            return P[:G]
+        PT = self.__dict__.get("_power_t_cache")
+        if PT is None or PT.shape[0] < G:
+            PT = self.__dict__["_power_t_cache"] = _read_only(np.ascontiguousarray(P[:G].transpose(0, 2, 1)))  # (G, S, S)
+        return PT[:G]
 
     _DIGITS0 = np.zeros((0, 1), dtype=np.int64)
     _NO_TOK_EDGE = np.zeros((0, 0), dtype=np.int64)
@@ -153,8 +164,8 @@ class HMM(Language):
         if self._use_dense():
             out = np.empty(x.shape[0])  # (batch,)
             G = min(_longest_revealed_gap(revealed) + 1, max(2**24 // (S * S * 8), 2))
-            powers = self._powers(G) if G > 2 else np.zeros((0, S, S))
-            _dense_log_evidence(self.initial, self.transition, self._emission_t(), powers, x, revealed, out)
+            powers = self.transition_powers(G) if G > 2 else np.zeros((0, S, S))
+            _dense_log_evidence(self.initial, self.transition, self.emission_t(), powers, x, revealed, out)
             return out
         indptr, indices, data = self._csr()
         nnz = max(indices.shape[0], 1)
@@ -162,7 +173,7 @@ class HMM(Language):
         G = 0
         if x.shape[1] > jump_min and S * S * 8 * (jump_min + 1) <= 2**26:
             G = min(_longest_revealed_gap(revealed) + 1, 2**26 // (S * S * 8))
-        powers = self._powers(G) if G > jump_min else np.zeros((0, S, S))
+        powers = self.transition_powers(G) if G > jump_min else np.zeros((0, S, S))
         out = np.empty(x.shape[0])  # (batch,)
         _chain_log_evidence(
             self.initial, self._DIGITS0, 0, indptr, indices, data, self.emission, self._NO_TOK_EDGE, x, revealed, powers, jump_min, out
@@ -179,7 +190,7 @@ class HMM(Language):
         out = np.empty((B, L, self.vocab_size))  # (batch, L, V)
         if self._use_dense():
             A, B_ = self.transition, self.emission
-            _dense_posterior(self.initial, A, self._transition_t(), B_, self._emission_t(), x, revealed, log_ev, out)
+            _dense_posterior(self.initial, A, self.transition_t(), B_, self.emission_t(), x, revealed, log_ev, out)
             return out
         indptr, indices, data = self._csr()
         _chain_posterior(self.initial, self._DIGITS0, 0, indptr, indices, data, self.emission, self._NO_TOK_EDGE, x, revealed, log_ev, out)
@@ -203,12 +214,9 @@ class HMM(Language):
         rng = np.random.default_rng(rng)
         u = rng.random((n, L, 2))  # (n, L, 2) uniforms: state, token
         indptr, indices, data = self._csr()
-        row_cdf = np.empty_like(data)  # (nnz,) cumulative mass within each CSR row
-        for s in range(self.num_states):
-            row_cdf[indptr[s] : indptr[s + 1]] = np.cumsum(data[indptr[s] : indptr[s + 1]])
         states = np.empty((n, L), dtype=np.int64)  # (n, L)
         x = np.empty((n, L), dtype=np.int64)  # (n, L)
-        _chain_sample(np.cumsum(self.initial), row_cdf, indices, indptr, np.cumsum(self.emission, axis=1), u, states, x)
+        _chain_sample(self.initial, data, indices, indptr, self.emission, u, states, x)
         return x
 
     def log_prob_all(self, L):
@@ -223,7 +231,7 @@ class HMM(Language):
         V, S = self.vocab_size, self.num_states
         if V**L > 2**22:
             raise NotImplementedError(f"log_prob_all: V^L = {V}^{L} sequences is above the 2**22 limit")
-        BT = self._emission_t()  # (V, S)
+        BT = self.emission_t()  # (V, S)
         a = self.initial[None, :] * BT  # (V, S) prefixes of length 1
         for _ in range(1, L):
             a = ((a @ self.transition)[:, None, :] * BT[None, :, :]).reshape(-1, S)  # (V^k, S)
@@ -291,6 +299,11 @@ def _as_given(raw, validated):
     return validated
 
 
+def _read_only(a):
+    a.setflags(write=False)
+    return a
+
+
 def _dense_to_csr(M):
     """CSR arrays (indptr (R+1,) int64, indices (nnz,) int64, data (nnz,) float64) of the non-zeros of ``M``."""
     rows, cols = np.nonzero(M)
@@ -308,14 +321,3 @@ def _longest_revealed_gap(revealed):
     gaps = np.where(revealed & (prev >= 0), np.arange(L)[None, :] - prev, 0)
     lead = np.where(revealed.any(axis=1), np.argmax(revealed, axis=1), 0)
     return int(max(gaps.max(initial=0), lead.max(initial=0)))
-
-
-def _inverse_cdf_rows(cdf, u):
-    """Row-wise inverse CDF: first index whose cumulative mass exceeds ``u`` (never a zero-mass index)."""
-    k = (cdf <= u[:, None]).sum(axis=1)  # (n,)
-    V = cdf.shape[1]
-    over = k >= V
-    if np.any(over):  # u above the rounded total: take the last index with positive mass
-        last = V - 1 - np.argmax((np.diff(cdf, axis=1, prepend=0.0) > 0)[:, ::-1], axis=1)
-        k = np.where(over, last, k)
-    return k

@@ -23,7 +23,8 @@ import numpy as np
 from mdm_exact._validate import LanguageError, as_count, as_length, as_probability_array
 from mdm_exact.languages._forward_backward import forward_backward
 from mdm_exact.languages.base import EntropyRate, Language
-from mdm_exact.languages.hmm import _as_given, _inverse_cdf_rows
+from mdm_exact.languages._draw import inverse_cdf
+from mdm_exact.languages.hmm import _as_given
 
 
 class NGram(Language):
@@ -215,26 +216,64 @@ class NGram(Language):
         rng = np.random.default_rng(rng)
         n_, V = self.order, self.vocab_size
         u = rng.random((n_samples, 1 + max(L - (n_ - 1), 0)))  # (n, 1 + L - n + 1)
-        ctx = _inverse_cdf_rows(np.broadcast_to(np.cumsum(self.initial), (n_samples, self.num_contexts)), u[:, 0])
+        ctx = inverse_cdf(self.initial, u[:, 0])  # (n,)
         x = np.empty((n_samples, max(L, n_ - 1)), dtype=np.int64)  # (n, max(L, n-1))
         for i in range(n_ - 1):
             x[:, i] = (ctx // V ** (n_ - 2 - i)) % V
-        cdf = np.cumsum(self.conditional, axis=1)
         mod = V ** (n_ - 2)
         for k in range(n_ - 1, L):
-            x[:, k] = _inverse_cdf_rows(cdf[ctx], u[:, 1 + k - (n_ - 1)])
+            x[:, k] = inverse_cdf(self.conditional[ctx], u[:, 1 + k - (n_ - 1)])  # (n,)
             ctx = (ctx % mod) * V + x[:, k]
         return np.ascontiguousarray(x[:, :L])
 
     def context_marginals(self, L):
-        """Law of the context window ending at each position ``k >= n-2`` (0-based); (L-n+2, V^(n-1))."""
+        """Law of the context window ending at each position ``k >= n-2`` (0-based), nothing revealed.
+
+        Shape (L-n+2, V^(n-1)) (one row when ``L <= n-1``); row ``k+1`` is row ``k`` pushed
+        through the conditional. Cached and grown on demand (read-only); the Monte Carlo
+        engine takes its prior from here.
+        """
+        L = as_length(L)
         n, V, C = self.order, self.vocab_size, self.num_contexts
-        R = V ** (n - 2)
-        cond3 = self.conditional.reshape(V, R, V)
-        out = [self.initial.copy()]
-        for _ in range(n - 1, L):
-            out.append(np.einsum("ar,arv->rv", out[-1].reshape(V, R), cond3).reshape(C))
-        return np.array(out)
+        rows = max(L - n + 2, 1)
+        out = self.__dict__.get("_ctx_marg_cache")
+        if out is None or out.shape[0] < rows:
+            R = V ** (n - 2)
+            cond3 = self.conditional.reshape(V, R, V)
+            grown = [self.initial.copy()] if out is None else list(out)
+            while len(grown) < rows:
+                grown.append(np.einsum("ar,arv->rv", grown[-1].reshape(V, R), cond3).reshape(C))
+            out = np.array(grown)  # (rows, C)
+            out.setflags(write=False)
+            self.__dict__["_ctx_marg_cache"] = out
+        return out[:rows]
+
+    def context_transition_powers(self, G):
+        """Powers ``T^1 .. T^G`` of the context-chain transition, shape (G, C, C), C = V^(n-1).
+
+        ``T[c, (c mod V^(n-2)) V + v] = conditional[c, v]``; ``T^g = T^(g-1) T``. Cached and
+        grown on demand (read-only). The Monte Carlo engine jumps masked stretches of up to
+        ``G`` positions with them (it chooses ``G`` within its memory limit).
+        """
+        G = as_count(G, "G")
+        P = self.__dict__.get("_ctx_power_cache")
+        if P is None or P.shape[0] < G:
+            C, V = self.conditional.shape
+            R = C // V
+            T = np.zeros((C, C))  # (C, C)
+            cols = (np.arange(C) % R)[:, None] * V + np.arange(V)[None, :]  # (C, V)
+            T[np.arange(C)[:, None], cols] = self.conditional
+            old = 0 if P is None else P.shape[0]
+            newP = np.empty((G, C, C))  # (G, C, C)
+            if old:
+                newP[:old] = P
+            else:
+                newP[0] = T
+            for g in range(max(old, 1), G):
+                newP[g] = newP[g - 1] @ T
+            newP.setflags(write=False)
+            P = self.__dict__["_ctx_power_cache"] = newP
+        return P[:G]
 
     def entropy(self, L):
         """Exact ``H(q)`` over length ``L`` in nats: ``H(initial) + sum_k E[H(conditional[c_k])]``."""

@@ -1,7 +1,11 @@
 """Numba kernels of the Monte Carlo engine (``mdm_exact.sampler.montecarlo``).
 
 Kernels are thin (STYLE.md §3): no validation, no Python objects, no random numbers (every
-uniform is drawn outside and passed in), results written to ``out`` arrays. Each kernel runs
+uniform is drawn outside and passed in), no module constants (tuning constants such as
+``rescale_below`` and ``jump_penalty`` are arguments, set in ``montecarlo``), results written
+to ``out`` arrays. Draws use THE inverse-CDF kernel ``mdm_exact.languages._kernels._inverse_cdf``
+(its NumPy twin is ``mdm_exact.languages._draw.inverse_cdf``); Numba's cache does not see
+edits in that other file, so clear this folder's ``__pycache__/*.nb*`` after changing it. Each kernel runs
 ``prange`` over independent sequences, so results are bitwise identical for any thread count.
 Their NumPy references are ``mdm_exact.sampler.montecarlo.reference_run`` (generic sampler through
 ``Language.conditional_marginals``) and ``mdm_exact.theory.separators`` (dependency counts).
@@ -18,23 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-
-@njit(cache=True)
-def _inverse_cdf(w, u):  # w (V,) f8 non-negative weights, u f8 in [0, 1) -> index with w > 0
-    V = w.shape[0]
-    total = 0.0
-    for v in range(V):
-        total += w[v]
-    thr = u * total
-    acc = 0.0
-    for v in range(V):
-        acc += w[v]
-        if acc > thr:
-            return v
-    for v in range(V - 1, -1, -1):  # u * total rounded above the running sum: last positive mass
-        if w[v] > 0:
-            return v
-    return V - 1
+from mdm_exact.languages._kernels import _inverse_cdf
 
 
 @njit(cache=True)
@@ -48,7 +36,7 @@ def _draw_or_score(w, x_row, u_row, j, score):
     if score:
         tok = x_row[j]
     else:
-        tok = _inverse_cdf(w, u_row[j])
+        tok = _inverse_cdf(w, 0, w.shape[0], u_row[j] * tot)
         x_row[j] = tok
     if w[tok] > 0.0:
         return np.log(w[tok] / tot)
@@ -114,20 +102,14 @@ def _mat_vec(M, v, out):  # out = M @ v; M (T, S) with contiguous rows, v (S,), 
         t += 1
 
 
-#: Messages are rescaled to total mass 1 only when their mass falls below this (it never grows:
-#: rows of A sum to 1 and emissions are probabilities); a full normalisation every position
-#: would put a reduction and a division on the critical path of every forward/backward chain.
-_RESCALE_BELOW = 1e-20
-
-
 @njit(cache=True, fastmath={"reassoc", "contract"})
-def _emit(h, e):  # h *= e in place; returns sum(h) (<= 0: impossible), rescaled to 1 when small
+def _emit(h, e, rescale_below):  # h *= e in place; returns sum(h) (<= 0: impossible), rescaled to 1 below rescale_below
     S = h.shape[0]
     c = 0.0
     for s in range(S):
         h[s] *= e[s]
         c += h[s]
-    if 0.0 < c < _RESCALE_BELOW:
+    if 0.0 < c < rescale_below:
         inv = 1.0 / c
         for s in range(S):
             h[s] *= inv
@@ -135,7 +117,7 @@ def _emit(h, e):  # h *= e in place; returns sum(h) (<= 0: impossible), rescaled
 
 
 @njit(cache=True)
-def _hmm_one(pi, Apow, AposT, BT, steps_row, x_row, u_row, score, F, G, f, g, w):
+def _hmm_one(pi, Apow, AposT, BT, rescale_below, steps_row, x_row, u_row, score, F, G, f, g, w):
     """One sequence of the idealised sampler for an HMM; returns (log p_tau(x), nfe).
 
     ``F[r]`` (forward filter including the emission at ``r``) and ``G[r]`` (backward message
@@ -184,7 +166,7 @@ def _hmm_one(pi, Apow, AposT, BT, steps_row, x_row, u_row, score, F, G, f, g, w)
                     _mat_vec(AposT[r], pi, F[r])
                 else:
                     _mat_vec(AposT[r - a], F[a], F[r])
-                if _emit(F[r], BT[x_row[r]]) <= 0.0:
+                if _emit(F[r], BT[x_row[r]], rescale_below) <= 0.0:
                     dead = True
                     break
                 r = nextrev[r + 1]
@@ -200,7 +182,7 @@ def _hmm_one(pi, Apow, AposT, BT, steps_row, x_row, u_row, score, F, G, f, g, w)
                         G[r, s] = 1.0
                 else:
                     _mat_vec(Apow[b - r], G[b], G[r])
-                if _emit(G[r], BT[x_row[r]]) <= 0.0:
+                if _emit(G[r], BT[x_row[r]], rescale_below) <= 0.0:
                     dead = True
                     break
                 r = prevrev[r]
@@ -267,7 +249,7 @@ def _hmm_log_prob(pi, AT, BT, x_row, f, h):  # plain scaled forward over a full 
 
 
 @njit(cache=True, parallel=True)
-def _hmm_run(pi, AT, Apow, AposT, BT, steps, x, u, score, out_logp, out_nfe, out_logq):
+def _hmm_run(pi, AT, Apow, AposT, BT, rescale_below, steps, x, u, score, out_logp, out_nfe, out_logq):
     # pi (S,), AT (S,S) = A^T, Apow/AposT (L,S,S) powers and transposed powers, BT (V,S) = B.T
     # steps (n,L) i8, x (n,L) i8 in/out, u (n,L) f8, outputs (n,)
     n, L = steps.shape
@@ -279,7 +261,7 @@ def _hmm_run(pi, AT, Apow, AposT, BT, steps, x, u, score, out_logp, out_nfe, out
         f = np.empty(S)
         g = np.empty(S)
         w = np.empty(V)
-        lp, nfe = _hmm_one(pi, Apow, AposT, BT, steps[b], x[b], u[b], score, F, G, f, g, w)
+        lp, nfe = _hmm_one(pi, Apow, AposT, BT, rescale_below, steps[b], x[b], u[b], score, F, G, f, g, w)
         out_logp[b] = lp
         out_nfe[b] = nfe
         out_logq[b] = _hmm_log_prob(pi, AT, BT, x[b], f, g)
@@ -405,11 +387,6 @@ def _ngram_fstart(init, V, h, x_row, rev, k, pin, F, buf):
     return tot
 
 
-#: A jump's multiply-adds gather columns of T^g (2 MiB for a 4-gram): count each as this many
-#: of a one-position step's contiguous ones when choosing between them.
-_JUMP_PENALTY = 2
-
-
 @njit(cache=True)
 def _digits_count(rev, lo, hi, V):  # number of compatible digit strings at positions lo..hi
     c = 1
@@ -480,7 +457,7 @@ def _ngram_bjump(Tp, V, h, x_row, rev, k, r, Bk, buf, buf2):
 
 
 @njit(cache=True)
-def _ngram_fadvance(cond, Tp, V, R, h, x_row, rev, kk, t, F, buf, buf2):
+def _ngram_fadvance(cond, Tp, V, R, h, jump_penalty, x_row, rev, kk, t, F, buf, buf2):
     """One move of a forward walk from F[kk] towards t > kk: the masked stretch after kk in
     one jump with T^g (g <= G) when that is cheaper than g one-position steps, else one step.
     Returns (the position r reached, its mass; <= 0: the revealed tokens are impossible)."""
@@ -488,25 +465,25 @@ def _ngram_fadvance(cond, Tp, V, R, h, x_row, rev, kk, t, F, buf, buf2):
     r = kk + 1
     while r < t and not rev[r] and r - kk < G:
         r += 1
-    if r - kk >= 2 and _digits_count(rev, kk - h, kk, V) * _digits_count(rev, r - h, r, V) * _JUMP_PENALTY < _walk_cost(rev, kk + 1, r, h, V):
+    if r - kk >= 2 and _digits_count(rev, kk - h, kk, V) * _digits_count(rev, r - h, r, V) * jump_penalty < _walk_cost(rev, kk + 1, r, h, V):
         return r, _ngram_fjump(Tp, V, h, x_row, rev, kk, r, F, buf, buf2)
     return kk + 1, _ngram_fstep(cond, V, R, h, x_row, rev, kk + 1, F, buf)
 
 
 @njit(cache=True)
-def _ngram_fwalk(cond, Tp, V, R, h, x_row, rev, k, t, F, buf, buf2):
+def _ngram_fwalk(cond, Tp, V, R, h, jump_penalty, x_row, rev, k, t, F, buf, buf2):
     """F[k+1..t] from F[k] by :func:`_ngram_fadvance` moves (positions jumped over are not
     written); returns the last mass (1.0 when k == t; <= 0: the revealed tokens are
     impossible, the walk stops there)."""
     tot = 1.0
     kk = k
     while kk < t and tot > 0.0:
-        kk, tot = _ngram_fadvance(cond, Tp, V, R, h, x_row, rev, kk, t, F, buf, buf2)
+        kk, tot = _ngram_fadvance(cond, Tp, V, R, h, jump_penalty, x_row, rev, kk, t, F, buf, buf2)
     return tot
 
 
 @njit(cache=True)
-def _ngram_one(init, cond, prior, Tp, V, n, steps_row, x_row, u_row, score, check, F, Bk, w, lst, lst2):
+def _ngram_one(init, cond, prior, Tp, V, n, jump_penalty, steps_row, x_row, u_row, score, check, F, Bk, w, lst, lst2):
     """One sequence of the idealised sampler for an n-gram (L >= n-1); returns (log p_tau, nfe).
 
     The chain state at position k >= h = n-2 is the context window ending at k. A run of n-1
@@ -570,11 +547,11 @@ def _ngram_one(init, cond, prior, Tp, V, n, steps_row, x_row, u_row, score, chec
                         nx += 1
                     if rev[r0] and fval[r0] and nx - r0 <= G:
                         nn = _digits_count(rev, nx - h, nx, V)
-                        fat = _digits_count(rev, k - h, k, V) * nn * _JUMP_PENALTY
+                        fat = _digits_count(rev, k - h, k, V) * nn * jump_penalty
                         wc = _walk_cost(rev, k + 1, nx, h, V)
                         if wc < fat:
                             fat = wc
-                        if _digits_count(rev, r0 - h, r0, V) * nn * _JUMP_PENALTY < fat:
+                        if _digits_count(rev, r0 - h, r0, V) * nn * jump_penalty < fat:
                             k = r0
                 kk = k
                 if not dead and k < cj and not rev[cj]:
@@ -585,7 +562,7 @@ def _ngram_one(init, cond, prior, Tp, V, n, steps_row, x_row, u_row, score, chec
                         r0 -= 1
                     if r0 < k and rev[r0] and fval[r0] and cj - r0 >= 2 and cj - r0 <= G:
                         cost = _digits_count(rev, r0 - h, r0, V) * _digits_count(rev, cj - h, cj, V)
-                        if cost * _JUMP_PENALTY < _walk_cost(rev, k + 1, cj, h, V):
+                        if cost * jump_penalty < _walk_cost(rev, k + 1, cj, h, V):
                             tot = _ngram_fjump(Tp, V, h, x_row, rev, r0, cj, F, lst, lst2)
                             fval[cj] = True
                             fhz[cj] = fhz[r0]
@@ -593,7 +570,7 @@ def _ngram_one(init, cond, prior, Tp, V, n, steps_row, x_row, u_row, score, chec
                                 dead = True
                             kk = cj
                 while kk < cj and not dead:
-                    r, tot = _ngram_fadvance(cond, Tp, V, R, h, x_row, rev, kk, cj, F, lst, lst2)
+                    r, tot = _ngram_fadvance(cond, Tp, V, R, h, jump_penalty, x_row, rev, kk, cj, F, lst, lst2)
                     fval[r] = True
                     fhz[r] = fhz[kk]
                     if tot <= 0.0:
@@ -619,11 +596,11 @@ def _ngram_one(init, cond, prior, Tp, V, n, steps_row, x_row, u_row, score, chec
                         nx -= 1
                     if rev[r1] and bval[r1] and r1 - nx <= G:
                         nn = _digits_count(rev, nx - h, nx, V)
-                        fat = _digits_count(rev, k - h, k, V) * nn * _JUMP_PENALTY
+                        fat = _digits_count(rev, k - h, k, V) * nn * jump_penalty
                         wc = _walk_cost(rev, nx + 1, k, h, V)
                         if wc < fat:
                             fat = wc
-                        if _digits_count(rev, r1 - h, r1, V) * nn * _JUMP_PENALTY < fat:
+                        if _digits_count(rev, r1 - h, r1, V) * nn * jump_penalty < fat:
                             k = r1
                 kk = k
                 if k > cj and not rev[cj]:
@@ -632,7 +609,7 @@ def _ngram_one(init, cond, prior, Tp, V, n, steps_row, x_row, u_row, score, chec
                         r1 += 1
                     if r1 < k and rev[r1] and bval[r1] and r1 - cj >= 2 and r1 - cj <= G:
                         cost = _digits_count(rev, cj - h, cj, V) * _digits_count(rev, r1 - h, r1, V)
-                        if cost * _JUMP_PENALTY < _walk_cost(rev, cj + 1, k, h, V):
+                        if cost * jump_penalty < _walk_cost(rev, cj + 1, k, h, V):
                             _ngram_bjump(Tp, V, h, x_row, rev, r1, cj, Bk, lst, lst2)
                             bval[cj] = True
                             bhz[cj] = bhz[r1]
@@ -641,7 +618,7 @@ def _ngram_one(init, cond, prior, Tp, V, n, steps_row, x_row, u_row, score, chec
                     r = kk - 1
                     while r > cj and not rev[r] and kk - r < G:
                         r -= 1
-                    if kk - r >= 2 and _digits_count(rev, r - h, r, V) * _digits_count(rev, kk - h, kk, V) * _JUMP_PENALTY < _walk_cost(rev, r + 1, kk, h, V):
+                    if kk - r >= 2 and _digits_count(rev, r - h, r, V) * _digits_count(rev, kk - h, kk, V) * jump_penalty < _walk_cost(rev, r + 1, kk, h, V):
                         _ngram_bjump(Tp, V, h, x_row, rev, kk, r, Bk, lst, lst2)
                     else:
                         r = kk - 1
@@ -712,12 +689,12 @@ def _ngram_one(init, cond, prior, Tp, V, n, steps_row, x_row, u_row, score, chec
                             if not fval[k0]:
                                 tot = _ngram_fstart(init, V, h, x_row, rev, k0, pinned[k0], F, lst)
                             if tot > 0.0:
-                                tot = _ngram_fwalk(cond, Tp, V, R, h, x_row, rev, k0, k, F, lst, lst2)
+                                tot = _ngram_fwalk(cond, Tp, V, R, h, jump_penalty, x_row, rev, k0, k, F, lst, lst2)
                     else:
                         k = h
                         tot = _ngram_fstart(init, V, h, x_row, rev, h, False, F, lst)
                     if tot > 0.0:
-                        tot = _ngram_fwalk(cond, Tp, V, R, h, x_row, rev, k, cl, F, lst, lst2)
+                        tot = _ngram_fwalk(cond, Tp, V, R, h, jump_penalty, x_row, rev, k, cl, F, lst, lst2)
                     if tot > 0.0:
                         tot = 0.0
                         nl = _digits(x_row, rev, cl - h, cl, V, -1, lst)
@@ -777,7 +754,7 @@ def _ngram_log_prob(init, cond, V, n, x_row):
 
 
 @njit(cache=True, parallel=True)
-def _ngram_run(init, cond, prior, Tp, n, steps, x, u, score, out_logp, out_nfe, out_logq):
+def _ngram_run(init, cond, prior, Tp, n, jump_penalty, steps, x, u, score, out_logp, out_nfe, out_logq):
     # init (C,), cond (C,V), C = V^(n-1); prior (L-n+2, C) context law at chain positions
     # n-2..L-1; Tp (G,C,C) chain transition powers T^1..T^G; steps (num,L) i8, x (num,L) i8
     # in/out, u (num,L) f8
@@ -796,7 +773,7 @@ def _ngram_run(init, cond, prior, Tp, n, steps, x, u, score, out_logp, out_nfe, 
         w = np.empty(V)
         lst = np.empty(C, dtype=np.int64)
         lst2 = np.empty(C, dtype=np.int64)
-        lp, nfe = _ngram_one(init, cond, prior, Tp, V, n, steps[b], x[b], u[b], score, check, F, Bk, w, lst, lst2)
+        lp, nfe = _ngram_one(init, cond, prior, Tp, V, n, jump_penalty, steps[b], x[b], u[b], score, check, F, Bk, w, lst, lst2)
         out_logp[b] = lp
         out_nfe[b] = nfe
         out_logq[b] = _ngram_log_prob(init, cond, V, n, x[b])

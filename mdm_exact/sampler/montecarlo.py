@@ -39,6 +39,8 @@ import time
 import numpy as np
 
 from mdm_exact._validate import as_count, as_length
+from mdm_exact.languages import HMM, IntervalLanguage, NGram
+from mdm_exact.languages._draw import inverse_cdf
 from mdm_exact.sampler.results import SamplerResult
 from mdm_exact.sampler.schedules import LeftToRight, ScheduleSteps, StepRule, draw_steps, expected_nonempty_steps
 from mdm_exact.stats import clopper_pearson, mean_ci
@@ -49,6 +51,13 @@ CHUNK = 512
 HMM_POWER_BYTES = 512 * 2**20
 #: Memory limit (bytes) for the n-gram transition powers T^1..T^G used to jump masked stretches.
 NGRAM_POWER_BYTES = 64 * 2**20
+#: HMM kernel: messages are rescaled to total mass 1 only when their mass falls below this (it
+#: never grows: rows of A sum to 1 and emissions are probabilities); a full normalisation every
+#: position would put a reduction and a division on the critical path of every chain.
+HMM_RESCALE_BELOW = 1e-20
+#: n-gram kernel: a jump's multiply-adds gather columns of T^g (2 MiB for a 4-gram): count each
+#: as this many of a one-position step's contiguous ones when choosing between them.
+NGRAM_JUMP_PENALTY = 2
 METHODS = ("auto", "fast", "reference")
 
 
@@ -92,12 +101,7 @@ def reference_run(model, steps, x, u, *, score: bool):
         if score:
             tok = x[rows[rb], rk]  # (m,)
         else:
-            thr = u[rows[rb], rk] * cdf[:, -1]  # (m,)
-            tok = (cdf <= thr[:, None]).sum(axis=1)  # (m,) first index whose cumulative mass exceeds thr
-            over = tok >= w.shape[1]
-            if np.any(over):
-                last = w.shape[1] - 1 - np.argmax((w > 0)[:, ::-1], axis=1)
-                tok = np.where(over, last, tok)
+            tok = inverse_cdf(w, u[rows[rb], rk] * cdf[:, -1])  # (m,) the kernels' draw, in NumPy
             x[rows[rb], rk] = tok
         pt = w[np.arange(w.shape[0]), tok] / cdf[:, -1]  # (m,)
         with np.errstate(divide="ignore"):
@@ -105,47 +109,15 @@ def reference_run(model, steps, x, u, *, score: bool):
     return log_p, nfe
 
 
-_POWERS_CACHE: dict = {}
-
-
-def _ngram_powers(cond, n, L):
-    """Powers ``T^1 .. T^G`` of the context-chain transition (C = V^(n-1) states), shape (G, C, C).
-
-    ``T[c, (c mod V^(n-2)) V + v] = cond[c, v]``. The kernel jumps over masked stretches of
-    up to G positions with them. G is capped so that the table stays within
-    :data:`NGRAM_POWER_BYTES` (at least 1). Cached per ``cond`` (the last few).
-    """
-    C, V = cond.shape
-    G = int(max(1, min(L, NGRAM_POWER_BYTES // (8 * C * C))))
-    key = (hash(cond.tobytes()), C, V, G)
-    hit = _POWERS_CACHE.get(key)
-    if hit is not None and np.array_equal(hit[0], cond):
-        return hit[1]
-    R = C // V
-    T = np.zeros((C, C))  # (C, C)
-    cols = (np.arange(C) % R)[:, None] * V + np.arange(V)[None, :]  # (C, V)
-    T[np.arange(C)[:, None], cols] = cond
-    Tp = np.empty((G, C, C))  # (G, C, C)
-    Tp[0] = T
-    for g in range(1, G):
-        Tp[g] = Tp[g - 1] @ T
-    if len(_POWERS_CACHE) >= 4:
-        _POWERS_CACHE.pop(next(iter(_POWERS_CACHE)))
-    _POWERS_CACHE[key] = (cond.copy(), Tp)
-    return Tp
-
-
 class _Engine:
-    """Dispatch to a Numba kernel or the NumPy reference; ``run`` returns (log_p_tau, nfe, log_q)."""
+    """Dispatch to a Numba kernel or the NumPy reference; ``run`` returns (log_p_tau, nfe, log_q, x).
+
+    The kernels' tables come from the language (built and cached there, one place each):
+    ``HMM.transition_powers``, ``NGram.context_marginals`` / ``context_transition_powers``,
+    ``IntervalLanguage.pair_bit_table``.
+    """
 
     def __init__(self, lang, L, *, model=None, method="auto"):
-        from mdm_exact.languages import HMM, NGram
-
-        try:
-            from mdm_exact.languages.examples import IntervalLanguage
-        except ImportError:  # pragma: no cover - the examples module is optional
-            IntervalLanguage = ()
-
         if method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
         self.lang = lang
@@ -156,39 +128,28 @@ class _Engine:
                 S = lang.num_states
                 if 2 * L * S * S * 8 <= HMM_POWER_BYTES:
                     self.kind = "hmm"
-                    A = np.ascontiguousarray(lang.transition, dtype=np.float64)
-                    P = np.empty((L, S, S))  # (L, S, S) A^g, g = 0..L-1
-                    P[0] = np.eye(S)
-                    for g in range(1, L):
-                        P[g] = P[g - 1] @ A
                     self._hmm = (
-                        np.ascontiguousarray(lang.initial, dtype=np.float64),
-                        np.ascontiguousarray(A.T),
-                        P,
-                        np.ascontiguousarray(P.transpose(0, 2, 1)),  # (L, S, S) (A^g)^T
-                        np.ascontiguousarray(lang.emission.T, dtype=np.float64),  # (V, S)
+                        np.ascontiguousarray(lang.initial, dtype=np.float64),  # (S,)
+                        lang.transition_t(),  # (S, S) A^T
+                        lang.transition_powers(L),  # (L, S, S) A^g, g = 0..L-1
+                        lang.transition_powers(L, transposed=True),  # (L, S, S) (A^g)^T
+                        lang.emission_t(),  # (V, S)
                     )
             elif isinstance(lang, NGram) and L >= lang.order - 1:
                 self.kind = "ngram"
-                init = np.ascontiguousarray(lang.initial, dtype=np.float64)  # (C,)
-                cond = np.ascontiguousarray(lang.conditional, dtype=np.float64)  # (C, V)
-                n_, V_ = int(lang.order), cond.shape[1]
-                prior = np.empty((L - n_ + 2, cond.shape[0]))  # (L-n+2, C) context law, nothing revealed
-                prior[0] = init
-                for k in range(1, prior.shape[0]):
-                    prior[k] = np.einsum("ar,arv->rv", prior[k - 1].reshape(V_, -1), cond.reshape(V_, -1, V_)).reshape(-1)
-                self._ngram = (init, cond, np.ascontiguousarray(prior), _ngram_powers(cond, n_, L), n_)
+                C = lang.num_contexts
+                G = int(max(1, min(L, NGRAM_POWER_BYTES // (8 * C * C))))
+                self._ngram = (
+                    np.ascontiguousarray(lang.initial, dtype=np.float64),  # (C,)
+                    np.ascontiguousarray(lang.conditional, dtype=np.float64),  # (C, V)
+                    lang.context_marginals(L),  # (L-n+2, C) context law, nothing revealed
+                    lang.context_transition_powers(G),  # (G, C, C) T^1..T^G
+                    int(lang.order),
+                )
             elif isinstance(lang, IntervalLanguage) and L % lang.interval_length == 0:
                 self.kind = "interval"
-                l = int(lang.interval_length)
-                V = 2 ** (l - 1)
-                bits = np.zeros((l, V, l), dtype=np.int64)  # (l, V, l) bit of token v at a for partner b
-                for a in range(l):
-                    partners = [b for b in range(l) if b != a]  # increasing, earliest = most significant
-                    for i, b in enumerate(partners):
-                        bits[a, :, b] = (np.arange(V) >> (l - 2 - i)) & 1
-                M = L // l
-                self._interval = (bits, l, -M * (l * (l - 1) // 2) * math.log(2.0))
+                # q is uniform on its support: log q(x) = -H(q) for every x in supp q
+                self._interval = (lang.pair_bit_table, int(lang.interval_length), -lang.entropy(L))
         if method == "fast" and self.kind == "reference":
             raise ValueError(
                 f"method='fast': no Numba kernel for {type(lang).__name__}"
@@ -211,10 +172,10 @@ class _Engine:
         log_q = np.empty(n)  # (n,)
         if self.kind == "hmm":
             pi, AT, P, PT, BT = self._hmm
-            K._hmm_run(pi, AT, P, PT, BT, steps, x, u, bool(score), log_p, nfe, log_q)
+            K._hmm_run(pi, AT, P, PT, BT, HMM_RESCALE_BELOW, steps, x, u, bool(score), log_p, nfe, log_q)
         elif self.kind == "ngram":
             init, cond, prior, Tp, order = self._ngram
-            K._ngram_run(init, cond, prior, Tp, order, steps, x, u, bool(score), log_p, nfe, log_q)
+            K._ngram_run(init, cond, prior, Tp, order, NGRAM_JUMP_PENALTY, steps, x, u, bool(score), log_p, nfe, log_q)
         else:
             bits, l, lq_in = self._interval
             K._interval_run(bits, l, lq_in, steps, x, u, bool(score), log_p, nfe, log_q)

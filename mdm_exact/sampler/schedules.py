@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mdm_exact._validate import as_count, as_length
+from mdm_exact.languages._draw import inverse_cdf
 
 #: Tolerance on the total mass of user-supplied per-step probabilities.
 PROB_ATOL = 1e-9
@@ -265,12 +266,8 @@ def draw_steps(rule: StepRule, n: int, L: int, *, rng=None) -> np.ndarray:
     L = as_length(L)
     rng = np.random.default_rng(rng)
     if isinstance(rule, ScheduleSteps):
-        cdf = np.cumsum(rule.p)
         u = rng.random((n, L))  # (n, L)
-        steps = np.searchsorted(cdf, u, side="right")
-        # rounding: never land past the last step with positive mass
-        last = int(np.flatnonzero(rule.p > 0)[-1])
-        return np.minimum(steps, last).astype(np.int64)
+        return inverse_cdf(rule.p, u)  # (n, L) never a step of zero mass
     if isinstance(rule, FixedSizes):
         rule.check_length(L)
         order = np.argsort(rng.random((n, L)), axis=1)  # (n, L) a uniform random permutation per row
