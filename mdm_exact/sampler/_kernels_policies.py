@@ -1,0 +1,386 @@
+"""Numba kernels of the adaptive-policy Monte Carlo engine (``mdm_exact.sampler.adaptive_mc``).
+
+No package imports. Each kernel has a NumPy twin in ``adaptive_mc`` (tests compare them with
+the same uniforms). Policy codes (constants passed as arguments):
+
+* score: 0 random, 1 confidence, 2 margin, 3 entropy, 4 llada;
+* count: 0 fixed sizes (``sizes[k]``, also the balanced block sizes), 1 binomial (``r[k]``),
+  2 threshold, 3 eb.
+
+The HMM kernel runs the sequences of a fixed chunk *lined up*: at every step one
+forward-backward over all positions for the whole chunk, each position a matrix-matrix product
+``(chunk, S) @ (S, S)`` (BLAS through ``np.dot``), so the conditionals at every candidate cost
+``4 L S^2`` flops per sequence and step at GEMM speed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True)
+def _binomial_count(n, r, u):
+    """Inverse-CDF draw of Binomial(n, r) from ``u`` (the twin of ``policies._binomial_count_scalar``)."""
+    if n == 0 or r <= 0.0:
+        return 0
+    if r >= 1.0:
+        return n
+    lr = math.log(r)
+    l1r = math.log1p(-r)
+    lgn = math.lgamma(n + 1.0)
+    acc = 0.0
+    for j in range(n + 1):
+        acc += math.exp(lgn - math.lgamma(j + 1.0) - math.lgamma(n - j + 1.0) + j * lr + (n - j) * l1r)
+        if u < acc:
+            return j
+    return n
+
+
+@njit(cache=True)
+def _draw_token(c, temperature, atol, u, w):
+    """Inverse-CDF draw from ``c^(1/T)`` renormalised (T = 0: argmax, ties within ``atol`` to the
+    lowest id); ``c`` (V,), scratch ``w`` (V,). Twin of ``policies.token_law`` + ``draw_tokens``."""
+    V = c.shape[0]
+    cmax = c[0]
+    for v in range(1, V):
+        if c[v] > cmax:
+            cmax = c[v]
+    if temperature == 0.0:
+        for v in range(V):
+            if c[v] >= cmax - atol:
+                return v
+        return V - 1
+    if temperature == 1.0:
+        for v in range(V):
+            w[v] = c[v]
+    else:
+        lm = math.log(cmax)
+        tot = 0.0
+        for v in range(V):
+            w[v] = math.exp((math.log(c[v]) - lm) / temperature) if c[v] > 0.0 else 0.0
+            tot += w[v]
+        for v in range(V):
+            w[v] = w[v] / tot
+    total = 0.0
+    for v in range(V):
+        total += w[v]
+    thr = u * total
+    acc = 0.0
+    for v in range(V):
+        acc += w[v]
+        if acc > thr:
+            return v
+    for v in range(V - 1, -1, -1):  # u * total rounded above the last cumulative value
+        if w[v] > 0.0:
+            return v
+    return V - 1
+
+
+@njit(cache=True)
+def _score(c, score, tok):
+    """Score of one position from its untempered conditional ``c`` (V,)."""
+    V = c.shape[0]
+    if score == 1:
+        m = c[0]
+        for v in range(1, V):
+            if c[v] > m:
+                m = c[v]
+        return m
+    if score == 2:
+        a = -1.0
+        b = 0.0
+        for v in range(V):
+            if c[v] > a:
+                b = a
+                a = c[v]
+            elif c[v] > b:
+                b = c[v]
+        if b < 0.0:
+            b = 0.0
+        return a - b
+    if score == 3:
+        h = 0.0
+        for v in range(V):
+            if c[v] > 0.0:
+                h += c[v] * math.log(c[v])
+        return h  # -H
+    return c[tok]  # llada
+
+
+@njit(cache=True)
+def _greedy_pick(s, left, L, atol):
+    """Index of the greedy pick among ``left`` (bool (L,)): lowest index within ``atol`` of the best."""
+    best = -np.inf
+    any_left = False
+    for i in range(L):
+        if left[i] and (not any_left or s[i] > best):
+            best = s[i]
+            any_left = True
+    if not any_left:
+        return -1
+    for i in range(L):
+        if left[i] and s[i] >= best - atol:
+            return i
+    return -1
+
+
+@njit(cache=True)
+def _select_row(cond, rev, xrow, k, score, count, sizes, rprobs, gamma, block_length, temperature, atol,
+                u_tok, u_order, u_count, s, left, tok, w, chosen):
+    """One step of the policy for one sequence: updates ``xrow`` and ``rev`` in place.
+
+    ``cond`` (L, V) conditionals; returns the number of positions revealed. Twin of
+    ``Policy.select``.
+    """
+    L = rev.shape[0]
+    # candidates: masked positions of the leftmost unfinished block
+    nc = 0
+    blk = -1
+    for i in range(L):
+        left[i] = False
+        chosen[i] = False
+        if not rev[i]:
+            if block_length > 0:
+                if blk < 0:
+                    blk = i // block_length
+                if i // block_length != blk:
+                    continue
+            left[i] = True
+            nc += 1
+    if nc == 0:
+        return 0
+    if count == 0:
+        m = sizes[k] if sizes[k] < nc else nc
+    elif count == 1:
+        m = _binomial_count(nc, rprobs[k], u_count)
+    else:
+        m = -1
+    if m == 0:
+        return 0
+    if score == 4:  # llada: a draw at every candidate first; the chosen ones keep theirs
+        for i in range(L):
+            if left[i]:
+                tok[i] = _draw_token(cond[i], temperature, atol, u_tok[i], w)
+    n_rev = 0
+    if count == 2:  # threshold on the confidence
+        for i in range(L):
+            if left[i]:
+                s[i] = _score(cond[i], 1, 0)
+                if s[i] >= gamma - atol:
+                    chosen[i] = True
+                    n_rev += 1
+        if n_rev == 0:
+            chosen[_greedy_pick(s, left, L, atol)] = True
+            n_rev = 1
+    elif count == 3:  # EB: entropy ascending, largest prefix with sum H - max H <= gamma
+        for i in range(L):
+            if left[i]:
+                s[i] = _score(cond[i], 3, 0)
+        tot = 0.0
+        mx = 0.0
+        while True:
+            i = _greedy_pick(s, left, L, atol)
+            if i < 0:
+                break
+            h = -s[i]
+            t2 = tot + h
+            m2 = mx if mx > h else h
+            if n_rev > 0 and t2 - m2 > gamma + atol:
+                break
+            tot = t2
+            mx = m2
+            chosen[i] = True
+            left[i] = False
+            n_rev += 1
+    elif score == 0:  # random: the m smallest keys (ties to the lower index)
+        for p in range(m):
+            best = -1
+            for i in range(L):
+                if left[i] and (best < 0 or u_order[i] < u_order[best]):
+                    best = i
+            chosen[best] = True
+            left[best] = False
+        n_rev = m
+    else:
+        for i in range(L):
+            if left[i]:
+                s[i] = _score(cond[i], score, tok[i])
+        for p in range(m):
+            i = _greedy_pick(s, left, L, atol)
+            chosen[i] = True
+            left[i] = False
+        n_rev = m
+    for i in range(L):
+        if chosen[i]:
+            # one uniform per position: the draw of a non-chosen position is never used
+            xrow[i] = tok[i] if score == 4 else _draw_token(cond[i], temperature, atol, u_tok[i], w)
+            rev[i] = True
+    return n_rev
+
+
+@njit(cache=True)
+def _hmm_conditionals_chunk(pi, A, AT, B, BT, x, rev, alpha, beta, post, cV, cond, dead, tiny):
+    """Lined-up forward-backward of a chunk: ``cond[b, t] = q(x_t | x_R)`` at every masked position.
+
+    x, rev (m, L); alpha (L, m, S), beta (2, m, S) scratch; post (m, S), cV (m, V) scratch; cond (m, L, V)
+    written at masked positions; dead (m,) bool: the revealed tokens are impossible
+    (conditionals uniform). ``A`` is row-stochastic, so a masked position keeps the sum of a
+    forward message; messages are rescaled only where an emission shrinks them below ``tiny``
+    (and every 32 positions); the posterior at ``t`` is formed during the backward sweep
+    (before the emission at ``t`` is applied) and normalised over tokens.
+    """
+    L, m, S = alpha.shape
+    V = B.shape[1]
+    for b in range(m):
+        dead[b] = False
+        for s in range(S):
+            alpha[0, b, s] = pi[s]
+    for t in range(L):
+        if t > 0:
+            np.dot(alpha[t - 1], A, alpha[t])
+        at = alpha[t]
+        check = (t & 31) == 31
+        for b in range(m):
+            if rev[b, t]:
+                e = BT[x[b, t]]
+                z = 0.0
+                for s in range(S):
+                    at[b, s] *= e[s]
+                    z += at[b, s]
+            elif check:
+                z = 0.0
+                for s in range(S):
+                    z += at[b, s]
+            else:
+                continue
+            if z < tiny:
+                if z > 0.0:
+                    iz = 1.0 / z
+                    for s in range(S):
+                        at[b, s] *= iz
+                else:
+                    dead[b] = True
+    bt = beta[0]
+    bn = beta[1]
+    for b in range(m):
+        for s in range(S):
+            bt[b, s] = 1.0
+    for t in range(L - 1, -1, -1):
+        # posterior at the masked positions of t: (alpha_t * beta_t) @ B, normalised over tokens
+        at = alpha[t]
+        for b in range(m):
+            for s in range(S):
+                post[b, s] = at[b, s] * bt[b, s]
+        np.dot(post, B, cV)
+        for b in range(m):
+            if rev[b, t]:
+                continue
+            if dead[b]:
+                for v in range(V):
+                    cond[b, t, v] = 1.0 / V
+                continue
+            z = 0.0
+            for v in range(V):
+                z += cV[b, v]
+            iz = 1.0 / z if z > 0.0 else 0.0
+            for v in range(V):
+                cond[b, t, v] = cV[b, v] * iz
+        if t == 0:
+            break
+        check = (t & 31) == 0
+        for b in range(m):
+            if rev[b, t]:
+                e = BT[x[b, t]]
+                z = 0.0
+                for s in range(S):
+                    bt[b, s] *= e[s]
+                    if bt[b, s] > z:
+                        z = bt[b, s]
+            elif check:
+                z = 0.0
+                for s in range(S):
+                    if bt[b, s] > z:
+                        z = bt[b, s]
+            else:
+                continue
+            if z < tiny and z > 0.0:
+                iz = 1.0 / z
+                for s in range(S):
+                    bt[b, s] *= iz
+        np.dot(bt, AT, bn)
+        bt, bn = bn, bt
+
+
+@njit(cache=True, parallel=True)
+def _hmm_policy_run(pi, A, AT, B, BT, score, count, sizes, rprobs, gamma, block_length, temperature, atol,
+                    num_steps, chunk, u_tok, u_order, u_count, x_out, nfe_out):
+    """Adaptive-policy sampler on an HMM, chunk by chunk (``prange`` over fixed chunks).
+
+    u_tok (n_tok, n, L): token uniforms (``n_tok = num_steps`` for llada, else 1);
+    u_order (n, L) random-order keys; u_count (num_steps, n) binomial-count uniforms;
+    x_out (n, L) i8 and nfe_out (n,) i8 written. Rows ``[c * chunk, (c + 1) * chunk)`` form
+    chunk ``c``; no result depends on the thread count.
+    """
+    n, L = x_out.shape
+    S = pi.shape[0]
+    V = B.shape[1]
+    n_tok = u_tok.shape[0]
+    n_chunks = (n + chunk - 1) // chunk
+    for c in prange(n_chunks):
+        r0 = c * chunk
+        r1 = min(n, r0 + chunk)
+        m = r1 - r0
+        alpha = np.empty((L, m, S))
+        beta = np.empty((2, m, S))
+        post = np.empty((m, S))
+        cV = np.empty((m, V))
+        cond = np.empty((m, L, V))
+        dead = np.zeros(m, dtype=np.bool_)
+        x = np.zeros((m, L), dtype=np.int64)
+        rev = np.zeros((m, L), dtype=np.bool_)
+        nfe = np.zeros(m, dtype=np.int64)
+        s = np.empty(L)
+        left = np.empty(L, dtype=np.bool_)
+        chosen = np.empty(L, dtype=np.bool_)
+        tok = np.zeros(L, dtype=np.int64)
+        w = np.empty(V)
+        for k in range(num_steps):
+            # which rows reveal something at this step (the network is called only for them)
+            need = False
+            for b in range(m):
+                nc = 0
+                blk = -1
+                for i in range(L):
+                    if not rev[b, i]:
+                        if block_length > 0:
+                            if blk < 0:
+                                blk = i // block_length
+                            if i // block_length != blk:
+                                continue
+                        nc += 1
+                if nc > 0:
+                    if count == 0:
+                        if sizes[k] > 0:
+                            need = True
+                    elif count == 1:
+                        if _binomial_count(nc, rprobs[k], u_count[k, r0 + b]) > 0:
+                            need = True
+                    else:
+                        need = True
+            if not need:
+                continue
+            _hmm_conditionals_chunk(pi, A, AT, B, BT, x, rev, alpha, beta, post, cV, cond, dead, 1e-100)
+            kt = k if n_tok > 1 else 0
+            for b in range(m):
+                got = _select_row(cond[b], rev[b], x[b], k, score, count, sizes, rprobs, gamma, block_length,
+                                  temperature, atol, u_tok[kt, r0 + b], u_order[r0 + b], u_count[k, r0 + b],
+                                  s, left, tok, w, chosen)
+                if got > 0:
+                    nfe[b] += 1
+        for b in range(m):
+            nfe_out[r0 + b] = nfe[b]
+            for i in range(L):
+                x_out[r0 + b, i] = x[b, i]

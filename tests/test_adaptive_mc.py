@@ -1,0 +1,195 @@
+"""Tests of the adaptive-policy Monte Carlo engine (``mdm_exact.sampler.adaptive_mc``).
+
+Kinds: kernel parity (the Numba HMM kernel against the NumPy twin, and against the plain
+reference loop on the language's own conditionals, with the same uniforms: identical samples);
+bitwise identity across thread counts (more than one thread is shown to run) and batch sizes;
+calibrated Monte Carlo against the exact law of ``adaptive_exact`` (chi-square goodness of fit
+of the output and NFE histograms, Clopper-Pearson interval for the SER, normal interval for the
+mean log q per token), every test with false-fail rate 1e-6 (Bonferroni inside a test).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import pytest
+from numba import njit, prange
+from numpy.testing import assert_array_equal
+from scipy import stats
+
+from mdm_exact.languages import NGram, all_sequences, make_preset, random_hmm
+from mdm_exact.sampler import adaptive_mc as M
+from mdm_exact.sampler.adaptive_exact import policy_exact_metrics, policy_output_law
+from mdm_exact.sampler.policies import make_policy
+from mdm_exact.stats import clopper_pearson, normal_quantile
+
+FALSE_FAIL = 1e-6
+
+
+def _hmm():
+    """A random HMM with zeros: parallel steps leave the support (SER about 0.25 at N = 2)."""
+    return random_hmm(3, 3, 2.0, 0.15, rng=4)
+
+
+POLICIES = [
+    ("confidence", dict(num_steps=4)),
+    ("margin", dict(num_steps=6, block_length=4)),
+    ("entropy", dict(num_steps=5, schedule_name="cosine")),
+    ("llada", dict(num_steps=3, temperature=0.7)),
+    ("llada", dict(step_sizes=(5, 5, 2), temperature=0.0)),
+    ("random", dict(step_sizes=(3, 3, 6))),
+    ("random", dict(num_steps=3)),
+    ("threshold:0.6", dict()),
+    ("eb:0.5", dict(block_length=5)),
+    ("confidence", dict(num_steps=4, temperature=2.0)),
+]
+IDS = [f"{p}-{i}" for i, (p, _) in enumerate(POLICIES)]
+
+
+def _twin(lang):
+    pi, A, B = lang.initial, lang.transition, lang.emission
+    return lambda x, r: M.hmm_conditionals_numpy(pi, A, B, x, r)
+
+
+@pytest.mark.parametrize("policy, opts", POLICIES, ids=IDS)
+def test_kernel_matches_numpy_twin(policy, opts):
+    lang = _hmm()
+    L = 12
+    pol = make_policy(policy, L=L, **opts)
+    x1, n1, lq1 = M.sample_policy(lang, L, pol, 200, rng=11)
+    x2, n2, _ = M.sample_policy(lang, L, pol, 200, rng=11, conditionals=_twin(lang))
+    x3, n3, _ = M.sample_policy(lang, L, pol, 200, rng=11, method="reference")
+    assert_array_equal(x1, x2)
+    assert_array_equal(n1, n2)
+    assert_array_equal(x1, x3)
+    assert_array_equal(n1, n3)
+    if policy == "random":
+        assert np.any(np.isinf(lq1))  # rows that left the support (uniform conditionals) are exercised
+
+
+def test_twin_conditionals_match_the_language():
+    lang = make_preset("paper-hmm")
+    rng = np.random.default_rng(0)
+    x = lang.sample(8, 64, rng=rng)
+    rev = rng.random((8, 64)) < 0.4
+    got = M.hmm_conditionals_numpy(lang.initial, lang.transition, lang.emission, x, rev)
+    ref = lang.conditional_marginals(x, rev)
+    np.testing.assert_allclose(np.where(rev[..., None], 0.0, got), np.where(rev[..., None], 0.0, ref), rtol=1e-12, atol=1e-14)
+
+
+@njit(parallel=True)
+def _thread_ids(n):
+    out = np.empty(n, dtype=np.int64)
+    for i in prange(n):
+        acc = 0.0
+        for j in range(200_000):
+            acc += math.sqrt(j + i)
+        out[i] = numba.get_thread_id() + (0 if acc > 0 else 1)
+    return out
+
+
+@pytest.mark.parametrize("policy, opts", [POLICIES[0], POLICIES[3], POLICIES[6], POLICIES[8]], ids=["confidence", "llada", "random", "eb"])
+def test_identical_across_threads_and_batch_sizes(policy, opts):
+    lang = make_preset("paper-hmm")
+    L = 32
+    pol = make_policy(policy, L=L, **opts)
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        x1, n1, _ = M.sample_policy(lang, L, pol, 300, rng=5, batch_size=64)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        assert numba.config.NUMBA_NUM_THREADS >= 2
+        assert np.unique(_thread_ids(8)).size > 1  # more than one thread really runs
+        x2, n2, _ = M.sample_policy(lang, L, pol, 300, rng=5, batch_size=256)
+        x3, n3, _ = M.sample_policy(lang, L, pol, 300, rng=5)
+    finally:
+        numba.set_num_threads(old)
+    assert_array_equal(x1, x2)
+    assert_array_equal(x1, x3)
+    assert_array_equal(n1, n2)
+    assert_array_equal(n1, n3)
+
+
+def _chi2_pvalue(counts, probs):
+    """Chi-square goodness of fit with cells of expected count < 5 pooled into one."""
+    n = counts.sum()
+    exp = probs * n
+    small = exp < 5
+    obs = np.append(counts[~small], counts[small].sum())
+    ex = np.append(exp[~small], exp[small].sum())
+    keep = ex > 0
+    assert np.all(obs[~keep] == 0), "a sample fell on an outcome of exact probability 0"
+    obs, ex = obs[keep], ex[keep]
+    return float(stats.chisquare(obs, ex * obs.sum() / ex.sum()).pvalue) if obs.size > 1 else 1.0
+
+
+MC_CASES = [
+    ("hmm", "confidence", dict(num_steps=2)),
+    ("hmm", "llada", dict(num_steps=2, temperature=0.5)),
+    ("hmm", "margin", dict(num_steps=3, block_length=2)),
+    ("hmm", "eb:0.6", dict()),
+    ("hmm", "threshold:0.5", dict(block_length=3)),
+    ("hmm", "entropy", dict(step_sizes=(3, 2), temperature=0.0)),
+    ("bigram", "confidence", dict(num_steps=3, schedule_name="cosine")),
+    ("bigram", "llada", dict(step_sizes=(2, 2, 1))),
+]
+
+
+@pytest.mark.parametrize("lang_kind, policy, opts", MC_CASES, ids=[f"{a}-{b}-{i}" for i, (a, b, _) in enumerate(MC_CASES)])
+def test_monte_carlo_matches_exact_law(lang_kind, policy, opts):
+    """Output law, NFE law (chi-square), SER (Clopper-Pearson, width < 0.04) and mean log q per
+    token (mean +- z SE) against the exact engine; false-fail rate 1e-6 for the whole test."""
+    if lang_kind == "hmm":
+        lang = _hmm()
+    else:
+        lang = NGram(2, np.array([0.5, 0.3, 0.2]), np.array([[0.0, 0.6, 0.4], [0.7, 0.0, 0.3], [0.5, 0.5, 0.0]]))
+    L = 5
+    pol = make_policy(policy, L=L, **opts)
+    n = 20_000
+    a = FALSE_FAIL / 4  # four checks
+    law = policy_output_law(lang, L, pol)
+    exact = policy_exact_metrics(lang, L, pol)
+    x, nfe, log_q = M.sample_policy(lang, L, pol, n, rng=2026)
+    V = lang.vocab_size
+    idx = x @ (V ** np.arange(L - 1, -1, -1))  # all_sequences order
+    counts = np.bincount(idx, minlength=V**L)
+    assert _chi2_pvalue(counts, np.exp(law.log_p)) > a
+    assert _chi2_pvalue(np.bincount(nfe, minlength=L + 1), law.nfe_pmf) > a
+    errors = int(np.sum(~np.isfinite(log_q)))
+    lo, hi = clopper_pearson(errors, n, a)
+    assert lo <= exact["ser"] <= hi and hi - lo < 0.04
+    lpt = log_q[np.isfinite(log_q)] / L
+    z = normal_quantile(a)
+    se = lpt.std(ddof=1) / math.sqrt(lpt.size)
+    assert abs(lpt.mean() - exact["mean_log_prob_per_token"]) <= z * se + 1e-12  # + rounding (T = 0: one output)
+    assert z * se < 0.02
+
+
+def test_run_policy_monte_carlo_keys_and_intervals():
+    lang = _hmm()
+    L = 5
+    pol = make_policy("confidence", L=L, num_steps=2)
+    r = M.run_policy_monte_carlo(lang, L, pol, 20_000, rng=1, ci_alpha=1e-6)
+    d = r.to_dict()
+    for k in ("ser", "ser_ci", "gen_ppl", "gen_ppl_ci", "mean_log_prob_per_token", "mean_log_prob_per_token_ci", "nfe_mean",
+              "nfe_ci", "nfe_hist", "samples_per_second", "policy"):
+        assert k in d, k
+    ex = policy_exact_metrics(lang, L, pol)
+    assert d["ser_ci"][0] <= ex["ser"] <= d["ser_ci"][1]
+    assert d["gen_ppl_ci"][0] <= ex["gen_ppl"] <= d["gen_ppl_ci"][1]
+    assert d["nfe_ci"][0] <= ex["nfe_mean"] <= d["nfe_ci"][1]
+    assert d["engine"] == "hmm" and d["rule"]["policy"] == "confidence"
+
+
+def test_bad_input():
+    lang = _hmm()
+    pol = make_policy("confidence", L=5, num_steps=2)
+    with pytest.raises(ValueError, match="built for L = 5"):
+        M.sample_policy(lang, 6, pol, 10)
+    bigram = NGram(2, np.array([0.5, 0.5]), np.array([[0.5, 0.5], [0.5, 0.5]]))
+    with pytest.raises(ValueError, match="no policy kernel"):
+        M.sample_policy(bigram, 5, pol, 10, method="fast")
+    with pytest.raises(ValueError, match="ci_alpha"):
+        M.run_policy_monte_carlo(lang, 5, pol, 10, ci_alpha=0.0)
