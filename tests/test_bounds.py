@@ -16,13 +16,14 @@ from hypothesis import strategies as st
 from scipy.special import rel_entr
 
 from mdm_exact.theory import bounds as B
-from mdm_exact.theory.checks import ExactInstances, copy_chain, enumerate_instances, joint_from_language
+from mdm_exact.testing import strategies
+from mdm_exact.testing.instances import enumerate_instances
+from mdm_exact.testing.languages import copy_chain
+from mdm_exact.testing.oracle import ExactInstances, joint_from_language
 from mdm_exact.sampler.schedules import schedule
 from mdm_exact.theory.separators import instance_dependencies
 
-probs_st = st.lists(st.floats(0.0, 1.0, allow_nan=False, allow_subnormal=False), min_size=1, max_size=12).filter(
-    lambda v: sum(v) > 1e-3
-).map(lambda v: np.array(v) / sum(v))
+probs_st = strategies.probability_vectors()
 
 
 # ----------------------------------------------------------------------------- Lemma C.5 / e_l
@@ -135,24 +136,7 @@ def test_b8_literal_reading_counterexample():
     assert kl <= B.lemma_b8_bound(D_cor.sum(), L, 2, eng.epsilon_learning)
 
 
-@st.composite
-def ngram_instance(draw):
-    n = draw(st.integers(2, 3))
-    V = 2
-    L = draw(st.integers(n, 5))
-    seed = draw(st.integers(0, 2**32 - 1))
-    eta = draw(st.sampled_from([0.0, 0.02, 0.3]))
-    N = draw(st.integers(1, 4))
-    rng = np.random.default_rng(seed)
-    from mdm_exact.languages import NGram
-
-    conc = draw(st.sampled_from([0.1, 1.0]))
-    lang = NGram(n, rng.dirichlet(np.full(V ** (n - 1), conc)), rng.dirichlet(np.full(V, conc), size=V ** (n - 1)))
-    steps = rng.integers(0, N, size=(6, L))
-    return lang, n, L, eta, steps
-
-
-@given(ngram_instance())
+@given(strategies.ngram_instances())
 def test_b3_b8_hold_on_random_instances(case):
     """Lemma B.3 (chain rule, an identity) and Lemma B.8 (corrected D) on random n-gram instances."""
     lang, n, L, eta, steps = case

@@ -12,10 +12,20 @@ import math
 import numpy as np
 import pytest
 
+from scipy.special import logsumexp
+
+from mdm_exact.languages import HMM, load_language
+from mdm_exact.runtime.cli import main
+from mdm_exact.sampler import exact as enumeration
+from mdm_exact.sampler.models import PerturbedModel
+from mdm_exact.sampler.schedules import FixedSizes, RandomOrder, draw_steps, schedule
+from mdm_exact.stats import clopper_pearson
+from mdm_exact.testing.instances import enumerate_instances
+from mdm_exact.testing.oracle import ExactInstances, joint_from_language
 from mdm_exact.theory import bounds as B
 from mdm_exact.theory import checks as C
-from mdm_exact.runtime.cli import main
-from mdm_exact.sampler.schedules import FixedSizes, RandomOrder, draw_steps, schedule
+from mdm_exact.theory.checks import records as check_records
+from mdm_exact.theory.checks import zoo
 from mdm_exact.theory.separators import instance_dependencies, separators_and_dependencies
 from mdm_exact.stats import normal_quantile
 
@@ -70,13 +80,13 @@ def test_expected_dependencies_monte_carlo():
 
 def test_enumerate_instances_probabilities():
     rule = schedule("cosine", 3)
-    steps, w = C.enumerate_instances(rule, 4)
+    steps, w = enumerate_instances(rule, 4)
     assert steps.shape == (81, 4) and w.sum() == pytest.approx(1.0, abs=1e-15)
     k = 17
     assert w[k] == pytest.approx(np.prod(rule.p[steps[k]]), rel=1e-12)  # Pr(tau) = prod (p^(k))^|M_k|
-    steps, w = C.enumerate_instances(FixedSizes((2, 1, 2)), 5)
+    steps, w = enumerate_instances(FixedSizes((2, 1, 2)), 5)
     assert steps.shape[0] == math.factorial(5) // (2 * 1 * 2)
-    steps, w = C.enumerate_instances(RandomOrder(), 4)
+    steps, w = enumerate_instances(RandomOrder(), 4)
     assert steps.shape[0] == 24 and np.all(np.sort(steps, axis=1) == np.arange(4))
 
 
@@ -85,16 +95,13 @@ def test_enumerate_instances_probabilities():
 def test_exact_instances_match_enumeration_engine(eta, rule):
     """Brute force over instances (checks.ExactInstances) agrees with the exact engine's DP
     (enumeration.exact_metrics): KL(q||p), E_tau KL(q||p_tau) (Lemma B.2 RHS) and SER."""
-    enumeration = pytest.importorskip("mdm_exact.sampler.exact")
-    lang = C._random_ngram(2, 2, 11, threshold=0.2)
+    lang = zoo._random_ngram(2, 2, 11, threshold=0.2)
     L = 5
     model = C.MixtureModel(lang, eta) if eta else None
     ref = enumeration.exact_metrics(lang, L, rule, model=model)
-    eng = C.ExactInstances(C.joint_from_language(lang, L), 2, L, model=eta or None)
-    steps, w = C.enumerate_instances(rule, L)
+    eng = ExactInstances(joint_from_language(lang, L), 2, L, model=eta or None)
+    steps, w = enumerate_instances(rule, L)
     lp = eng.log_p_tau(steps)
-    from scipy.special import logsumexp
-
     logp = logsumexp(lp + np.log(w)[:, None], axis=0)
     np.testing.assert_allclose(logp, enumeration.exact_output_law(lang, L, rule, model=model), rtol=1e-10, atol=1e-12)
     assert eng.kl_from(logp)[0] == pytest.approx(ref["kl_data_model"], rel=1e-9, abs=1e-12)
@@ -107,12 +114,8 @@ def test_interval_table_matches_language_preset():
     lq, V, L = C.interval_language_table(3, 2)
     assert V == 4 and L == 6
     assert np.sum(np.isfinite(lq)) == 2 ** (2 * 3)  # 2^(M binom(l,2)) valid sequences
-    try:
-        from mdm_exact.languages import load_language
-    except ImportError:
-        pytest.skip("load_language not available")
     lang = load_language("interval-l3")
-    ref = C.joint_from_language(lang, L)
+    ref = joint_from_language(lang, L)
     np.testing.assert_array_equal(np.isfinite(ref), np.isfinite(lq))
     np.testing.assert_allclose(ref[np.isfinite(ref)], lq[np.isfinite(lq)], rtol=1e-12)
 
@@ -122,11 +125,9 @@ def test_interval_perfect_model_ser_formula_vs_enumeration(N):
     """Perfect-model SER of Example C.7 (l = 3, L = 6) = 1 - E[2^-K]^(L/l), by full enumeration;
     and it is above the Lemma C.6 bound with p_err = 1/2."""
     lq, V, L = C.interval_language_table(3, 2)
-    eng = C.ExactInstances(lq, V, L)
+    eng = ExactInstances(lq, V, L)
     rule = schedule("linear", N)
-    steps, w = C.enumerate_instances(rule, L)
-    from scipy.special import logsumexp
-
+    steps, w = enumerate_instances(rule, L)
     ser = eng.ser_from(logsumexp(eng.log_p_tau(steps) + np.log(w)[:, None], axis=0))[0]
     formula = 1 - B.interval_validity_perfect_model(rule.p, 3) ** 2
     assert ser == pytest.approx(formula, rel=1e-12, abs=1e-14)
@@ -137,8 +138,6 @@ def test_c5_exact_monte_carlo():
     """P_j = l! e_l(p) against simulated step assignments (cosine schedule, N = 16, l = 5);
     Clopper-Pearson at false-fail rate 1e-6 with 10^6 intervals: half-width ~0.0024, so a 1 %
     relative error (0.0042) would be caught."""
-    from mdm_exact.stats import clopper_pearson
-
     rule = schedule("cosine", 16)
     steps = np.sort(draw_steps(rule, 1_000_000, 5, rng=9), axis=1)  # (n, 5)
     distinct = np.all(np.diff(steps, axis=1) > 0, axis=1)  # (n,)
@@ -177,15 +176,15 @@ def test_quick_suite_reports_known_findings(quick_suite):
 
 
 def test_status_logic():
-    r = C._record("X", "i", 1.0, 1.5)
+    r = check_records._record("X", "i", 1.0, 1.5)
     assert r["status"] == "violated" and r["slack"] == -0.5 and r["ratio"] == 1.5
-    assert C._record("X", "i", 1.0, 0.5, ci=(0.4, 1.2))["status"] == "inconclusive"
-    assert C._record("X", "i", 1.0, 1.5, ci=(1.1, 1.9))["status"] == "violated"
-    assert C._record("X", "i", 1.0, 2.0, direction="lower", ci=(1.5, 2.5))["status"] == "holds"
-    assert C._record("X", "i", 1.0, 1.0 + 1e-7, direction="equal")["status"] == "violated"
-    summary = C.summarize([{**C._record("B.8", "i", 1.0, 2.0), "believed": True}])
+    assert check_records._record("X", "i", 1.0, 0.5, ci=(0.4, 1.2))["status"] == "inconclusive"
+    assert check_records._record("X", "i", 1.0, 1.5, ci=(1.1, 1.9))["status"] == "violated"
+    assert check_records._record("X", "i", 1.0, 2.0, direction="lower", ci=(1.5, 2.5))["status"] == "holds"
+    assert check_records._record("X", "i", 1.0, 1.0 + 1e-7, direction="equal")["status"] == "violated"
+    summary = C.summarize([{**check_records._record("B.8", "i", 1.0, 2.0), "believed": True}])
     assert summary[0]["status"] == "VIOLATED" and C.exit_code(summary) == 1
-    summary = C.summarize([{**C._record("B.8-literal", "i", 1.0, 2.0), "believed": False}])
+    summary = C.summarize([{**check_records._record("B.8-literal", "i", 1.0, 2.0), "believed": False}])
     assert summary[0]["status"].startswith("finding") and C.exit_code(summary) == 0
 
 
@@ -211,17 +210,13 @@ def test_cli_table_and_errors(capsys):
 def test_exact_instances_with_perturbed_model(rule):
     """ExactInstances with the exact-engine team's PerturbedModel: same epsilon_learning (max over
     contexts with q(x_R) > 0) and the same output law as enumeration.exact_output_law."""
-    models = pytest.importorskip("mdm_exact.sampler.models")
-    enumeration = pytest.importorskip("mdm_exact.sampler.exact")
-    from scipy.special import logsumexp
-
-    lang = C._random_ngram(2, 2, 11, threshold=0.2)
+    lang = zoo._random_ngram(2, 2, 11, threshold=0.2)
     L = 4
-    model = models.PerturbedModel(lang, 0.4, rng=3)
-    eng = C.ExactInstances(C.joint_from_language(lang, L), 2, L, model=model)
+    model = PerturbedModel(lang, 0.4, rng=3)
+    eng = ExactInstances(joint_from_language(lang, L), 2, L, model=model)
     assert eng.epsilon_learning == pytest.approx(model.epsilon_learning(L), rel=1e-10, abs=1e-14)
     assert eng.epsilon_learning > 0
-    steps, w = C.enumerate_instances(rule, L)
+    steps, w = enumerate_instances(rule, L)
     logp = logsumexp(eng.log_p_tau(steps) + np.log(w)[:, None], axis=0)
     np.testing.assert_allclose(logp, enumeration.exact_output_law(lang, L, rule, model=model), rtol=1e-10, atol=1e-12)
 
@@ -246,8 +241,6 @@ def test_check_instance_exact(name, L, rule, model, status):
 
 
 def test_check_instance_interval_exact_and_monte_carlo():
-    from mdm_exact.languages import load_language
-
     r = C.check_instance("C.6", load_language("interval-l3"), 6, schedule("linear", 2))
     assert r["status"] == "holds" and r["bound"] == pytest.approx(B.lemma_c6_ser_lower_bound(6, 3, 2, 0.5))
     r = C.check_instance("4.4", load_language("interval-l5"), 50, schedule("linear", 10), num_samples=2000, rng=1)
@@ -268,8 +261,6 @@ def test_check_instance_interval_exact_and_monte_carlo():
     ],
 )
 def test_check_instance_errors(kwargs, match):
-    from mdm_exact.languages import HMM
-
     langs = {"chain": C.copy_chain(), "hmm": HMM(np.array([0.5, 0.5]), np.eye(2), np.eye(2))}
     kwargs["lang"] = langs[kwargs["lang"]]
     with pytest.raises(ValueError, match=match):

@@ -23,43 +23,21 @@ from scipy import stats
 from mdm_exact.sampler import exact as E
 from mdm_exact.sampler import metrics as M
 from mdm_exact.sampler._kernels_exact import _forward_step
-from mdm_exact.languages import HMM, NGram, all_sequences
+from mdm_exact.languages import NGram, all_sequences
 from mdm_exact.sampler.schedules import FixedSizes, LeftToRight, RandomOrder, ScheduleSteps, draw_steps, schedule
+from mdm_exact.testing import strategies
+from mdm_exact.testing.languages import copy_chain, random_language
 from mdm_exact.testing.oracle import reference_instance_kl, reference_output_law
 from mdm_exact.testing.rational import exact_output_law_rational, rational_joint
 
 
 # ---------------------------------------------------------------------------- languages
-def _rows(rng, shape, zero_frac):
-    """Random stochastic rows with about ``zero_frac`` exact zeros (at least one positive per row)."""
-    a = rng.dirichlet(np.ones(shape[-1]), size=shape[:-1]).reshape(-1, shape[-1])  # (rows, V)
-    if zero_frac > 0:
-        kill = rng.random(a.shape) < zero_frac
-        kill[np.arange(a.shape[0]), rng.integers(shape[-1], size=a.shape[0])] = False
-        a = np.where(kill, 0.0, a)
-        a /= a.sum(axis=-1, keepdims=True)
-    return a.reshape(shape)
-
-
-def random_language(seed, kind="ngram", V=2, order=2, S=3, zero_frac=0.0):
-    rng = np.random.default_rng(seed)
-    if kind == "ngram":
-        C = V ** (order - 1)
-        return NGram(order, _rows(rng, (C,), zero_frac), _rows(rng, (C, V), zero_frac))
-    return HMM(_rows(rng, (S,), 0.0), _rows(rng, (S, S), zero_frac), _rows(rng, (S, V), zero_frac))
-
-
-def copy_chain(V):
-    """x_1 uniform, then x_{k+1} = x_k: maximal dependence, TC = (L - 1) log V."""
-    return NGram(2, np.full(V, 1.0 / V), np.eye(V))
-
-
 LANGS = {
     "bigram-v2": random_language(1),
     "bigram-v3-sparse": random_language(2, V=3, zero_frac=0.4),
     "trigram-v2": random_language(3, order=3),
     "hmm-v2-sparse": random_language(4, kind="hmm", zero_frac=0.3),
-    "copy-v2": copy_chain(2),
+    "copy-v2": copy_chain(2, stay=1.0),  # x_1 uniform, then x_{k+1} = x_k: TC = (L - 1) log V
 }
 
 RULES = {
@@ -167,7 +145,7 @@ def test_one_position_per_step_gives_q(lang_name, rule):
 
 def test_copy_chain_two_steps_closed_form():
     """Copy chain V=2, L=2, N=1: p uniform on {0,1}^2, SER = 1/2, KL(q||p) = log 2."""
-    res = E.exact_metrics(copy_chain(2), 2, schedule("linear", 1))
+    res = E.exact_metrics(copy_chain(2, stay=1.0), 2, schedule("linear", 1))
     assert res["ser"] == pytest.approx(0.5, rel=1e-15)
     assert res["kl_data_model"] == pytest.approx(math.log(2), rel=1e-14)
     assert res["kl_model_data"] is None  # p charges sequences with q = 0
@@ -253,40 +231,12 @@ def test_instance_kl_and_per_step_match_brute_force(lang_name, rule_name):
     assert res["kl_data_model"] <= res["instance_kl_total"] + 1e-13  # Lemma B.2
 
 
-langs_st = st.builds(
-    random_language,
-    seed=st.integers(0, 2**32 - 1),
-    kind=st.sampled_from(["ngram", "hmm"]),
-    V=st.sampled_from([2, 3]),
-    order=st.sampled_from([2, 3]),
-    zero_frac=st.sampled_from([0.0, 0.3, 0.6]),
-)
-
-
-@st.composite
-def rules_st(draw, L):
-    kind = draw(st.sampled_from(["probs", "fixed", "random-order", "left-to-right", "cosine"]))
-    N = draw(st.integers(1, 3))
-    if kind == "probs":
-        w = np.array(draw(st.lists(st.integers(0, 5), min_size=N, max_size=N)), dtype=float)
-        if w.sum() == 0:
-            w[-1] = 1.0
-        return ScheduleSteps(tuple(w / w.sum()))
-    if kind == "fixed":
-        cuts = sorted(draw(st.lists(st.integers(0, L), min_size=N - 1, max_size=N - 1)))
-        edges = [0, *cuts, L]
-        return FixedSizes(tuple(b - a for a, b in zip(edges, edges[1:])))
-    if kind == "cosine":
-        return schedule("cosine", N)
-    return RandomOrder() if kind == "random-order" else LeftToRight()
-
-
 @settings(max_examples=25)
-@given(lang=langs_st, data=st.data(), L=st.integers(2, 4))
+@given(lang=strategies.languages(), data=st.data(), L=st.integers(2, 4))
 def test_properties_on_random_languages(lang, data, L):
     """Random languages and rules: DP == brute force; normalised; SER, KLs >= 0; Lemma B.2 holds;
     Lemma B.3 split sums to the brute-force E_tau KL."""
-    rule = data.draw(rules_st(L))
+    rule = data.draw(strategies.step_rules(L))
     log_p = E.exact_output_law(lang, L, rule)
     assert abs(np.exp(log_p).sum() - 1.0) < 1e-12
     assert_same_law(log_p, reference_output_law(lang, L, rule))

@@ -9,17 +9,9 @@ import pytest
 
 from mdm_exact.sampler import exact as E
 from mdm_exact.runtime.cli import main
-from mdm_exact.languages import NGram
 from mdm_exact.sampler.models import PerturbedModel
+from mdm_exact.testing.languages import sparse_bigram
 from mdm_exact.sampler.schedules import schedule
-
-
-def sparse_bigram(V=3, seed=0):
-    rng = np.random.default_rng(seed)
-    cond = rng.dirichlet(np.ones(V), size=V)
-    cond[0, 1] = 0.0
-    cond /= cond.sum(axis=1, keepdims=True)
-    return NGram(2, rng.dirichlet(np.ones(V)), cond)
 
 
 def test_cli_json(capsys, tmp_path):

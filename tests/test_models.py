@@ -15,18 +15,10 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import rel_entr
 
 from mdm_exact.sampler import exact as E
-from mdm_exact.languages import NGram
 from mdm_exact.sampler.models import PerturbedModel
+from mdm_exact.testing.languages import sparse_bigram
 from mdm_exact.sampler.schedules import FixedSizes, RandomOrder, schedule
 from mdm_exact.testing.oracle import reference_instance_kl, reference_output_law
-
-
-def sparse_bigram(V=3, seed=0):
-    rng = np.random.default_rng(seed)
-    cond = rng.dirichlet(np.ones(V), size=V)
-    cond[0, 1] = 0.0
-    cond /= cond.sum(axis=1, keepdims=True)
-    return NGram(2, rng.dirichlet(np.ones(V)), cond)
 
 
 def all_contexts(V, L):
