@@ -459,31 +459,67 @@ def test_every_language_has_one_entropy_rate_shape_and_a_support_size():
         Language.support_size(load_language("paper-2gram"), 8)
 
 
-@pytest.mark.slow
-def test_kernels_without_jit():
-    """The kernels run as plain Python under NUMBA_DISABLE_JIT=1 and still match brute force."""
-    import os
-    import subprocess
-    import sys
+# ------------------------------------------------------------------------ automatic choices
+def test_hmm_kernel_auto_picks_dense_or_csr_and_both_agree():
+    """``HMM.kernel = "auto"``: the dense kernel for S <= 64 or a transition density >= 10%,
+    the CSR kernel otherwise (Note C.8 HMM: l = 3 has 20 states -> dense; l = 4 has 168
+    states at 2.4% density -> CSR). Every choice gives the same numbers."""
+    small = interval_hmm(3)
+    big = interval_hmm(4)
+    assert small.num_states <= 64 and small._use_dense()
+    S = big.num_states
+    assert S > 64 and big._csr()[1].shape[0] < 0.1 * S * S and not big._use_dense()
+    rng = np.random.default_rng(7)
+    for lang in (small, big):
+        L = 8
+        x = lang.sample(40, L, rng=rng)  # (40, L)
+        rev = rng.random(x.shape) < 0.5  # (40, L)
+        out = {}
+        for k in ("auto", "dense", "csr"):
+            lang.kernel = k
+            out[k] = (lang.log_prob_revealed(x, rev), lang.conditional_marginals(x, rev))
+        lang.kernel = "auto"
+        for k in ("dense", "csr"):
+            assert_allclose(out[k][0], out["auto"][0], **TOL)
+            assert_allclose(out[k][1], out["auto"][1], **TOL)
+    bad = interval_hmm(3)
+    bad.kernel = "gpu"
+    with pytest.raises(ValueError, match="kernel"):
+        bad.log_prob(np.zeros((1, 3), dtype=np.int64))
 
-    code = """
-import numpy as np
-from numpy.testing import assert_allclose
-from mdm_exact.languages import HMM, NGram, IntervalLanguage, interval_hmm
-from mdm_exact.languages.base import brute_force_conditional_marginals, brute_force_log_prob_revealed
-rng = np.random.default_rng(0)
-def st(shape):
-    a = rng.random(shape); a[rng.random(shape) < 0.4] = 0; a[..., 0] += a.sum(-1) == 0
-    return a / a.sum(-1, keepdims=True)
-langs = [HMM(st(3), st((3, 3)), st((3, 2))), NGram(3, st(4), st((4, 2))), interval_hmm(3)]
-h = HMM(st(3), st((3, 3)), st((3, 2))); h.kernel = "csr"; langs.append(h)
-for lang in langs:
-    x = lang.sample(6, 6, rng=rng); rev = rng.random((6, 6)) < 0.5; x[0] = rng.integers(0, lang.vocab_size, 6)
-    a, b = lang.log_prob_revealed(x, rev), brute_force_log_prob_revealed(lang, x, rev)
-    assert np.array_equal(np.isinf(a), np.isinf(b)); assert_allclose(a[np.isfinite(b)], b[np.isfinite(b)], rtol=1e-12, atol=1e-12)
-    assert_allclose(lang.conditional_marginals(x, rev), brute_force_conditional_marginals(lang, x, rev), rtol=0, atol=1e-12)
-print("ok")
-"""
-    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
+
+# ------------------------------------------------------------------------ the inverse-CDF draw
+def _weights(rng, n, V, zero_frac):
+    w = rng.random((n, V)) ** 3  # (n, V)
+    w[rng.random((n, V)) < zero_frac] = 0.0
+    w[np.arange(n), rng.integers(0, V, n)] += 1e-300  # rows never all zero
+    return w
+
+
+@pytest.mark.parametrize("V", [1, 2, 7, 40])
+def test_inverse_cdf_kernel_equals_numpy_twin(V):
+    """THE draw: jitted ``_inverse_cdf`` == ``_draw.inverse_cdf`` bitwise, for probability rows
+    (threshold u), unnormalised weights (threshold u * total) and thresholds at and above the
+    rounded total (the fallback: last positive weight, never a zero-weight index)."""
+    from mdm_exact.languages._draw import inverse_cdf
+    from mdm_exact.languages._kernels import _inverse_cdf
+
+    rng = np.random.default_rng(V)
+    n = 2000
+    w = _weights(rng, n, V, 0.4)  # (n, V)
+    tot = np.cumsum(w, axis=1)[:, -1]  # (n,)
+    u = rng.random(n)  # (n,)
+    u[:50] = 0.0
+    for thr in (u, u * tot, tot, tot * (1 + 1e-15), np.nextafter(tot, 0)):
+        twin = inverse_cdf(w, thr)  # (n,)
+        kern = np.array([_inverse_cdf(w[i], 0, V, thr[i]) for i in range(n)])
+        np.testing.assert_array_equal(twin, kern)
+        assert np.all(w[np.arange(n), twin] > 0)
+    # a shared weight vector (1-d form, searchsorted) gives the same as the row form
+    thr = rng.random(300) * tot[0]
+    np.testing.assert_array_equal(inverse_cdf(w[0], thr), inverse_cdf(np.broadcast_to(w[0], (300, V)), thr))
+    # a slice [lo, hi) of a longer array, as for CSR rows
+    lo, hi = 3, 3 + V
+    big = np.concatenate([np.ones(3), w[1], np.ones(2)])
+    assert _inverse_cdf(big, lo, hi, 0.5 * tot[1]) - lo == inverse_cdf(w[1], np.array([0.5 * tot[1]]))[0]
+
