@@ -102,3 +102,58 @@ def test_bad_input_is_rejected(bad, match):
 def test_shape_mismatch_is_rejected():
     with pytest.raises(ValueError, match="same number"):
         M.kl_divergence(log([0.5, 0.5]), log([1.0, 0.0, 0.0]))
+
+
+# ----------------------------------------------------------------------------- mdm_exact.stats
+@pytest.mark.parametrize("k,n", [(0, 1), (0, 10), (3, 10), (10, 10), (1, 1000), (517, 1000), (999, 1000), (5, 123457)])
+@pytest.mark.parametrize("ci_alpha", [0.05, 1e-3, 1e-6])
+def test_clopper_pearson_solves_its_defining_equations(k, n, ci_alpha):
+    """Clopper-Pearson (1934): lo solves P(X >= k | lo) = ci_alpha/2 and hi solves
+    P(X <= k | hi) = ci_alpha/2 (scipy's binomial tails, to 1e-10); scipy's root-finding
+    ``binomtest(...).proportion_ci(method="exact")`` agrees to its own tolerance."""
+    from scipy.stats import binom, binomtest
+
+    from mdm_exact.stats import clopper_pearson
+
+    lo, hi = clopper_pearson(k, n, ci_alpha)
+    assert (lo == 0.0) == (k == 0) and (hi == 1.0) == (k == n) and lo < hi
+    if k > 0:
+        assert binom.sf(k - 1, n, lo) == pytest.approx(ci_alpha / 2, rel=1e-10)
+    if k < n:
+        assert binom.cdf(k, n, hi) == pytest.approx(ci_alpha / 2, rel=1e-10)
+    ref = binomtest(k, n).proportion_ci(confidence_level=1 - ci_alpha, method="exact")
+    np.testing.assert_allclose([lo, hi], [ref.low, ref.high], rtol=1e-3, atol=1e-12)
+
+
+@pytest.mark.parametrize("ci_alpha", [0.05, 1e-3, 1e-6])
+def test_mean_ci_is_the_normal_interval(ci_alpha):
+    """mean +- z SE with SE = std(ddof=1)/sqrt(n) and 2 P(Z > z) = ci_alpha."""
+    from scipy import stats as S
+
+    from mdm_exact.stats import mean_ci, normal_quantile
+
+    z = normal_quantile(ci_alpha)
+    assert 2 * S.norm.sf(z) == pytest.approx(ci_alpha, rel=1e-12)
+    v = np.random.default_rng(3).exponential(size=1000)  # (1000,)
+    m, lo, hi = mean_ci(v, ci_alpha)
+    se = S.sem(v)
+    np.testing.assert_allclose([m, lo, hi], [v.mean(), v.mean() - z * se, v.mean() + z * se], rtol=1e-12, atol=0)
+    if ci_alpha == 0.05:
+        np.testing.assert_allclose([lo, hi], S.norm.interval(0.95, loc=v.mean(), scale=se), rtol=1e-12, atol=0)
+
+
+def test_stats_edge_cases_and_errors():
+    from mdm_exact.stats import clopper_pearson, mean_ci, normal_quantile
+
+    assert mean_ci([2.0], 0.05) == (2.0, -math.inf, math.inf)  # one value: no interval
+    assert mean_ci([1.0, math.inf], 0.05)[1:] == (-math.inf, math.inf)
+    with pytest.raises(ValueError, match="NaN"):
+        mean_ci([1.0, math.nan])
+    with pytest.raises(ValueError, match="no values"):
+        mean_ci([])
+    with pytest.raises(ValueError, match="ci_alpha"):
+        clopper_pearson(1, 2, 1.5)
+    with pytest.raises(ValueError, match="successes"):
+        clopper_pearson(3, 2)
+    with pytest.raises(ValueError, match="ci_alpha"):
+        normal_quantile(0.0)

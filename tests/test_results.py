@@ -186,3 +186,32 @@ def test_importing_mdm_exact_is_cheap():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+# ----------------------------------------------------------------------------- iid closed form
+def _iid(p):
+    from mdm_exact.languages import NGram
+
+    p = np.asarray(p, dtype=float)
+    return NGram(2, p, np.broadcast_to(p, (p.size, p.size)))
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [schedule("linear", 1), schedule("cosine", 3), FixedSizes((2, 0, 3)), RandomOrder(), LeftToRight()],
+    ids=["one-step", "cosine3", "fixed", "random-order", "left-to-right"],
+)
+@pytest.mark.parametrize("p", [[0.2, 0.3, 0.5], [0.6, 0.0, 0.4]], ids=["full", "with-zero"])
+def test_iid_language_has_zero_kl_and_zero_ser_for_every_rule(p, rule):
+    """An iid language is a product of its marginals, so every parallel draw is exact:
+    p_tau = q for every instance, SER = KL(q||p) = E_tau KL(q||p_tau) = 0 (closed form;
+    Lemma A.1 with zero total correlation)."""
+    lang, L = _iid(p), 5
+    ex = exact_metrics(lang, L, rule)
+    assert ex.ser == pytest.approx(0.0, abs=1e-14)
+    assert ex.instance_kl_total == pytest.approx(0.0, abs=1e-14)
+    assert ex["kl_data_model"] == pytest.approx(0.0, abs=1e-14)
+    assert ex["total_correlation_data"] == pytest.approx(0.0, abs=1e-14)
+    mc = run_monte_carlo(lang, L, rule, 600, rng=5)
+    assert mc.engine == "ngram" and mc.ser == 0.0
+    assert abs(mc.instance_kl_total) < 1e-12  # every per-sample term log q(x) - log p_tau(x) is 0
