@@ -7,7 +7,6 @@ one-token-per-step samplers have zero instance KL and zero SER), dependency coun
 direct implementation of Definitions B.4-B.7 (STATEMENTS.md §4.C) including Example B.6.
 """
 
-import itertools
 import json
 import math
 
@@ -18,6 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mdm_exact.sampler import montecarlo as mc
+from mdm_exact.sampler.exact import exact_metrics
+from mdm_exact.sampler.models import PerturbedModel
+from mdm_exact.testing.oracle import joint_from_language, reference_instance_kl, reference_output_law
+from mdm_exact.theory import separators
 from mdm_exact.languages import HMM, IntervalLanguage, NGram, all_sequences
 from mdm_exact.languages.random import random_hmm, random_ngram
 from mdm_exact.sampler.schedules import FixedSizes, LeftToRight, RandomOrder, draw_steps, expected_nonempty_steps, schedule
@@ -239,32 +242,12 @@ def test_bitwise_identical_across_threads_and_batch_sizes(lang):
 
 # ----------------------------------------------------------------------------- exact values
 def _brute_force_exact(lang, L, rule):
-    """Exact law of the idealised sampler by enumerating every instance tau and sequence.
-
-    Returns (log q, p) over ``all_sequences`` and E_tau KL(q || p_tau) (Lemma B.2 RHS).
-    """
-    V = lang.vocab_size
-    X = all_sequences(V, L)  # (V^L, L)
+    """(log q, p, E_tau KL(q || p_tau)) over ``all_sequences`` from THE brute-force oracle
+    (``mdm_exact.testing.oracle``: sum over every instance, conditionals from the joint table)."""
+    log_q = joint_from_language(lang, L)  # (V^L,)
     with np.errstate(divide="ignore"):
-        log_q = lang.log_prob(X)
-    q = np.exp(log_q)
-    N = rule.num_steps(L)
-    p = np.zeros(X.shape[0])
-    ekl = 0.0
-    probs = rule.p
-    for tau in itertools.product(range(N), repeat=L):
-        tau = np.array(tau)
-        pr = float(np.prod(probs[tau]))
-        if pr == 0.0:
-            continue
-        p_tau = np.ones(X.shape[0])
-        for k in np.unique(tau):
-            marg = lang.conditional_marginals(X, np.broadcast_to(tau < k, X.shape))  # (V^L, L, V)
-            for j in np.flatnonzero(tau == k):
-                p_tau *= marg[np.arange(X.shape[0]), j, X[:, j]]
-        p += pr * p_tau
-        inside = q > 0
-        ekl += pr * float(np.sum(q[inside] * (log_q[inside] - np.log(p_tau[inside]))))
+        p = np.exp(reference_output_law(lang, L, rule))  # (V^L,)
+    ekl, _ = reference_instance_kl(lang, L, rule)
     return log_q, p, ekl
 
 
@@ -284,7 +267,7 @@ def test_monte_carlo_matches_exact(lang_name, N):
     rule = schedule("cosine", N)
     log_q, p, ekl = _brute_force_exact(lang, L, rule)
     inside = log_q > -np.inf
-    ser = 1.0 - p[inside].sum()
+    ser = float(p[~inside].sum())  # mass outside supp q
     mlp = float(np.sum(p[inside] * log_q[inside]) / p[inside].sum() / L)
     ppl_seq = float(np.sum(p[inside] * np.exp(-log_q[inside] / L)) / p[inside].sum())
     n = 400_000
@@ -299,8 +282,7 @@ def test_monte_carlo_matches_exact(lang_name, N):
     lo, hi = r["instance_kl_per_token_ci"]
     assert _inside(ekl / L, lo, hi) and hi - lo < 0.01
     # the exact engine of the package agrees with this brute force
-    enumeration = pytest.importorskip("mdm_exact.sampler.exact")
-    ex = enumeration.exact_metrics(lang, L, rule)
+    ex = exact_metrics(lang, L, rule)
     assert ex["ser"] == pytest.approx(ser, abs=1e-12)
     assert ex["instance_kl_total"] == pytest.approx(ekl, abs=1e-12)
     assert ex["gen_ppl"] == pytest.approx(math.exp(-mlp), rel=1e-12)
@@ -398,9 +380,8 @@ def test_dependency_kernel_matches_definitions(L, n, N, seed):
             s_, d_, t_ = _direct_dependencies(steps[b] < k, steps[b] == k, n)
             assert (S[b, k], D[b, k], D_lit[b, k]) == (s_, d_, t_)
             assert pairs[b, k] == m[b, k] * (m[b, k] - 1) // 2
-    sep = pytest.importorskip("mdm_exact.theory.separators")
     for reading, ours in (("corrected", D), ("literal", D_lit)):
-        S_ref, D_ref = sep.instance_dependencies(steps, n, reading=reading, num_steps=N)
+        S_ref, D_ref = separators.instance_dependencies(steps, n, reading=reading, num_steps=N)
         np.testing.assert_array_equal(S, S_ref)
         np.testing.assert_array_equal(ours, D_ref)
 
@@ -442,12 +423,10 @@ def test_model_runs_on_reference_and_matches_exact():
     Three intervals at miscoverage 1e-6 (false-fail rate <= 3e-6). The asserted widths mean a
     drift of 0.02 in SER (13% of its value), of 0.025 in perplexity (1.6%) or of 0.01
     nats/token in the KL (8%) between the engines would be caught."""
-    models = pytest.importorskip("mdm_exact.sampler.models")
-    enumeration = pytest.importorskip("mdm_exact.sampler.exact")
     lang = _sparse_trigram()
-    model = models.PerturbedModel(lang, 0.5, rng=3)
+    model = PerturbedModel(lang, 0.5, rng=3)
     rule = schedule("linear", 2)
-    ex = enumeration.exact_metrics(lang, 4, rule, model=model)
+    ex = exact_metrics(lang, 4, rule, model=model)
     r = mc.run_monte_carlo(lang, 4, rule, 40_000, rng=8, model=model, ci_alpha=ALPHA)
     assert r.engine == "reference"
     lo, hi = r["ser_ci"]
