@@ -12,7 +12,7 @@ import time
 import numpy as np
 import torch
 
-from neural.categorical import draw_categorical
+from neural.categorical import draw_categorical, split_rng
 from neural.model import KVCache
 
 
@@ -33,9 +33,11 @@ def ar_loss(net, x0):
 
 
 @torch.no_grad()
-def sample_ar(net, n: int, L: int, *, generator: torch.Generator, use_cache: bool = True, batch_size=None,
+def sample_ar(net, n: int, L: int, *, rng=None, use_cache: bool = True, batch_size=None,
               gumbel_float32: bool = False, autocast_dtype=None):
     """Draw ``n`` sequences of length ``L`` from a causal model.
+
+    ``rng`` (int | torch.Generator | None, :func:`neural.categorical.split_rng`) draws the tokens.
 
     Returns a dict with ``tokens`` (n, L) int64 NumPy array, ``seconds`` and ``forward_calls``.
     """
@@ -44,6 +46,7 @@ def sample_ar(net, n: int, L: int, *, generator: torch.Generator, use_cache: boo
     if L > net.config.block_size:
         raise ValueError(f"L = {L} exceeds the model's block_size = {net.config.block_size}")
     device = next(net.parameters()).device
+    _, generator = split_rng(rng, device)
     bs = n if batch_size is None else int(batch_size)
     out, calls = [], 0
     t0 = time.perf_counter()

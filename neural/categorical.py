@@ -7,7 +7,30 @@ only to measure its effect against the exact law.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+
+def split_rng(rng, device="cpu"):
+    """``(numpy Generator, torch.Generator on device)`` from one ``rng`` (int | torch.Generator | numpy Generator | None).
+
+    * int, ``SeedSequence`` or ``None``: two independent children of ``SeedSequence(rng)``
+      (``None``: fresh entropy), so the same int always gives the same two streams;
+    * ``torch.Generator``: used as is for the tokens; the NumPy stream is seeded by one int64 drawn from it;
+    * NumPy ``Generator``: used as is; the torch stream is seeded by one int64 drawn from it.
+    """
+    device = torch.device(device)
+    if isinstance(rng, torch.Generator):
+        seed = int(torch.randint(0, 2**62, (1,), generator=rng, device=rng.device).item())
+        return np.random.default_rng(seed), rng
+    if isinstance(rng, np.random.Generator):
+        return rng, torch.Generator(device).manual_seed(int(rng.integers(0, 2**62)))
+    if rng is not None and not isinstance(rng, (int, np.integer, np.random.SeedSequence)) or isinstance(rng, bool):
+        raise ValueError(f"rng: expected an int, a torch.Generator, a numpy Generator or None, got {type(rng).__name__}")
+    ss = rng if isinstance(rng, np.random.SeedSequence) else np.random.SeedSequence(None if rng is None else int(rng))
+    a, b = ss.spawn(2)
+    seed = int(b.generate_state(1, np.uint64)[0] % np.uint64(2**62))
+    return np.random.default_rng(a), torch.Generator(device).manual_seed(seed)
 
 
 def draw_categorical(log_probs, *, generator: torch.Generator, gumbel_float32: bool = False):

@@ -20,9 +20,11 @@ FORMAT = "mdm-theory-neural-1"
 def _versions() -> dict:
     import numpy as np
 
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        from mdm_exact import __version__ as pkg
-    except ImportError:  # pragma: no cover
+        pkg = version("mdm-theory")
+    except PackageNotFoundError:  # a source tree that is not installed (e.g. the GPU machine's copy)
         pkg = None
     return {"torch": torch.__version__, "numpy": np.__version__, "mdm_theory": pkg}
 

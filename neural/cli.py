@@ -98,15 +98,14 @@ def cmd_sample(args) -> int:
 
     net, ck, lang, device = _load(args)
     L, n = int(ck["L"]), _positive("--num-samples", args.num_samples)
-    g = torch.Generator(device).manual_seed(args.seed)
     if ck["kind"] == "mdm":
         if args.steps is None:
             raise ValueError("--steps is required for an MDM checkpoint")
         out = sample_mdm(NetworkDenoiser(net, autocast_dtype=_autocast(device)), n, L, _rule(args, args.steps, L),
-                         rng=args.seed, generator=g, batch_size=args.batch_size, ordering=args.ordering,
+                         rng=args.seed, batch_size=args.batch_size, ordering=args.ordering,
                          gumbel_float32=args.gumbel_float32)
     else:
-        out = sample_ar(net, n, L, generator=g, batch_size=args.batch_size, gumbel_float32=args.gumbel_float32,
+        out = sample_ar(net, n, L, rng=args.seed, batch_size=args.batch_size, gumbel_float32=args.gumbel_float32,
                         autocast_dtype=_autocast(device))
     if args.output:
         np.save(args.output, out["tokens"])
@@ -149,7 +148,7 @@ def cmd_evaluate(args) -> int:
     lines = []
     if ck["kind"] == "mdm":
         den = NetworkDenoiser(net, autocast_dtype=_autocast(device))
-        kw = dict(num_samples=n, batch_size=args.batch_size, seed=args.seed, rule=args.rule, ordering=args.ordering,
+        kw = dict(num_samples=n, batch_size=args.batch_size, rng=args.seed, rule=args.rule, ordering=args.ordering,
                   reference_samples=args.reference_samples)
         result["mdm"] = evaluate_mdm(den, lang, L, steps, gumbel_float32=args.gumbel_float32, **kw)
         if args.compare_gumbel and not args.gumbel_float32:
@@ -171,7 +170,7 @@ def cmd_evaluate(args) -> int:
             lines.append(f"KL(q || p_theta) per masked token: mean {kl['mean_kl_per_token']:.4g}, max {kl['max_kl']:.4g}")
     else:
         val = validation_set(lang, min(n, 256), L, rng=args.seed + 1)
-        result["ar"] = evaluate_ar(net, lang, L, num_samples=n, batch_size=args.batch_size, seed=args.seed,
+        result["ar"] = evaluate_ar(net, lang, L, num_samples=n, batch_size=args.batch_size, rng=args.seed,
                                    autocast_dtype=_autocast(device), val=val)
         r = result["ar"]
         lines.append(f"AR: SER {r['ser']:.4f}  gen-ppl {r['gen_ppl']}  held-out NLL/token {r['heldout_nll_per_token']:.4f}")

@@ -13,17 +13,10 @@ import torch
 
 def resolve_language(spec, *, seed=None):
     """A :class:`mdm_exact.languages.Language` from itself, a preset name or a language file."""
-    from mdm_exact.languages import Language
+    from mdm_exact.languages import Language, load_language
 
     if isinstance(spec, Language):
         return spec
-    try:
-        from mdm_exact.languages import load_language
-    except ImportError:
-        raise ValueError(
-            f"cannot load language {spec!r}: mdm_exact.languages.load_language (presets and files) is not available "
-            "in this build"
-        ) from None
     return load_language(spec, seed=seed)
 
 

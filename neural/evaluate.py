@@ -25,7 +25,24 @@ from neural.ar import sample_ar
 from neural.sample import sample_mdm
 
 
-def score_samples(lang, x, *, alpha: float = 0.05) -> dict:
+def _seed(rng) -> int:
+    """One int seed from ``rng`` (int | torch.Generator | numpy Generator | None) for per-``N`` streams."""
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return int(rng)
+    if isinstance(rng, torch.Generator):
+        return int(torch.randint(0, 2**62, (1,), generator=rng, device=rng.device).item())
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(0, 2**62))
+    if rng is None:
+        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] % np.uint64(2**62))
+    raise ValueError(f"rng: expected an int, a torch.Generator, a numpy Generator or None, got {type(rng).__name__}")
+
+
+def _child(seed: int, *keys) -> np.random.SeedSequence:
+    return np.random.SeedSequence([int(seed), *[int(k) for k in keys]])
+
+
+def score_samples(lang, x, *, ci_alpha: float = 0.05) -> dict:
     """SER and generative perplexity of samples ``x`` (n, L) under the true language."""
     from mdm_exact.stats import clopper_pearson, mean_ci
 
@@ -33,15 +50,15 @@ def score_samples(lang, x, *, alpha: float = 0.05) -> dict:
     n, L = x.shape
     ok = np.asarray(lang.in_support(x), dtype=bool)  # (n,)
     errors = int(n - ok.sum())
-    out = {"num_samples": n, "L": L, "ser": errors / n, "ser_ci": list(clopper_pearson(errors, n, alpha)),
+    out = {"num_samples": n, "L": L, "ser": errors / n, "ser_ci": list(clopper_pearson(errors, n, ci_alpha)),
            "num_in_support": int(ok.sum())}
     if ok.sum() == 0:
         out.update(gen_ppl=None, gen_ppl_ci=None, gen_ppl_seq_mean=None, gen_ppl_seq_mean_ci=None,
                    mean_log_prob_per_token=None)
         return out
     lp = lang.log_prob(x[ok]) / L  # (n_ok,) log q per token
-    m, lo, hi = mean_ci(-lp, alpha)
-    s, slo, shi = mean_ci(np.exp(-lp), alpha)
+    m, lo, hi = mean_ci(-lp, ci_alpha)
+    s, slo, shi = mean_ci(np.exp(-lp), ci_alpha)
     out.update(gen_ppl=math.exp(m), gen_ppl_ci=[math.exp(lo), math.exp(hi)] if np.isfinite(lo) else None,
                gen_ppl_seq_mean=s, gen_ppl_seq_mean_ci=[slo, shi] if np.isfinite(slo) else None,
                mean_log_prob_per_token=float(lp.mean()))
@@ -82,13 +99,11 @@ def conditional_kl(lang, denoiser, *, num_contexts: int = 64, L: int, rng=None, 
             "num_contexts": num_contexts, "note": "mean over contexts of the per-masked-token KL(q || p_theta), nats"}
 
 
-def mc_reference(lang, L: int, rule, num_samples: int, *, seed: int = 0) -> dict:
+def mc_reference(lang, L: int, rule, num_samples: int, *, rng=None) -> dict:
     """The idealised sampler at the same step rule, by :func:`mdm_exact.sampler.montecarlo.run_monte_carlo`."""
-    try:
-        from mdm_exact.sampler.montecarlo import run_monte_carlo
-    except ImportError as exc:
-        return {"unavailable": f"mdm_exact.sampler.montecarlo not importable: {exc}"}
-    res = run_monte_carlo(lang, L, rule, num_samples, rng=seed, instance_kl=False)
+    from mdm_exact.sampler.montecarlo import run_monte_carlo
+
+    res = run_monte_carlo(lang, L, rule, num_samples, rng=rng, instance_kl=False)
     return res.to_dict()
 
 
@@ -98,40 +113,41 @@ def _rule(name: str, N: int, L: int):
     return make_step_rule(name, L=L, num_steps=N)
 
 
-def evaluate_mdm(denoiser, lang, L: int, steps, *, num_samples: int = 256, batch_size: int = 64, seed: int = 0,
+def evaluate_mdm(denoiser, lang, L: int, steps, *, num_samples: int = 256, batch_size: int = 64, rng=0,
                  rule: str = "linear", ordering: str = "random", gumbel_float32: bool = False,
                  reference_samples: int = 0, deadline: float | None = None, log=None) -> list:
     """Generative perplexity and SER of the learned MDM at each ``N`` in ``steps``.
 
     ``reference_samples > 0`` adds the idealised sampler's Monte Carlo result at the same rule.
     ``deadline`` (a ``time.perf_counter()`` value) stops early; skipped ``N`` are marked.
+    The sampler at ``N`` runs with ``SeedSequence([seed, N])`` (``seed`` from ``rng``), so two
+    denoisers evaluated with the same int ``rng`` are coupled: same instances, same uniforms.
     """
+    seed = _seed(rng)
     rows = []
     for N in steps:
         if deadline is not None and time.perf_counter() > deadline:
             rows.append({"num_steps": int(N), "skipped": "time budget"})
             continue
         r = _rule(rule, int(N), L)
-        g = torch.Generator(denoiser.device).manual_seed(seed + int(N))
-        out = sample_mdm(denoiser, num_samples, L, r, rng=seed + int(N), generator=g, batch_size=batch_size,
+        out = sample_mdm(denoiser, num_samples, L, r, rng=_child(seed, N), batch_size=batch_size,
                          ordering=ordering, gumbel_float32=gumbel_float32)
         row = {"num_steps": int(N), "rule": rule, "ordering": ordering, "gumbel_float32": gumbel_float32,
                **score_samples(lang, out["tokens"]), "calls_mean": float(out["calls"].mean()),
                "sampling_seconds": out["seconds"]}
         if reference_samples:
-            row["idealised_mc"] = mc_reference(lang, L, r, reference_samples, seed=seed + int(N))
+            row["idealised_mc"] = mc_reference(lang, L, r, reference_samples, rng=_child(seed, N, 1))
         if log is not None:
             log(f"[mdm N={N}] ser={row['ser']:.4f} gen_ppl={row['gen_ppl']} calls={row['calls_mean']:.1f}")
         rows.append(row)
     return rows
 
 
-def evaluate_ar(net, lang, L: int, *, num_samples: int = 256, batch_size: int = 64, seed: int = 0,
+def evaluate_ar(net, lang, L: int, *, num_samples: int = 256, batch_size: int = 64, rng=0,
                 autocast_dtype=None, val=None, gumbel_float32: bool = False) -> dict:
     """Generative perplexity and SER of the AR model's samples, plus held-out NLL per token."""
     device = next(net.parameters()).device
-    g = torch.Generator(device).manual_seed(seed)
-    out = sample_ar(net, num_samples, L, generator=g, batch_size=batch_size, autocast_dtype=autocast_dtype,
+    out = sample_ar(net, num_samples, L, rng=_child(_seed(rng), 0), batch_size=batch_size, autocast_dtype=autocast_dtype,
                     gumbel_float32=gumbel_float32)
     row = {"sampler": "ar-kv-cache", "gumbel_float32": gumbel_float32, **score_samples(lang, out["tokens"]), "sampling_seconds": out["seconds"]}
     if val is not None:
@@ -146,32 +162,31 @@ def evaluate_ar(net, lang, L: int, *, num_samples: int = 256, batch_size: int = 
 
 
 def time_samplers(denoiser, ar_net, L: int, steps, *, batch: int = 16, repeats: int = 1, rule: str = "linear",
-                  seed: int = 0, autocast_dtype=None, deadline=None) -> dict:
+                  rng=0, autocast_dtype=None, deadline=None) -> dict:
     """Median wall clock of one batch: cached MDM sampler at each ``N`` and AR with a KV cache.
 
     Both are warmed up first with untimed runs of exactly the timed shapes (on an H100 the first AR
     run at a new batch size took 31 s against 4 s warm: per-shape set-up of the growing-KV attention),
     then each is timed ``repeats`` times.
     """
+    seed = _seed(rng)
     dev = denoiser.device if denoiser is not None else next(ar_net.parameters()).device
     res = {"batch": batch, "L": L, "repeats": repeats, "device": describe_device(dev), "mdm": [], "ar": None}
     if ar_net is not None:
-        sample_ar(ar_net, batch, L, generator=torch.Generator(dev).manual_seed(seed),
-                  autocast_dtype=autocast_dtype)  # warm-up: every KV length 1..L at this batch size
-        ts = [sample_ar(ar_net, batch, L, generator=torch.Generator(dev).manual_seed(seed + r),
-                        autocast_dtype=autocast_dtype)["seconds"] for r in range(repeats)]
+        sample_ar(ar_net, batch, L, rng=_child(seed, 0), autocast_dtype=autocast_dtype)  # warm-up: every KV length 1..L
+        ts = [sample_ar(ar_net, batch, L, rng=_child(seed, 1, r), autocast_dtype=autocast_dtype)["seconds"]
+              for r in range(repeats)]
         res["ar"] = {"seconds_median": float(np.median(ts)), "seconds_all": ts, "forward_calls": L}
     if denoiser is not None:
         for N in sorted(set([4, max(steps)])):  # warm-up: every active-subset size 1..batch at the largest N
-            sample_mdm(denoiser, batch, L, _rule(rule, int(N), L), rng=seed, generator=torch.Generator(dev).manual_seed(seed))
+            sample_mdm(denoiser, batch, L, _rule(rule, int(N), L), rng=_child(seed, 2, N))
         for N in steps:
             if deadline is not None and time.perf_counter() > deadline:
                 res["mdm"].append({"num_steps": int(N), "skipped": "time budget"})
                 continue
             ts, calls = [], []
             for r in range(repeats):
-                g = torch.Generator(dev).manual_seed(seed + r)
-                o = sample_mdm(denoiser, batch, L, _rule(rule, int(N), L), rng=seed + r, generator=g)
+                o = sample_mdm(denoiser, batch, L, _rule(rule, int(N), L), rng=_child(seed, 3, N, r))
                 ts.append(o["seconds"])
                 calls.append(o["forward_batches"])
             res["mdm"].append({"num_steps": int(N), "seconds_median": float(np.median(ts)),

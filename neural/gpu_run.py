@@ -200,16 +200,16 @@ def run(args) -> dict:
             R.save()
         val = validation_set(lang, 16 if args.tiny else 256, L, rng=args.seed + 99)
         entry["ar"] = evaluate_ar(models["ar"], lang, L, num_samples=args.num_samples, batch_size=args.num_samples,
-                                  seed=args.seed, autocast_dtype=ac, val=val)
+                                  rng=args.seed, autocast_dtype=ac, val=val)
         R.log(f"{spec} ar: SER {entry['ar']['ser']:.4f} gen-ppl {entry['ar']['gen_ppl']}")
         den = NetworkDenoiser(models["mdm"], autocast_dtype=ac)
         entry["mdm"] = evaluate_mdm(den, lang, L, steps, num_samples=args.num_samples, batch_size=args.num_samples,
-                                    seed=args.seed, deadline=R.deadline - 30, log=R.log)
+                                    rng=args.seed, deadline=R.deadline - 30, log=R.log)
         trained[spec] = (lang, models, den)
         R.save()
         if timing is None and spec not in SER_LANGUAGES and R.left() > 20:
             # wall clock at batch 16: the same architecture for every language, so measured once
-            timing = time_samplers(den, models["ar"], L, steps, batch=16, repeats=1, seed=args.seed,
+            timing = time_samplers(den, models["ar"], L, steps, batch=16, repeats=1, rng=args.seed,
                                    autocast_dtype=ac, deadline=R.deadline - 15)
             timing["language"] = spec
             R.results["timing"] = timing
@@ -236,11 +236,11 @@ def run(args) -> dict:
             break
         entry = R.results["languages"][spec]
         entry["mdm_gumbel_float32"] = evaluate_mdm(den, lang, L, gsteps, num_samples=args.num_samples,
-                                                   batch_size=args.num_samples, seed=args.seed, gumbel_float32=True,
+                                                   batch_size=args.num_samples, rng=args.seed, gumbel_float32=True,
                                                    deadline=R.deadline - 10)
         if R.left() > 15:
             entry["ar_gumbel_float32"] = evaluate_ar(models["ar"], lang, L, num_samples=args.num_samples,
-                                                     batch_size=args.num_samples, seed=args.seed, autocast_dtype=ac,
+                                                     batch_size=args.num_samples, rng=args.seed, autocast_dtype=ac,
                                                      gumbel_float32=True)
         R.save()
     R.results["phases"]["gumbel_seconds"] = time.perf_counter() - t_phase
@@ -259,7 +259,7 @@ def run(args) -> dict:
                 t1 = time.perf_counter()
                 try:
                     ref = mc_reference(lang, L, make_step_rule("linear", num_steps=N), args.reference_samples,
-                                       seed=args.seed + N)
+                                       rng=args.seed + N)
                 except Exception as exc:  # record and go on: the neural results above are already saved
                     ref = {"error": f"{type(exc).__name__}: {exc}"}
                 refs.append({"num_steps": N, **ref, "wall_seconds": time.perf_counter() - t1})

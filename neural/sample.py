@@ -25,7 +25,7 @@ import time
 import numpy as np
 import torch
 
-from neural.categorical import draw_categorical
+from neural.categorical import draw_categorical, split_rng
 
 ORDERINGS = ("random", "confidence")
 
@@ -52,28 +52,27 @@ class NetworkDenoiser:
 
 
 class ExactDenoiser:
-    """The ideal denoiser of a language: ``log q(x_i | x_R)`` from ``lang.conditional_marginals``.
+    """The ideal denoiser of a language: ``log q(x_i | x_R)`` (:class:`neural.oracle.ExactOracle`).
 
     Driving :func:`sample_mdm` with it reproduces the idealised sampler of :mod:`mdm_exact`.
     """
 
     def __init__(self, lang, *, device="cpu"):
+        from neural.oracle import ExactOracle
+
+        self.oracle = ExactOracle(lang)
         self.lang = lang
-        self.vocab_size = int(lang.vocab_size)
-        self.mask_id = self.vocab_size
+        self.vocab_size = self.oracle.vocab_size
+        self.mask_id = self.oracle.mask_id
         self.device = torch.device(device)
 
     def __call__(self, x_t):
-        x = x_t.cpu().numpy()
-        revealed = x != self.mask_id
-        cm = self.lang.conditional_marginals(np.where(revealed, x, 0), revealed)  # (B, L, V)
-        with np.errstate(divide="ignore"):
-            return torch.from_numpy(np.log(cm)).to(self.device)
+        return self.oracle(x_t.to(self.device))
 
 
 @torch.no_grad()
-def sample_mdm(denoiser, n: int, L: int, rule, *, rng=None, generator: torch.Generator, batch_size=None,
-               ordering: str = "random", gumbel_float32: bool = False):
+def sample_mdm(denoiser, n: int, L: int, rule, *, rng=None, batch_size=None, ordering: str = "random",
+               gumbel_float32: bool = False):
     """Draw ``n`` sequences of length ``L`` from an MDM with step rule ``rule``.
 
     Parameters
@@ -82,10 +81,11 @@ def sample_mdm(denoiser, n: int, L: int, rule, *, rng=None, generator: torch.Gen
         ``denoiser(x_t) -> (B, L, V)`` log-probabilities; has ``vocab_size``, ``mask_id``, ``device``.
     rule : mdm_exact.sampler.schedules.StepRule
         Schedule-driven (``ScheduleSteps``), ``FixedSizes``, ``RandomOrder`` or ``LeftToRight``.
-    rng : seed or numpy Generator
-        Draws the instances ``tau`` (per-position steps), via ``mdm_exact.sampler.schedules.draw_steps``.
-    generator : torch.Generator
-        Draws the tokens (on the denoiser's device).
+    rng : int, torch.Generator, numpy Generator or None
+        All the randomness (:func:`neural.categorical.split_rng`): a NumPy stream draws the
+        instances ``tau`` (per-position steps, ``mdm_exact.sampler.schedules.draw_steps``), a torch
+        stream on the denoiser's device the tokens. Two denoisers run with the same int ``rng``
+        see the same ``tau`` and the same token uniforms (coupled samplers).
 
     Returns
     -------
@@ -97,9 +97,9 @@ def sample_mdm(denoiser, n: int, L: int, rule, *, rng=None, generator: torch.Gen
 
     if ordering not in ORDERINGS:
         raise ValueError(f"unknown ordering {ordering!r}; expected one of {ORDERINGS}")
-    rng = np.random.default_rng(rng)
-    N = rule.num_steps(L)
     V, mask_id, device = denoiser.vocab_size, denoiser.mask_id, denoiser.device
+    rng, generator = split_rng(rng, device)
+    N = rule.num_steps(L)
     bs = n if batch_size is None else int(batch_size)
     tokens, calls_all = [], []
     batches = 0

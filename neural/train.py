@@ -1,16 +1,30 @@
-"""Training until a target, not for a fixed number of epochs.
+"""Training until targets, not for a fixed number of epochs.
 
-The AR model stops when its validation NLL per token is within ``target_rel`` (default 2%) of the
-language's entropy rate, the MDM when its validation negative ELBO per token is within 5%
-(the ELBO of the exact conditionals equals the entropy rate, see :mod:`neural.diffusion`),
-or at ``max_steps`` / ``max_seconds``, whichever comes first. AdamW, cosine learning rate with
-linear warm-up over ``warmup_frac`` of ``max_steps``, gradient clipping; bf16 autocast on CUDA,
-float32 on CPU.
+Two targets (issue 14), checked at every validation:
+
+* quality: validation NLL per token (AR) or negative ELBO per token (MDM; the ELBO of the exact
+  conditionals equals the entropy rate, see :mod:`neural.diffusion`) at most
+  ``(1 + target_rel)`` times the language's entropy rate;
+* leakage (``leak_target``, optional): the model's probability on tokens the language makes
+  impossible, per token, on held-out contexts (:mod:`neural.leakage`), at most ``leak_target``.
+
+Training stops when every set target is met, or at ``max_steps`` / ``max_seconds``; the result
+records which targets were met (``targets``). AdamW with linear warm-up, a constant phase and a
+cosine tail over the last ``tail_frac`` of ``max_steps`` (``tail_frac = 1``: cosine right after
+warm-up), gradient clipping, optional EMA of the weights (validated and returned when set);
+bf16 autocast on CUDA, float32 on CPU.
+
+Resumable: with ``state_path`` the full training state (weights, EMA, optimiser, step, data and
+mask generators, history, elapsed time) is written atomically every ``save_every_seconds`` and at
+the end; ``train(..., resume=True)`` continues from it exactly where it stopped, so a run can be
+killed at any time and loses at most ``save_every_seconds`` of work.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -36,6 +50,10 @@ class TrainConfig:
     betas: tuple = (0.9, 0.999)
     weight_decay: float = 0.0
     warmup_frac: float = 0.1
+    tail_frac: float = 1.0
+    ema: float = 0.0
+    leak_target: float | None = None
+    leak_sequences: int = 128
     max_steps: int = 2000
     max_seconds: float | None = None
     grad_clip: float = 1.0
@@ -61,6 +79,12 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name}: expected a positive integer, got {v!r}")
         if not (0.0 <= self.warmup_frac < 1.0):
             raise ValueError(f"TrainConfig.warmup_frac: expected 0 <= value < 1, got {self.warmup_frac}")
+        if not (0.0 < self.tail_frac <= 1.0):
+            raise ValueError(f"TrainConfig.tail_frac: expected 0 < value <= 1, got {self.tail_frac}")
+        if not (0.0 <= self.ema < 1.0):
+            raise ValueError(f"TrainConfig.ema: expected an EMA decay 0 <= value < 1 (0 = off), got {self.ema}")
+        if self.leak_target is not None and not self.leak_target > 0:
+            raise ValueError(f"TrainConfig.leak_target: expected a positive leakage per token, got {self.leak_target}")
         if self.target_rel is None:
             self.target_rel = DEFAULT_TARGET[self.kind]
         if self.autocast not in (None, "bf16"):
@@ -86,7 +110,10 @@ class TrainResult:
     steps: int = 0
     seconds: float = 0.0
     final_val: float = math.nan
+    final_leakage: dict | None = None
+    targets: dict = field(default_factory=dict)
     stop_reason: str = ""
+    resumed_from_step: int | None = None
 
     def summary(self) -> dict:
         return {
@@ -100,19 +127,36 @@ class TrainResult:
             "seconds": self.seconds,
             "final_val_per_token": self.final_val,
             "final_ratio_to_entropy": self.final_val / self.entropy["value"],
+            "final_leakage": self.final_leakage,
+            "leak_target": self.train_config.leak_target,
+            "targets": self.targets,
+            "ema": self.train_config.ema,
             "stop_reason": self.stop_reason,
+            "resumed_from_step": self.resumed_from_step,
             "num_parameters": self.net.num_parameters(),
             "history": self.history,
         }
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up over ``warmup_frac * max_steps`` then cosine decay to 0 at ``max_steps``."""
-    warm = int(round(cfg.warmup_frac * cfg.max_steps))
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    prog = (step - warm) / max(1, cfg.max_steps - warm)
-    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, prog)))
+def lr_at(step: int, cfg: TrainConfig, elapsed: float | None = None) -> float:
+    """Linear warm-up, constant, then a cosine tail to 0 at the end of training.
+
+    Progress is ``step / max_steps``, or ``elapsed / max_seconds`` when that is further along
+    (so a wall-clock budget on a slow or shared machine still ends with the tail). Warm-up
+    covers the first ``warmup_frac`` of progress, the tail the last ``tail_frac`` (never before
+    the warm-up ends); ``tail_frac = 1`` is the plain warm-up-then-cosine schedule.
+    """
+    prog = step / cfg.max_steps
+    if elapsed is not None and cfg.max_seconds:
+        prog = max(prog, elapsed / cfg.max_seconds)
+    warm = cfg.warmup_frac
+    if prog < warm:
+        return cfg.lr * min(1.0, (step + 1) / max(1.0, warm * cfg.max_steps))
+    tail = max(warm, 1.0 - cfg.tail_frac)
+    if prog < tail:
+        return cfg.lr
+    x = (prog - tail) / max(1e-12, 1.0 - tail)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, x)))
 
 
 def _autocast_dtype(cfg: TrainConfig, device: torch.device):
@@ -146,8 +190,56 @@ def validate(net, val: torch.Tensor, cfg: TrainConfig, *, autocast_dtype=None, b
     return {"mean": float(v.mean()), "stderr": float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else math.inf}
 
 
-def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None) -> TrainResult:
-    """Train an MDM (``cfg.kind == "mdm"``) or an AR model on exact samples of ``lang``."""
+def measure_leakage(net, lang, cfg: TrainConfig, val: np.ndarray, *, rng) -> dict:
+    """Leakage and KL per token on the held-out sequences ``val`` (:mod:`neural.leakage`)."""
+    from neural.leakage import ar_leakage, mdm_leakage
+    from neural.sample import NetworkDenoiser
+
+    was_training = net.training
+    net.eval()
+    try:
+        if cfg.kind == "ar":
+            return ar_leakage(lang, net, cfg.L, data=val, rng=rng,
+                              positions_per_sequence=None if cfg.L <= 128 else 64)
+        return mdm_leakage(lang, NetworkDenoiser(net), cfg.L, data=val, schedule=cfg.schedule, t_eps=cfg.t_eps, rng=rng)
+    finally:
+        net.train(was_training)
+
+
+def _rng_state(g: np.random.Generator) -> dict:
+    st = g.bit_generator.state
+    return {"bit_generator": st["bit_generator"], "state": {k: str(v) for k, v in st["state"].items()},
+            "has_uint32": int(st["has_uint32"]), "uinteger": str(st["uinteger"])}
+
+
+def _set_rng_state(g: np.random.Generator, d: dict) -> None:
+    g.bit_generator.state = {"bit_generator": d["bit_generator"], "state": {k: int(v) for k, v in d["state"].items()},
+                             "has_uint32": int(d["has_uint32"]), "uinteger": int(d["uinteger"])}
+
+
+def _save_state(path, *, net, ema_net, opt, step, elapsed, data_rng, leak_rng, gen, history, cfg, model_config):
+    from neural.checkpoint import _plain
+
+    state = {"format": "mdm-theory-train-state-1", "step": int(step), "elapsed": float(elapsed),
+             "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+             "ema": None if ema_net is None else {k: v.detach().cpu() for k, v in ema_net.state_dict().items()},
+             "opt": opt.state_dict(), "data_rng": _rng_state(data_rng), "leak_rng": _rng_state(leak_rng),
+             "gen": gen.get_state().cpu(), "history": _plain(history), "train_config": cfg.to_dict(),
+             "model_config": model_config.to_dict()}
+    tmp = os.fspath(path) + ".tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, os.fspath(path))
+
+
+def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_path=None, resume: bool = False,
+          save_every_seconds: float = 60.0) -> TrainResult:
+    """Train an MDM (``cfg.kind == "mdm"``) or an AR model on exact samples of ``lang``.
+
+    With ``state_path``, the training state is saved there (atomically) every
+    ``save_every_seconds`` and at the end; ``resume=True`` continues from it when it exists (the
+    stored configuration must match ``cfg`` except for ``max_seconds``). The returned ``net`` is
+    the EMA model when ``cfg.ema > 0``.
+    """
     if model_config.vocab_size != lang.vocab_size:
         raise ValueError(f"model vocab_size {model_config.vocab_size} != language vocabulary {lang.vocab_size}")
     if model_config.causal != (cfg.kind == "ar"):
@@ -157,44 +249,95 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None) -> Tra
     device = torch.device(cfg.device)
     ac = _autocast_dtype(cfg, device)
     ss = np.random.SeedSequence(cfg.seed)
-    data_seed, val_seed, ent_seed = ss.spawn(3)
+    data_seed, val_seed, ent_seed, leak_seed = ss.spawn(4)
     entropy = entropy_rate(lang, cfg.L, rng=np.random.default_rng(ent_seed))
-    val = torch.from_numpy(validation_set(lang, cfg.val_size, cfg.L, rng=np.random.default_rng(val_seed))).to(device)
+    val_np = validation_set(lang, cfg.val_size, cfg.L, rng=np.random.default_rng(val_seed))
+    val = torch.from_numpy(val_np).to(device)
     torch.manual_seed(cfg.seed)  # weight init only
     net = Transformer(model_config).to(device)
+    ema_net = None
+    if cfg.ema > 0:
+        ema_net = copy.deepcopy(net)
+        ema_net.requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     gen = torch.Generator(device).manual_seed(cfg.seed + 1)
-    stream = DataStream(lang, cfg.L, cfg.batch_size, rng=np.random.default_rng(data_seed), device=device,
+    data_rng = np.random.default_rng(data_seed)
+    leak_rng = np.random.default_rng(leak_seed)
+    res = TrainResult(net=net, model_config=model_config, train_config=cfg, entropy=entropy)
+    step, elapsed0 = 0, 0.0
+    if resume and state_path is not None and os.path.exists(state_path):
+        st = torch.load(os.fspath(state_path), map_location=device, weights_only=True)
+        stored = dict(st["train_config"])
+        now = cfg.to_dict()
+        diff = sorted(k for k in now if k != "max_seconds" and stored.get(k) != now[k])
+        if diff or st["model_config"] != model_config.to_dict():
+            raise ValueError(f"cannot resume from {os.fspath(state_path)!r}: its configuration differs in "
+                             f"{diff or ['model_config']}")
+        net.load_state_dict(st["model"])
+        if ema_net is not None:
+            ema_net.load_state_dict(st["ema"])
+        opt.load_state_dict(st["opt"])
+        _set_rng_state(data_rng, st["data_rng"])
+        _set_rng_state(leak_rng, st["leak_rng"])
+        gen.set_state(st["gen"].to("cpu") if device.type != "cpu" else st["gen"])
+        step, elapsed0 = int(st["step"]), float(st["elapsed"])
+        res.history = list(st["history"])
+        res.resumed_from_step = step
+        if log is not None:
+            log(f"[{cfg.kind}] resumed at step {step} ({elapsed0:.1f} s)")
+    stream = DataStream(lang, cfg.L, cfg.batch_size, rng=data_rng, device=device,
                         prefetch=4 if device.type == "cuda" else 0)
     target = entropy["value"] * (1.0 + cfg.target_rel)
-    res = TrainResult(net=net, model_config=model_config, train_config=cfg, entropy=entropy)
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - elapsed0
+    last_save = time.perf_counter()
     net.train()
-    step, last_loss = 0, math.nan
+    last_loss = math.nan
+
+    def save(now_step):
+        if state_path is not None:
+            _save_state(state_path, net=net, ema_net=ema_net, opt=opt, step=now_step, elapsed=time.perf_counter() - t0,
+                        data_rng=data_rng, leak_rng=leak_rng, gen=gen, history=res.history, cfg=cfg,
+                        model_config=model_config)
+
     while True:
         elapsed = time.perf_counter() - t0
-        if step % cfg.eval_every == 0 or step == cfg.max_steps or (cfg.max_seconds and elapsed >= cfg.max_seconds):
-            v = validate(net, val, cfg, autocast_dtype=ac)
-            row = {"step": step, "seconds": round(elapsed, 3),
+        timed_out = bool(cfg.max_seconds) and elapsed >= cfg.max_seconds
+        if step % cfg.eval_every == 0 or step >= cfg.max_steps or timed_out:
+            model = net if ema_net is None else ema_net
+            v = validate(model, val, cfg, autocast_dtype=ac)
+            row = {"step": step, "seconds": round(elapsed, 3), "lr": lr_at(min(step, cfg.max_steps), cfg, elapsed),
                    "train_loss": None if math.isnan(last_loss) else last_loss, "val": v["mean"],
                    "val_stderr": v["stderr"], "ratio": v["mean"] / entropy["value"]}
+            quality_ok = v["mean"] <= target
+            leak_ok = None
+            if cfg.leak_target is not None and (quality_ok or step >= cfg.max_steps or timed_out
+                                                 or step % (4 * cfg.eval_every) == 0):
+                lk = measure_leakage(model, lang, cfg, val_np[: cfg.leak_sequences], rng=leak_rng)
+                row.update(leakage=lk["leakage_per_token"], leakage_ci=lk["leakage_ci"], kl=lk["kl_per_token"])
+                leak_ok = lk["leakage_per_token"] <= cfg.leak_target
+                res.final_leakage = lk
             res.history.append(row)
             res.final_val = v["mean"]
             if log is not None:
-                log(f"[{cfg.kind}] step {step} t={elapsed:.1f}s loss={last_loss:.4f} val={v['mean']:.4f} "
-                    f"ratio={row['ratio']:.4f}")
-            if v["mean"] <= target and step > 0:
+                extra = "" if "leakage" not in row else f" leak={row['leakage']:.2e} kl={row['kl']:.2e}"
+                log(f"[{cfg.kind}] step {step} t={elapsed:.1f}s lr={row['lr']:.2e} loss={last_loss:.4f} "
+                    f"val={v['mean']:.4f} ratio={row['ratio']:.4f}{extra}")
+            res.targets = {"quality": {"target_rel": cfg.target_rel, "met": bool(quality_ok), "ratio": row["ratio"]},
+                           "leakage": None if cfg.leak_target is None else
+                           {"target": cfg.leak_target, "met": bool(leak_ok) if leak_ok is not None else False,
+                            "value": None if res.final_leakage is None else res.final_leakage["leakage_per_token"]}}
+            if step > 0 and quality_ok and (cfg.leak_target is None or leak_ok):
                 res.reached, res.reached_step, res.reached_seconds = True, step, elapsed
                 res.stop_reason = "target"
                 break
             if step >= cfg.max_steps:
                 res.stop_reason = "max_steps"
                 break
-            if cfg.max_seconds and elapsed >= cfg.max_seconds:
+            if timed_out:
                 res.stop_reason = "max_seconds"
                 break
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
+            group["lr"] = lr_at(step, cfg, time.perf_counter() - t0)
         x0 = next(stream)
         with torch.autocast(device.type, dtype=ac, enabled=ac is not None):
             if cfg.kind == "ar":
@@ -209,10 +352,21 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None) -> Tra
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
         opt.step()
+        if ema_net is not None:  # EMA with the usual warm-up of its decay, min(ema, (1 + k) / (10 + k))
+            d = min(cfg.ema, (1.0 + step) / (10.0 + step))
+            with torch.no_grad():
+                for pe, p in zip(ema_net.parameters(), net.parameters()):
+                    pe.lerp_(p, 1.0 - d)
         last_loss = float(loss.detach())
         step += 1
+        if state_path is not None and time.perf_counter() - last_save >= save_every_seconds:
+            save(step)
+            last_save = time.perf_counter()
     stream.close()
+    save(step)
     res.steps = step
     res.seconds = time.perf_counter() - t0
-    net.eval()
+    if ema_net is not None:
+        res.net = ema_net
+    res.net.eval()
     return res

@@ -24,7 +24,7 @@ from mdm_exact.languages import HMM, NGram, all_sequences  # noqa: E402
 from mdm_exact.stats import clopper_pearson, normal_quantile  # noqa: E402
 from neural import diffusion as D  # noqa: E402
 from neural.ar import ar_log_probs, sample_ar  # noqa: E402
-from neural.categorical import draw_categorical  # noqa: E402
+from neural.categorical import draw_categorical, split_rng  # noqa: E402
 from neural.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from neural.evaluate import conditional_kl, score_samples  # noqa: E402
 from neural.model import KVCache, ModelConfig, Transformer  # noqa: E402
@@ -111,10 +111,8 @@ def brute_force_output_law(lang, L, rule):
 
 
 def _exact_law(lang, L, rule):
-    try:
-        from mdm_exact.sampler.exact import exact_output_law
-    except ImportError:
-        return brute_force_output_law(lang, L, rule)
+    from mdm_exact.sampler.exact import exact_output_law
+
     lp = exact_output_law(lang, L, rule)
     np.testing.assert_allclose(np.exp(lp), brute_force_output_law(lang, L, rule), rtol=1e-9, atol=1e-12)
     return np.exp(lp)
@@ -278,7 +276,7 @@ def test_mdm_sampler_with_exact_denoiser_reproduces_idealised_law(request, langn
     lang = request.getfixturevalue(langname)
     law = _exact_law(lang, L, rule)
     assert law.sum() == pytest.approx(1.0, abs=1e-12)
-    out = sample_mdm(ExactDenoiser(lang), 30000, L, rule, rng=11, generator=torch.Generator().manual_seed(11))
+    out = sample_mdm(ExactDenoiser(lang), 30000, L, rule, rng=11)
     assert _chi2_pvalue(out["tokens"], law, lang.vocab_size) > P_FAIL
 
 
@@ -288,13 +286,13 @@ def test_chi_square_has_power_against_the_data_law(hmm):
     q = np.exp(hmm.log_prob(all_sequences(3, 3)))
     p1 = brute_force_output_law(hmm, 3, rule)
     assert np.abs(p1 - q).max() > 0.01
-    out = sample_mdm(ExactDenoiser(hmm), 30000, 3, rule, rng=12, generator=torch.Generator().manual_seed(12))
+    out = sample_mdm(ExactDenoiser(hmm), 30000, 3, rule, rng=12)
     assert _chi2_pvalue(out["tokens"], q, 3) < P_FAIL
 
 
 def test_left_to_right_with_exact_denoiser_samples_the_language(hmm):
     q = np.exp(hmm.log_prob(all_sequences(3, 3)))
-    out = sample_mdm(ExactDenoiser(hmm), 20000, 3, S.LeftToRight(), rng=4, generator=torch.Generator().manual_seed(4))
+    out = sample_mdm(ExactDenoiser(hmm), 20000, 3, S.LeftToRight(), rng=4)
     assert _chi2_pvalue(out["tokens"], q, 3) > P_FAIL
     assert np.all(out["calls"] == 3)
 
@@ -314,8 +312,8 @@ def test_cache_calls_equal_nonempty_steps():
             return super().__call__(x_t)
 
     rule = S.schedule("linear", N)
-    out = sample_mdm(Counting(lang), n, L, rule, rng=21, generator=torch.Generator().manual_seed(0), batch_size=1000)
-    r = np.random.default_rng(21)
+    out = sample_mdm(Counting(lang), n, L, rule, rng=21, batch_size=1000)
+    r = split_rng(21)[0]  # the NumPy stream sample_mdm draws tau from
     steps = np.concatenate([S.draw_steps(rule, 1000, L, rng=r) for _ in range(3)])
     expect = np.array([np.unique(row).size for row in steps])
     np.testing.assert_array_equal(out["calls"], expect)
@@ -330,12 +328,12 @@ def test_cache_calls_equal_nonempty_steps():
 def test_confidence_ordering_keeps_step_sizes_and_support():
     lang = _bigram(V=3, seed=2)
     rule = S.FixedSizes((3, 3, 2))
-    out = sample_mdm(ExactDenoiser(lang), 200, 8, rule, rng=1, generator=torch.Generator().manual_seed(1),
+    out = sample_mdm(ExactDenoiser(lang), 200, 8, rule, rng=1,
                      ordering="confidence")
     assert out["tokens"].shape == (200, 8) and out["tokens"].min() >= 0 and out["tokens"].max() < 3
     assert np.all(out["calls"] == 3)
     with pytest.raises(ValueError, match="unknown ordering"):
-        sample_mdm(ExactDenoiser(lang), 2, 8, rule, rng=1, generator=torch.Generator(), ordering="entropy")
+        sample_mdm(ExactDenoiser(lang), 2, 8, rule, rng=1, ordering="entropy")
 
 
 # ----------------------------------------------------------------------------- model and AR sampler
@@ -371,8 +369,8 @@ def test_ar_kv_cache_matches_full_recompute():
         cache = KVCache(net.config, 3, 10, device="cpu", dtype=torch.float32)
         inc = torch.cat([net(x[:, k : k + 1], cache=cache) for k in range(10)], dim=1)
     torch.testing.assert_close(inc, full, rtol=1e-5, atol=1e-5)
-    a = sample_ar(net, 20, 10, generator=torch.Generator().manual_seed(9), use_cache=True)
-    b = sample_ar(net, 20, 10, generator=torch.Generator().manual_seed(9), use_cache=False)
+    a = sample_ar(net, 20, 10, rng=9, use_cache=True)
+    b = sample_ar(net, 20, 10, rng=9, use_cache=False)
     np.testing.assert_array_equal(a["tokens"], b["tokens"])
 
 
@@ -474,7 +472,7 @@ def test_train_stops_on_target():
 def test_network_denoiser_sampling_runs():
     torch.manual_seed(0)
     net = Transformer(_tiny_cfg(3, False)).eval()
-    out = sample_mdm(NetworkDenoiser(net), 5, 8, S.schedule("linear", 4), rng=0, generator=torch.Generator())
+    out = sample_mdm(NetworkDenoiser(net), 5, 8, S.schedule("linear", 4), rng=0)
     assert out["tokens"].shape == (5, 8) and out["tokens"].max() < 3
     with pytest.raises(ValueError, match="bidirectional"):
         NetworkDenoiser(Transformer(_tiny_cfg(3, True)))
@@ -544,8 +542,7 @@ def test_gpu_sampling_and_training_smoke():
     lang = _bigram(V=3, seed=5)
     mc = ModelConfig(vocab_size=3, block_size=16, n_layer=1, n_head=2, n_embd=16, causal=False)
     res = train(lang, mc, TrainConfig(kind="mdm", L=16, max_steps=20, eval_every=10, val_size=32, device="cuda"))
-    out = sample_mdm(NetworkDenoiser(res.net, autocast_dtype=torch.bfloat16), 8, 16, S.schedule("linear", 8), rng=0,
-                     generator=torch.Generator("cuda").manual_seed(0))
+    out = sample_mdm(NetworkDenoiser(res.net, autocast_dtype=torch.bfloat16), 8, 16, S.schedule("linear", 8), rng=torch.Generator("cuda").manual_seed(0))
     assert out["tokens"].shape == (8, 16)
 
 

@@ -1,0 +1,146 @@
+"""The CPU campaign of issue 14 at L = 64: small MDMs and same-size AR models trained until the targets.
+
+Run in the background, one process, one thread::
+
+    nohup python -m neural.cpu_runs train --out reports/neural/cpu-l64 --state /work/notes/neural-state &
+
+Each job (language, kind) trains with :func:`neural.train.train` and a resumable state file under
+``--state``; a finished job leaves ``<spec>-<kind>.pt`` (float32 weights, well under 16 MiB) and
+``train-<spec>-<kind>.json`` (configuration, targets met or missed, training curve, seconds,
+device and versions) in ``--out`` and is skipped when the command is run again. A killed run
+resumes its current job from the last saved state.
+
+``python -m neural.cpu_runs evaluate --out ...`` then computes everything Figure 6 needs from
+the committed checkpoints (:mod:`neural.campaign`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+
+#: Priority order (2-gram and HMM first), thresholded SER presets, then interval-l5 and the -t0 twins.
+JOBS = [("paper-2gram", "mdm"), ("paper-2gram", "ar"), ("paper-hmm", "mdm"), ("paper-hmm", "ar"),
+        ("paper-3gram", "mdm"), ("paper-3gram", "ar"), ("paper-4gram", "mdm"), ("paper-4gram", "ar"),
+        ("interval-l5", "mdm"), ("interval-l5", "ar")]
+
+
+def length_for(spec: str, L: int) -> int:
+    """``L`` itself, or the nearest multiple of ``l`` at or above it for the interval languages (65 for l = 5)."""
+    if spec.startswith("interval-l"):
+        l = int(spec.rsplit("l", 1)[1])
+        return -(-L // l) * l
+    return L
+
+
+#: The CPU recipe (chosen on paper-2gram at L = 64; see reports/neural/README.md).
+RECIPE = {
+    "model": {"n_layer": 3, "n_head": 4, "n_embd": 64},
+    "mdm": {"batch_size": 64, "lr": 2e-3, "warmup_frac": 0.05, "tail_frac": 0.5, "ema": 0.998, "max_steps": 4000,
+            "max_seconds": 900.0, "eval_every": 200, "val_size": 512, "val_draws": 4},
+    "ar": {"batch_size": 64, "lr": 2e-3, "warmup_frac": 0.05, "tail_frac": 0.5, "ema": 0.998, "max_steps": 2000,
+           "max_seconds": 420.0, "eval_every": 100, "val_size": 512, "val_draws": 1},
+    "targets": {"target_rel": 0.01, "leak_target": 1e-4},
+}
+
+
+def job_configs(spec, kind, L, *, recipe=RECIPE, seed=0, overrides=None):
+    from neural.data import resolve_language
+    from neural.model import ModelConfig
+    from neural.train import TrainConfig
+
+    lang = resolve_language(spec)
+    Lj = length_for(spec, L)
+    m = dict(recipe["model"])
+    mc = ModelConfig(vocab_size=int(lang.vocab_size), block_size=Lj, causal=kind == "ar", **m)
+    t = dict(recipe[kind])
+    t.update(recipe["targets"])
+    t.update(overrides or {})
+    cfg = TrainConfig(kind=kind, L=Lj, seed=seed, device="cpu", **t)
+    return lang, mc, cfg
+
+
+def _versions():
+    import platform
+
+    import numpy as np
+
+    from neural.evaluate import describe_device
+
+    return {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
+            "device": describe_device("cpu"), "machine": platform.machine(), "cpu_threads": torch.get_num_threads()}
+
+
+def run_job(spec, kind, L, out, state_dir, *, recipe=RECIPE, log=print, overrides=None):
+    from neural.checkpoint import save_checkpoint
+    from neural.data import language_to_dict
+    from neural.train import train
+
+    summary_path = os.path.join(out, f"train-{spec}-{kind}.json")
+    if os.path.exists(summary_path):
+        log(f"{spec} {kind}: done before ({summary_path}), skipped")
+        return json.load(open(summary_path))
+    lang, mc, cfg = job_configs(spec, kind, L, recipe=recipe, overrides=overrides)
+    state = os.path.join(state_dir, f"{spec}-{kind}.state.pt")
+    t0 = time.time()
+    res = train(lang, mc, cfg, log=lambda m: log(f"{spec} {m}"), state_path=state, resume=True,
+                save_every_seconds=60.0)
+    s = res.summary()
+    ck = os.path.join(out, f"{spec}-{kind}.pt")
+    size = save_checkpoint(ck, res.net, kind=kind, step=res.steps, seed=cfg.seed, L=cfg.L, language=spec,
+                           language_params=language_to_dict(lang),
+                           train={"config": cfg.to_dict(), "summary": {k: v for k, v in s.items() if k != "history"}})
+    doc = {"language": spec, "kind": kind, "L": cfg.L, "model_config": mc.to_dict(), "train_config": cfg.to_dict(),
+           "summary": s, "checkpoint": os.path.basename(ck), "checkpoint_bytes": size, "versions": _versions(),
+           "wall_seconds_this_process": time.time() - t0,
+           "note": "seconds = training wall clock summed over resumed processes, on a shared 2-core CPU, 1 thread"}
+    tmp = summary_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1, default=str)
+    os.replace(tmp, summary_path)
+    log(f"{spec} {kind}: {s['stop_reason']} after {s['steps']} steps, {s['seconds']:.0f} s, "
+        f"ratio {s['final_ratio_to_entropy']:.4f}, targets {s['targets']}")
+    return doc
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m neural.cpu_runs", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train every job in priority order (resumable)")
+    t.add_argument("--out", required=True)
+    t.add_argument("--state", required=True, help="directory of the resumable training states (not committed)")
+    t.add_argument("--length", type=int, default=64)
+    t.add_argument("--jobs", default=None, help="comma-separated spec:kind (default: all, in priority order)")
+    t.add_argument("--threads", type=int, default=1)
+    e = sub.add_parser("evaluate", help="curves, leakage, timing from the trained checkpoints")
+    e.add_argument("--out", required=True)
+    e.add_argument("--languages", default=None)
+    e.add_argument("--num-samples", type=int, default=256)
+    e.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    os.makedirs(args.out, exist_ok=True)
+    if args.cmd == "train":
+        os.makedirs(args.state, exist_ok=True)
+        jobs = JOBS if args.jobs is None else [tuple(j.split(":")) for j in args.jobs.split(",")]
+
+        def log(msg):
+            print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
+
+        for spec, kind in jobs:
+            run_job(spec, kind, args.length, args.out, args.state, log=log)
+        return 0
+    from neural.campaign import evaluate_all
+
+    evaluate_all(args.out, languages=None if args.languages is None else args.languages.split(","),
+                 num_samples=args.num_samples)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Leakage and per-token KL of a learned model, measured exactly per context.
+
+*Leakage* of a model at a context is the probability it puts on tokens that the language makes
+impossible there:
+
+* MDM, masked position ``i`` given the revealed set ``x_R``:
+  ``sum_{v : q(v | x_R) = 0} p_theta(v | x_R)``;
+* AR, position ``i`` given the prefix ``x_{<i}``: ``sum_{v : q(v | x_{<i}) = 0} p_theta(v | x_{<i})``.
+
+One leaked unit of mass per token is one chance in ``1/leak`` to leave the support, so the
+sequence error rate of a sampler built on the model is about ``1 - (1 - leak)^L`` (issue 14).
+The KL ``KL(q(. | context) || p_theta(. | context))`` at the same contexts is the quantity that
+Assumption 4.1 bounds uniformly (as reconstructed, STATEMENTS.md §3): its mean is the typical
+learning error and its maximum over the contexts seen is a lower bound on ``epsilon_learning``.
+
+Both are exact at each context (``q`` from ``lang.conditional_marginals``, float64); the only
+randomness is the choice of contexts: held-out exact samples and, for the MDM, masks drawn from
+the training schedule (``t = eps + (1 - eps) u``, each token masked with probability
+``1 - alpha_t``). The reported mean is over contexts of the per-token average (mean over masked
+positions of one context, or over the chosen prefix positions of one sequence), with a
+normal-approximation interval over the independent contexts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from neural.diffusion import alpha
+
+
+def context_terms(q, log_p, where):
+    """Leakage and KL(q || p) at every position, (B, L) each, zero where ``where`` is False.
+
+    ``q`` (B, L, V) exact conditional laws, ``log_p`` (B, L, V) model log-probabilities (float64).
+    Leakage is ``sum_{v: q = 0} exp(log_p)``; the KL sums ``q (log q - log p)`` over ``q > 0``
+    (``inf`` where the model gives a possible token probability 0).
+    """
+    q = np.asarray(q, dtype=np.float64)
+    log_p = np.asarray(log_p, dtype=np.float64)
+    if q.shape != log_p.shape or q.ndim != 3:
+        raise ValueError(f"context_terms: q {q.shape} and log_p {log_p.shape} must both be (B, L, V)")
+    impossible = q == 0.0
+    p = np.exp(log_p)
+    leak = np.where(impossible, p, 0.0).sum(-1)  # (B, L)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl_terms = np.where(impossible, 0.0, q * (np.log(np.where(impossible, 1.0, q)) - log_p))
+    kl = kl_terms.sum(-1)  # (B, L)
+    return np.where(where, leak, 0.0), np.where(where, kl, 0.0)
+
+
+def _summary(per_ctx_leak, per_ctx_kl, max_leak, max_kl, n_tokens, ci_alpha, what):
+    from mdm_exact.stats import mean_ci
+
+    lm, llo, lhi = mean_ci(per_ctx_leak, ci_alpha)
+    km, klo, khi = mean_ci(per_ctx_kl, ci_alpha)
+    return {"leakage_per_token": lm, "leakage_ci": [max(0.0, llo), lhi], "leakage_max": float(max_leak),
+            "kl_per_token": km, "kl_ci": [max(0.0, klo), khi], "kl_max": float(max_kl),
+            "num_contexts": int(len(per_ctx_leak)), "num_tokens": int(n_tokens), "ci_alpha": ci_alpha,
+            "note": what}
+
+
+def _log_probs_mdm(denoiser, x_t):
+    with torch.no_grad():
+        return denoiser(x_t).double().cpu().numpy()
+
+
+def mdm_leakage(lang, denoiser, L: int, *, num_sequences: int = 256, schedule: str = "linear", t_eps: float = 1e-3,
+                rng=None, batch_size: int = 64, ci_alpha: float = 0.05, data=None) -> dict:
+    """Leakage and KL per masked token of an MDM denoiser, masks from the training schedule.
+
+    ``denoiser(x_t) -> (B, L, V)`` log-probabilities (SUBS: :class:`neural.sample.NetworkDenoiser`
+    or :class:`neural.oracle.ExactOracle`), with ``mask_id`` and ``device``. ``data`` (n, L):
+    held-out sequences to use instead of fresh samples. ``rng`` (int or NumPy Generator) draws
+    the sequences (when ``data`` is None), the times and the masks.
+    """
+    rng = np.random.default_rng(rng)
+    x_all = lang.sample(int(num_sequences), int(L), rng=rng) if data is None else np.asarray(data, dtype=np.int64)
+    n = x_all.shape[0]
+    u = rng.random(n)  # (n,)
+    t = t_eps + (1.0 - t_eps) * u
+    move = 1.0 - alpha(schedule, t)  # (n,) masking probability
+    masked_all = rng.random(x_all.shape) < move[:, None]  # (n, L)
+    per_leak, per_kl, mx_leak, mx_kl, tokens = [], [], 0.0, 0.0, 0
+    for s in range(0, n, batch_size):
+        x = x_all[s : s + batch_size]
+        masked = masked_all[s : s + batch_size]
+        q = lang.conditional_marginals(x, ~masked)  # (b, L, V)
+        x_t = torch.from_numpy(np.where(masked, denoiser.mask_id, x)).to(denoiser.device)
+        leak, kl = context_terms(q, _log_probs_mdm(denoiser, x_t), masked)
+        m = masked.sum(1)  # (b,)
+        keep = m > 0
+        per_leak.extend((leak.sum(1)[keep] / m[keep]).tolist())
+        per_kl.extend((kl.sum(1)[keep] / m[keep]).tolist())
+        tokens += int(m.sum())
+        mx_leak, mx_kl = max(mx_leak, float(leak.max())), max(mx_kl, float(kl.max()))
+    return _summary(per_leak, per_kl, mx_leak, mx_kl, tokens, ci_alpha,
+                    f"MDM: per masked token given the revealed set; masks from the {schedule} training schedule; "
+                    "mean over contexts of the per-token average, normal interval over contexts")
+
+
+def ar_prefix_log_probs(net, x):
+    """``log p_theta(. | x_{<i})`` for every position, (B, L, V) float64 (BOS = id ``V``)."""
+    B = x.shape[0]
+    inp = torch.cat([torch.full((B, 1), net.config.mask_id, dtype=x.dtype, device=x.device), x[:, :-1]], dim=1)
+    with torch.no_grad():
+        return torch.log_softmax(net(inp).double(), dim=-1)
+
+
+def prefix_conditionals(lang, x, positions):
+    """``q(. | x_{<i})`` for each row ``b`` at ``positions[b]`` (B, K): returns (B, K, V).
+
+    One ``conditional_marginals`` row per (sequence, position), revealing exactly the prefix.
+    """
+    B, L = x.shape
+    K = positions.shape[1]
+    rows = np.repeat(x, K, axis=0)  # (B K, L)
+    pos = positions.reshape(-1)  # (B K,)
+    revealed = np.arange(L)[None, :] < pos[:, None]  # (B K, L)
+    cm = lang.conditional_marginals(rows, revealed)  # (B K, L, V)
+    return cm[np.arange(B * K), pos].reshape(B, K, -1)
+
+
+def ar_leakage(lang, net, L: int, *, num_sequences: int = 256, positions_per_sequence: int | None = None, rng=None,
+               batch_size: int = 32, ci_alpha: float = 0.05, data=None) -> dict:
+    """Leakage and KL per token of an AR model given the prefix.
+
+    Every position of each held-out sequence (``positions_per_sequence=None``), or that many
+    positions drawn uniformly without replacement per sequence (long ``L``).
+    """
+    rng = np.random.default_rng(rng)
+    x_all = lang.sample(int(num_sequences), int(L), rng=rng) if data is None else np.asarray(data, dtype=np.int64)
+    n = x_all.shape[0]
+    K = L if positions_per_sequence is None else min(int(positions_per_sequence), L)
+    device = next(net.parameters()).device
+    per_leak, per_kl, mx_leak, mx_kl, tokens = [], [], 0.0, 0.0, 0
+    for s in range(0, n, batch_size):
+        x = x_all[s : s + batch_size]
+        b = x.shape[0]
+        if K == L:
+            pos = np.broadcast_to(np.arange(L), (b, L)).copy()
+        else:
+            pos = np.sort(np.argsort(rng.random((b, L)), axis=1)[:, :K], axis=1)  # (b, K)
+        q = prefix_conditionals(lang, x, pos)  # (b, K, V)
+        lp_all = ar_prefix_log_probs(net, torch.from_numpy(x).to(device)).cpu().numpy()  # (b, L, V)
+        lp = np.take_along_axis(lp_all, pos[:, :, None], axis=1)  # (b, K, V)
+        leak, kl = context_terms(q, lp, np.ones(pos.shape, dtype=bool))
+        per_leak.extend(leak.mean(1).tolist())
+        per_kl.extend(kl.mean(1).tolist())
+        tokens += b * K
+        mx_leak, mx_kl = max(mx_leak, float(leak.max())), max(mx_kl, float(kl.max()))
+    return _summary(per_leak, per_kl, mx_leak, mx_kl, tokens, ci_alpha,
+                    "AR: per token given the prefix; " + ("all positions" if K == L else f"{K} uniform positions")
+                    + " per held-out sequence; mean over sequences, normal interval")
+
+
+def expected_ser_from_leakage(leak: float, L: int) -> float:
+    """``1 - (1 - leak)^L``: the SER that leakage alone would cause if it were the same at every step."""
+    return -math.expm1(L * math.log1p(-leak))
