@@ -2,22 +2,25 @@
 
 Usage::
 
-    mdm-theory report                 # full run into reports/ (about 15 minutes on 2 cores)
+    mdm-theory report                 # full run into ./reports/ (about 15 minutes on 2 cores)
     mdm-theory report --quick         # reduced grid, under 2 minutes
     mdm-theory report --out /tmp/r    # write somewhere else
     mdm-theory report --force         # recompute cells already in the store
-    python -m reports.build --quick   # the same without the console script
+    python -m mdm_exact.runtime.cli report --quick   # the same without the console script
 
-Each figure's config is a table of ``reports/configs/{full,quick}.toml`` (unknown keys are
-errors). Expensive cells (exact enumeration, Monte Carlo, dependency counts) are stored the
-moment they finish (:mod:`reports.cache`), so an interrupted run resumes where it stopped.
-Every ``data/<figure>.json`` records its configuration, seed, provenance (package version,
-git commit, library versions, machine) and wall time.
+The output directory defaults to ``reports/`` under the current directory: from the root of
+a source checkout that is the committed report, whose cell store ``reports/data/cells.sqlite``
+then makes a rerun recompute nothing. Each figure's config is a table of the package's
+``configs/{full,quick}.toml`` (unknown keys are errors). Expensive cells (exact enumeration,
+Monte Carlo, dependency counts) are cells of the runtime's built-in kinds, run and stored
+the moment they finish by :mod:`reports.cells` (the runtime's store and cell runner), so an
+interrupted run resumes where it stopped. Every ``data/<figure>.json`` records its
+configuration, seed, provenance (package version, git commit, library versions, machine)
+and wall time.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import importlib
 import json
@@ -26,9 +29,10 @@ import sys
 import time
 import traceback
 
+from mdm_exact.runtime.serialize import jsonable
+from mdm_exact.runtime.store import ResultStore
 from reports import experiments
-from reports.cache import jsonable, open_store
-from reports.engines import EngineMissing, cell_seed, compute_cell, language_label
+from reports.cells import Progress, Runner
 
 REPORTS_DIR = os.path.dirname(os.path.abspath(__file__))
 CONFIG_DIR = os.path.join(REPORTS_DIR, "configs")
@@ -65,106 +69,6 @@ def load_config(path) -> dict:
     return cfg
 
 
-# ------------------------------------------------------------------------- progress
-class Progress:
-    """One line per finished cell on stderr: counters, cell, time, ETA for the figure."""
-
-    def __init__(self, enabled=True, stream=None):
-        self.enabled = enabled
-        self.stream = stream or sys.stderr
-        self.figure = ""
-        self.t0 = time.perf_counter()
-
-    def say(self, msg):
-        if self.enabled:
-            el = time.perf_counter() - self.t0
-            print(f"[report {el:7.1f}s] {msg}", file=self.stream, flush=True)
-
-
-def _describe(cell):
-    parts = [cell["kind"]]
-    if "language" in cell:
-        parts.append(language_label(cell["language"]))
-    if "order" in cell:
-        parts.append(f"n={cell['order']}")
-    parts.append(f"L={cell['L']}")
-    r = cell["rule"]
-    parts.append("AR" if r["rule"] == "left-to-right" else f"N={r.get('num_steps')}")
-    if "num_samples" in cell:
-        parts.append(f"samples={cell['num_samples']}")
-    return " ".join(parts)
-
-
-class Runner:
-    """Runs report cells through the store: cached results are reused unless ``force``."""
-
-    def __init__(self, store, *, seed, alpha, force=False, progress=None):
-        self.store = store
-        self.root_seed = int(seed)
-        self.alpha = float(alpha)
-        self.force = force
-        self.progress = progress or Progress(False)
-        self.stats = {"computed": 0, "cached": 0, "compute_seconds": 0.0}
-        self._forced = set()
-        self.unique_seconds = {}  # canonical cell -> compute seconds (cells shared by figures count once)
-
-    def seed_for(self, what: dict) -> int:
-        return cell_seed(self.root_seed, what)
-
-    # cell constructors (every cell is a plain JSON-able dict; its seed derives from its content)
-    def mc_cell(self, language, L, rule, num_samples, *, instance_kl=True):
-        c = {"kind": "mc", "language": language, "L": int(L), "rule": rule, "num_samples": int(num_samples),
-             "alpha": self.alpha, "instance_kl": bool(instance_kl)}
-        c["seed"] = self.seed_for(c)
-        return c
-
-    def exact_cell(self, language, L, rule):
-        return {"kind": "exact", "language": language, "L": int(L), "rule": rule}
-
-    def deps_cell(self, L, order, rule, num_instances):
-        c = {"kind": "deps", "L": int(L), "order": int(order), "rule": rule, "num_instances": int(num_instances)}
-        c["seed"] = self.seed_for(c)
-        return c
-
-    def run_all(self, cells):
-        out = []
-        n = len(cells)
-        for i, cell in enumerate(cells):
-            out.append(self.run(cell, f"{self.progress.figure} {i + 1}/{n}"))
-        return out
-
-    def run(self, cell, label=""):
-        from reports.cache import canonical
-
-        key = canonical(cell)
-        if not (self.force and key not in self._forced):
-            res = self.store.get(cell)
-            if res is not None:
-                self.stats["cached"] += 1
-                self.stats["compute_seconds"] += float(res.get("_seconds", 0.0))
-                self.unique_seconds[key] = float(res.get("_seconds", 0.0))
-                self.progress.say(f"{label} {_describe(cell)}: cached")
-                return res
-        t0 = time.perf_counter()
-        try:
-            res = compute_cell(cell)
-        except EngineMissing:
-            raise
-        except Exception as exc:
-            self.store.put_error(cell, f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - t0)
-            raise
-        secs = time.perf_counter() - t0
-        res = dict(res)
-        res["_seconds"] = secs
-        self.store.put(cell, res, seconds=secs)
-        self._forced.add(key)
-        self.stats["computed"] += 1
-        self.stats["compute_seconds"] += secs
-        self.unique_seconds[key] = secs
-        self.progress.say(f"{label} {_describe(cell)}: {secs:.1f} s")
-        return res
-
-
 # ------------------------------------------------------------------------- build
 def plot_module(name):
     return importlib.import_module(f"reports.plot_{name.split('_', 1)[0]}")
@@ -176,7 +80,8 @@ def build(out=None, *, quick=False, config=None, force=False, only=None, progres
     Parameters
     ----------
     out : path, optional
-        Output directory; gets ``data/``, ``figures/`` and ``REPORT.md``.
+        Output directory (default ``reports/`` under the current directory); gets ``data/``
+        (with the cell store ``cells.sqlite``), ``figures/`` and ``REPORT.md``.
     quick : bool
         Use ``configs/quick.toml`` (reduced grid) instead of ``configs/full.toml``.
     config : path, optional
@@ -188,7 +93,7 @@ def build(out=None, *, quick=False, config=None, force=False, only=None, progres
     """
     from mdm_exact.runtime.provenance import provenance
 
-    out = os.path.abspath(out or REPORTS_DIR)
+    out = os.path.abspath(out or os.path.join(os.getcwd(), "reports"))
     config = config or os.path.join(CONFIG_DIR, "quick.toml" if quick else "full.toml")
     cfg = load_config(config)
     data_dir = os.path.join(out, "data")
@@ -196,7 +101,7 @@ def build(out=None, *, quick=False, config=None, force=False, only=None, progres
     os.makedirs(data_dir, exist_ok=True)
     os.makedirs(fig_dir, exist_ok=True)
     prog = Progress(progress)
-    store = open_store(data_dir)
+    store = ResultStore(os.path.join(data_dir, "cells.sqlite"))
     runner = Runner(store, seed=cfg["seed"], alpha=cfg["alpha"], force=force, progress=prog)
     prov = provenance()
     t_start = time.perf_counter()
@@ -236,8 +141,6 @@ def _build_figures(names, cfg, runner, prog, prov, summary, quick, data_dir, fig
                     status, err = "pending", "no learned-model results in reports/neural/*.json yet"
             else:
                 data = fn(cfg[name], runner)
-        except EngineMissing as exc:
-            status, err, data = "pending", str(exc), None
         except Exception as exc:  # keep going: the other figures and the stored cells survive
             status, err, data = "failed", f"{type(exc).__name__}: {exc}", None
             prog.say(f"{name}: FAILED\n{traceback.format_exc()}")
@@ -257,7 +160,7 @@ def _build_figures(names, cfg, runner, prog, prov, summary, quick, data_dir, fig
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "data": data,
         }
-        rec = jsonable(rec)
+        rec = jsonable(rec, nonfinite="string")
         json_path = os.path.join(data_dir, f"{name}.json")
         png_path = os.path.join(fig_dir, f"{name}.png")
         if status == "ok":
@@ -276,30 +179,16 @@ def _build_figures(names, cfg, runner, prog, prov, summary, quick, data_dir, fig
         prog.say(f"{name}: {rec['status']} in {wall:.1f} s ({rec['cells']['computed']} computed, {rec['cells']['cached']} cached)")
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``mdm-theory report``, defined once in :mod:`reports.plugin`."""
-    from reports.plugin import add_arguments as _add
-
-    _add(p)
-
-
 def run_from_args(args) -> int:
     summary = build(args.out, quick=args.quick, config=args.config, force=args.force, only=args.only,
                     progress=not args.no_progress)
+    where = (f"wrote {os.path.join(summary['out'], 'REPORT.md')} (data, figures and the cell store "
+             f"data/cells.sqlite under {summary['out']})")
     if args.json:
-        print(json.dumps(jsonable(summary), indent=1))
+        print(json.dumps(jsonable(summary, nonfinite="string"), indent=1))
+        print(where, file=sys.stderr)
     else:
         for name, s in summary["figures"].items():
             print(f"{name}: {s['status']}" + (f" ({s['error']})" if s["error"] else ""))
-        print(os.path.join(summary["out"], "REPORT.md"))
+        print(where)
     return 1 if any(s["status"] == "failed" for s in summary["figures"].values()) else 0
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m reports.build", description=__doc__.split("\n\n")[0])
-    add_arguments(p)
-    return run_from_args(p.parse_args(argv))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,7 +1,8 @@
 """What each figure of the report computes (its data), as pure functions of a config.
 
-Each ``fig*`` function takes the figure's config table and a :class:`reports.build.Runner`
-(which runs and caches expensive cells) and returns the JSON-able ``data`` of that figure.
+Each ``fig*`` function takes the figure's config table and a :class:`reports.cells.Runner`
+(which runs expensive cells through the runtime's store) and returns the JSON-able ``data``
+of that figure.
 The plotting modules ``reports/plot_*.py`` read only that data.
 """
 
@@ -14,12 +15,13 @@ import os
 import numpy as np
 from scipy.special import rel_entr
 
-from reports.engines import language_label, make_language, make_rule, need
+from mdm_exact.theory import bounds
+from reports.cells import language_label, make_language, make_rule
 
 
 def bound(name: str):
     """``mdm_exact.theory.bounds.<name>`` (one function per statement) and its source label."""
-    return getattr(need("mdm_exact.theory.bounds"), name), "mdm_exact.theory.bounds"
+    return getattr(bounds, name), "mdm_exact.theory.bounds"
 
 
 def _ci(d, key):
@@ -243,12 +245,17 @@ def _a1(cfg, seed):
         rows["bound"].append(float(a1_bound(k, V, kl_i)))
         rows["tc"].append(sum(h(m) for m in margs) - h(q.ravel()))
         rows["kind"].append(kind)
-    # the tight case: k copies of one uniform symbol, p_i uniform
+    # the tight case, measured as mdm_exact.theory.checks.check_a1 measures it: q = k copies of
+    # one uniform symbol, p = the product of its (uniform) marginals, KL(q || p) summed entrywise
     tight = []
     for V in cfg["a1_V"]:
         for k in cfg["a1_k"]:
-            tight.append({"V": int(V), "k": int(k), "kl": (int(k) - 1) * math.log(V),
-                          "bound": float(a1_bound(int(k), int(V), [0.0] * int(k)))})
+            V, k = int(V), int(k)
+            q = np.zeros((V,) * k)  # (V,)*k
+            q[(np.arange(V),) * k] = 1.0 / V
+            prod = np.full((V,) * k, float(V) ** -k)  # (V,)*k
+            tight.append({"V": V, "k": k, "kl": float(rel_entr(q, prod).sum()),
+                          "bound": float(a1_bound(k, V, [0.0] * k))})
     return rows, tight, src
 
 
@@ -262,7 +269,7 @@ def _b11(cfg, runner):
     res = runner.run_all(cells)
     out = []
     for n, r in zip(cfg["b11_orders"], res):
-        bnd = [float(b11(L, float(p[k]), float(P[k]), int(n))["total"]) if k >= 1 else None for k in range(N)]
+        bnd = [float(b11(L, float(p[k]), float(P[k]), int(n)).value) if k >= 1 else None for k in range(N)]
         out.append({"n": int(n), "k": list(range(1, N + 1)), "D_mean": r["D_mean"], "D_se": r["D_se"],
                     "S_mean": r["S_mean"], "bound": bnd, "D_total_mean": r["D_total_mean"], "D_total_se": r["D_total_se"]})
     return out, src

@@ -22,7 +22,7 @@ def register_command(subparsers) -> None:
 
 
 def add_arguments(p) -> None:
-    """The report's options (``mdm-theory report`` and ``python -m reports.build``)."""
+    """The report's options."""
     p.add_argument("--quick", action="store_true", help="reduced grid (under 2 minutes on 2 cores)")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="output directory (default: reports/ under the current directory; from a source "

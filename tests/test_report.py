@@ -17,8 +17,11 @@ import struct
 import numpy as np
 import pytest
 
+from mdm_exact.runtime.kinds import register_kind, validate_cell
+from mdm_exact.runtime.serialize import jsonable
+from mdm_exact.runtime.store import ResultStore
 from reports import build as B
-from reports import cache as C
+from reports import cells as C
 from reports import experiments as X
 
 REQUIRED = {"figure", "status", "config", "seed", "alpha", "provenance", "wall_seconds", "cells", "data"}
@@ -101,7 +104,11 @@ def test_quick_report_content_matches_the_mathematics(quick_report):
     kl, bd = np.array(d4["a1"]["kl"]), np.array(d4["a1"]["bound"])
     assert np.all(kl <= bd + 1e-12)
     assert np.all(np.array(d4["a1"]["tc"]) <= (np.array(d4["a1"]["k"]) - 1) * np.log(d4["a1"]["V"]) + 1e-12)
+    # the tight case (k copies of a uniform symbol): the measured KL(q || prod of marginals) is the
+    # closed form (k - 1) log V, and the bound (with KL(q_i || p_i) = 0) is attained
+    assert d4["a1_tight"]
     for t in d4["a1_tight"]:
+        assert math.isclose(t["kl"], (t["k"] - 1) * math.log(t["V"]), rel_tol=1e-12)
         assert math.isclose(t["kl"], t["bound"], rel_tol=1e-12)
     # Lemma B.2 (§4.C): the true log-TER gap never exceeds E_tau KL / L (exact small-L cells)
     for e in recs["fig2_ter_length"]["data"]["exact"]:
@@ -155,61 +162,104 @@ def test_a_failing_figure_is_reported_and_the_others_still_build(tmp_path):
     assert "**Failed.**" in _read(tmp_path / "REPORT.md")
 
 
-class _FlakyCompute:
-    """compute_cell that fails on the k-th call (an interrupted run)."""
-
-    def __init__(self, fail_at):
-        self.calls = 0
-        self.fail_at = fail_at
-
-    def __call__(self, cell):
-        self.calls += 1
-        if self.calls == self.fail_at:
-            raise KeyboardInterrupt
-        return {"value": cell["x"] ** 2}
+_FLAKY = {"calls": 0, "fail_at": None}
 
 
-def test_interrupted_run_loses_nothing(tmp_path, monkeypatch):
-    store = C.JSONCellStore(tmp_path / "cells")
-    flaky = _FlakyCompute(fail_at=3)
-    monkeypatch.setattr(B, "compute_cell", flaky)
-    cells = [{"kind": "exact", "language": "x", "L": 1, "rule": {"rule": "linear", "num_steps": 1}, "x": i} for i in range(5)]
-    r = B.Runner(store, seed=0, alpha=0.05)
+def _flaky_kind(*, x):
+    """A report cell that is interrupted (KeyboardInterrupt) on the ``fail_at``-th computation."""
+    _FLAKY["calls"] += 1
+    if _FLAKY["calls"] == _FLAKY["fail_at"]:
+        raise KeyboardInterrupt
+    return {"value": x**2}
+
+
+def test_interrupted_run_loses_nothing(tmp_path):
+    register_kind("report-flaky-test", _flaky_kind, params=("x",), required=("x",), replace=True)
+    _FLAKY.update(calls=0, fail_at=3)
+    store = ResultStore(tmp_path / "cells.sqlite")
+    cells = [{"kind": "report-flaky-test", "x": i} for i in range(5)]
+    r = C.Runner(store, seed=0, alpha=0.05)
     with pytest.raises(KeyboardInterrupt):
         r.run_all(cells)
-    assert r.stats["computed"] == 2
-    r2 = B.Runner(store, seed=0, alpha=0.05)
+    assert r.stats["computed"] == 2 and len(store) == 2  # the two finished cells are stored
+    r2 = C.Runner(store, seed=0, alpha=0.05)
     res = r2.run_all(cells)
     assert [x["value"] for x in res] == [i * i for i in range(5)]
-    assert r2.stats == {"computed": 3, "cached": 2, "compute_seconds": pytest.approx(r2.stats["compute_seconds"])}
+    assert _FLAKY["calls"] == 6  # 2 + the interrupted one + the 3 missing: nothing computed twice
+    assert (r2.stats["computed"], r2.stats["cached"]) == (3, 2)
+    # compute seconds: the time each cell took when it was computed, read back from the store
+    stored = [row["seconds"] for row in store.rows(kind="report-flaky-test")]
+    assert len(stored) == 5 and all(t >= 0 for t in stored)
+    assert r2.stats["compute_seconds"] == pytest.approx(math.fsum(stored), rel=1e-12, abs=0)
 
 
-def test_json_store_round_trip_and_keys(tmp_path):
-    s = C.JSONCellStore(tmp_path)
-    a = {"kind": "mc", "L": 4, "rule": {"rule": "linear", "num_steps": 2}}
-    b = {**a, "L": 5}
-    assert s.get(a) is None
-    s.put(a, {"ser": 0.25, "kl": float("inf"), "arr": np.arange(3)}, seconds=0.1)
-    assert s.get(a) == {"ser": 0.25, "kl": "inf", "arr": [0, 1, 2]}
-    assert s.get(b) is None
-    assert s.get(dict(reversed(list(a.items())))) is not None  # key order does not matter
-    s.put_error(b, "boom", seconds=0.0)
-    assert s.get(b) is None  # an error is not a result
+def test_report_cells_are_runtime_cells_and_stored_under_runtime_keys(tmp_path):
+    r = C.Runner(ResultStore(tmp_path / "cells.sqlite"), seed=5, alpha=0.05)
+    spec = {"random_ngram": {"order": 2, "V": 2, "concentration": 0.5, "seed": 1}}
+    cells = [r.exact_cell(spec, 3, {"rule": "linear", "num_steps": 2}),
+             r.mc_cell("paper-2gram", 4, {"rule": "left-to-right"}, 50),
+             r.deps_cell(16, 2, {"rule": "linear", "num_steps": 4}, 10)]
+    assert [validate_cell(c).name for c in cells] == ["exact", "mc", "dependencies"]
+    assert cells[0]["language"] == {"dirichlet_ngram": spec["random_ngram"]}
+    first = r.run_all(cells)
+    assert r.stats["computed"] == 3
+    again = C.Runner(r.store, seed=5, alpha=0.05)
+    assert again.run_all(cells) == first and again.stats["cached"] == 3
+    assert [r.store.get(c) for c in cells] == first  # the figure reads what the store holds
+    assert "rule" not in first[0] and "nfe_hist" not in first[1]  # omitted echoes
 
 
-def test_jsonable_rejects_unknown_objects():
-    assert C.jsonable({"a": np.float64(np.nan), "b": np.int64(3), "c": (1.5, -np.inf)}) == {"a": "nan", "b": 3, "c": [1.5, "-inf"]}
+def test_report_jsonable_writes_nonfinite_as_strings_and_rejects_unknown_objects():
+    assert jsonable({"a": np.float64(np.nan), "b": np.int64(3), "c": (1.5, -np.inf)}, nonfinite="string") == {
+        "a": "nan", "b": 3, "c": [1.5, "-inf"]}
     with pytest.raises(TypeError, match="cannot store"):
-        C.jsonable({"a": object()})
+        jsonable({"a": object()}, nonfinite="string")
 
 
 def test_cell_seeds_are_deterministic_and_distinct():
-    r = B.Runner(C.JSONCellStore.__new__(C.JSONCellStore), seed=11, alpha=0.05)
+    r = C.Runner(None, seed=11, alpha=0.05)
     a = r.mc_cell("paper-2gram", 64, {"rule": "linear", "num_steps": 8}, 100)
     b = r.mc_cell("paper-2gram", 64, {"rule": "linear", "num_steps": 16}, 100)
     assert a["seed"] == r.mc_cell("paper-2gram", 64, {"rule": "linear", "num_steps": 8}, 100)["seed"]
     assert a["seed"] != b["seed"]
-    assert B.Runner(None, seed=12, alpha=0.05).mc_cell("paper-2gram", 64, {"rule": "linear", "num_steps": 8}, 100)["seed"] != a["seed"]
+    assert C.Runner(None, seed=12, alpha=0.05).mc_cell("paper-2gram", 64, {"rule": "linear", "num_steps": 8}, 100)["seed"] != a["seed"]
+
+
+def test_cell_seeds_are_those_of_the_committed_report():
+    """The seed identity is frozen: these are seeds of cells of the committed store (full.toml)."""
+    r = C.Runner(None, seed=20250213, alpha=0.05)
+    assert r.mc_cell("paper-2gram-t0", 512, {"rule": "linear", "num_steps": 8}, 1000, instance_kl=True)["seed"] == 1570910586
+    assert r.deps_cell(2048, 2, {"rule": "linear", "num_steps": 64}, 200)["seed"] == 1287516525
+
+
+def test_committed_store_holds_every_cell_of_the_committed_report(tmp_path):
+    """`mdm-theory report` from a checkout recomputes nothing: the committed store has every cell of
+    full.toml under the keys the code computes now (a change of kinds, cell layout or package
+    version that orphans the committed cells fails here)."""
+    import shutil
+
+    (tmp_path / "data").mkdir()
+    shutil.copyfile(os.path.join(B.REPORTS_DIR, "data", "cells.sqlite"), tmp_path / "data" / "cells.sqlite")
+    names = [n for n in FIGS if n != "fig6_neural"]  # Figure 6 follows the learned-model results
+    summary = B.build(tmp_path, progress=False, only=names)
+    for name in names:
+        rec = json.loads(_read(tmp_path / "data" / f"{name}.json"))
+        assert summary["figures"][name]["status"] == "ok", rec["error"]
+        assert rec["cells"]["computed"] == 0 and rec["cells"]["cached"] > 0, name
+
+
+def test_default_output_is_reports_under_the_working_directory(tmp_path, monkeypatch, capsys):
+    from mdm_exact.runtime.cli import main
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[fig4_lemmas]\nc5_l = [3]\nc5_N = [2, 8]\na1_instances = 5\nb11_L = 64\nb11_num_steps = 4\n"
+                   "b11_instances = 5\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--config", str(cfg), "--only", "fig4", "--no-progress"]) == 0
+    out = tmp_path / "reports"
+    assert (out / "data" / "fig4_lemmas.json").exists() and (out / "figures" / "fig4_lemmas.png").exists()
+    assert (out / "data" / "cells.sqlite").exists() and (out / "REPORT.md").exists()
+    assert f"wrote {out / 'REPORT.md'}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

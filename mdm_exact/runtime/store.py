@@ -55,11 +55,12 @@ __all__ = [
     "config_key",
     "recover_store",
     "SCHEMA_VERSION",
+    "COLUMNS",
 ]
 
 SCHEMA_VERSION = 1
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-_COLUMNS = (
+COLUMNS = _COLUMNS = (  # the columns of ``results``, in schema order
     "key",
     "kind",
     "config",
@@ -402,6 +403,35 @@ class ResultStore:
         """
         return self._upsert(config, "error", None, str(error), seconds, keep_ok=True)
 
+    def insert_rows(self, rows) -> int:
+        """Copy whole rows (tuples in :data:`COLUMNS` order) into the store, in one transaction.
+
+        For recovery and migrations: every column is taken as given (no new timestamp, no
+        recomputed provenance). Each row's key must be the hash of its configuration and
+        package version, and no key may be stored already.
+
+        Raises
+        ------
+        StoreError
+            For a row of the wrong width, a key that is not its config's hash, or a key that
+            is already in the store (nothing is written then).
+        """
+        rows = [tuple(r) for r in rows]
+        for r in rows:
+            if len(r) != len(_COLUMNS):
+                raise StoreError(f"a row needs the {len(_COLUMNS)} columns {', '.join(_COLUMNS)}, got {len(r)} values")
+            rec = dict(zip(_COLUMNS, r))
+            if config_key(json.loads(rec["config"]), rec["package_version"]) != rec["key"]:
+                raise StoreError(f"row {str(rec['key'])[:16]}: the key is not the hash of its config and version")
+        if not rows:
+            return 0
+        marks = ", ".join("?" * len(_COLUMNS))
+        try:
+            self._write([(f"INSERT INTO results ({', '.join(_COLUMNS)}) VALUES ({marks})", r) for r in rows])
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"results store {self.path}: {exc} (a key is stored already)") from None
+        return len(rows)
+
     def rows(self, **filters) -> list[dict]:
         """All stored rows as a list of dicts (a table), oldest first.
 
@@ -631,11 +661,8 @@ def recover_store(source, dest) -> dict:
                 via_pages.add(row[0])
 
     out = ResultStore(dest, verify=False)
-    cols = ", ".join(_COLUMNS)
-    marks = ", ".join("?" * len(_COLUMNS))
     rows = list(found.values())
-    if rows:
-        out._write([(f"INSERT INTO results ({cols}) VALUES ({marks})", r) for r in rows])
+    out.insert_rows(rows)
     out.close()
     n_ok = sum(1 for r in rows if r[3] == "ok")
     return {
