@@ -357,3 +357,57 @@ def test_sqlite_sees_a_valid_wal_store(tmp_path):
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("SELECT kind, status, result FROM results").fetchall() == [("a", "ok", '{"v": 1}')]
     conn.close()
+
+
+# --------------------------------------------------------------------------- the one jsonable
+
+
+def test_jsonable_conventions_for_non_finite_floats():
+    from mdm_exact.runtime.serialize import jsonable
+
+    obj = {"nan": np.float64(np.nan), "inf": float("inf"), "ninf": -np.inf, "x": np.float32(0.5)}
+    assert jsonable(obj, nonfinite="null") == {"nan": None, "inf": None, "ninf": None, "x": 0.5}
+    assert jsonable(obj, nonfinite="inf-string") == {"nan": None, "inf": "inf", "ninf": "-inf", "x": 0.5}
+    assert jsonable(obj, nonfinite="string") == {"nan": "nan", "inf": "inf", "ninf": "-inf", "x": 0.5}
+    kept = jsonable(obj)
+    assert np.isnan(kept["nan"]) and kept["inf"] == np.inf and kept["ninf"] == -np.inf
+    assert all(type(v) is float for v in kept.values())  # NumPy scalars become Python floats
+    with pytest.raises(ValueError, match="nonfinite: expected one of"):
+        jsonable(1.0, nonfinite="drop")
+
+
+def test_jsonable_plain_types_numpy_sets_and_to_dict():
+    from mdm_exact.runtime.serialize import jsonable
+
+    class R:
+        def to_dict(self):
+            return {"a": np.arange(2)}
+
+    got = jsonable({"t": (1, np.int64(2)), "s": {3, 1}, "r": R(), "b": np.bool_(True), np.int64(4): "k"})
+    assert got == {"t": [1, 2], "s": [1, 3], "r": {"a": [0, 1]}, "b": True, 4: "k"}
+    assert type(got["b"]) is bool and type(got["t"][1]) is int
+    with pytest.raises(TypeError, match="cannot store a value of type object"):
+        jsonable([object()])
+
+
+def test_insert_rows_copies_verified_rows_only(tmp_path):
+    from mdm_exact.runtime.store import COLUMNS
+
+    src = ResultStore(tmp_path / "a.sqlite")
+    src.put({"kind": "square", "x": 1}, {"y": 1}, seconds=0.5)
+    src.put_error({"kind": "square", "x": 2}, "boom", seconds=0.1)
+    rows = [tuple(r[c] if c not in ("config", "result") else (None if r[c] is None else json.dumps(r[c]))
+                  for c in COLUMNS) for r in src.rows()]
+    dst = ResultStore(tmp_path / "b.sqlite")
+    assert dst.insert_rows(rows) == 2
+    assert [(r["status"], r["seconds"], r["finished_at"]) for r in dst.rows()] == [
+        (r["status"], r["seconds"], r["finished_at"]) for r in src.rows()]
+    with pytest.raises(StoreError, match="stored already"):
+        dst.insert_rows(rows[:1])
+    forged = list(rows[0])
+    forged[COLUMNS.index("config")] = json.dumps({"kind": "square", "x": 3})
+    with pytest.raises(StoreError, match="not the hash of its config"):
+        ResultStore(tmp_path / "c.sqlite").insert_rows([tuple(forged)])
+    with pytest.raises(StoreError, match="columns"):
+        dst.insert_rows([rows[0][:3]])
+    assert len(dst) == 2

@@ -425,11 +425,14 @@ class ResultStore:
                 raise StoreError(f"row {str(rec['key'])[:16]}: the key is not the hash of its config and version")
         if not rows:
             return 0
+        keys = [r[0] for r in rows]
+        if len(set(keys)) != len(keys):
+            raise StoreError("insert_rows: the same key twice among the rows")
+        taken = [k for k in keys if self._read("SELECT 1 FROM results WHERE key = ?", (k,))]
+        if taken:
+            raise StoreError(f"results store {self.path}: key(s) {', '.join(k[:16] for k in taken[:3])} stored already")
         marks = ", ".join("?" * len(_COLUMNS))
-        try:
-            self._write([(f"INSERT INTO results ({', '.join(_COLUMNS)}) VALUES ({marks})", r) for r in rows])
-        except sqlite3.IntegrityError as exc:
-            raise StoreError(f"results store {self.path}: {exc} (a key is stored already)") from None
+        self._write([(f"INSERT INTO results ({', '.join(_COLUMNS)}) VALUES ({marks})", r) for r in rows])
         return len(rows)
 
     def rows(self, **filters) -> list[dict]:
