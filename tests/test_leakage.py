@@ -1,0 +1,183 @@
+"""neural.leakage against brute force on tiny languages (issue 14).
+
+Per-context values are exact (rtol 1e-12 against enumeration); the Monte Carlo means over contexts
+are compared with the exact expectation over (x, t, mask) by a normal interval at false-fail rate
+1e-6 per test.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from scipy import integrate  # noqa: E402
+from scipy.special import rel_entr  # noqa: E402
+
+from mdm_exact.languages import NGram, all_sequences  # noqa: E402
+from mdm_exact.languages.base import brute_force_conditional_marginals  # noqa: E402
+from mdm_exact.stats import normal_quantile  # noqa: E402
+from neural.leakage import ar_leakage, context_terms, expected_ser_from_leakage, mdm_leakage  # noqa: E402
+from neural.model import ModelConfig  # noqa: E402
+from neural.oracle import ExactOracle  # noqa: E402
+
+P_FAIL = 1e-6
+C = 0.03  # the perturbed model puts mass proportional to C on every token
+
+
+def _bigram(V=3, seed=0):
+    rng = np.random.default_rng(seed)
+    cond = rng.dirichlet(np.ones(V), size=V)
+    cond[0, 1] = cond[2, 2] = 0.0
+    cond /= cond.sum(1, keepdims=True)
+    init = np.array([0.5, 0.0, 0.5])
+    return NGram(2, init, cond)
+
+
+def _perturbed(q):
+    p = (q + C) / (q + C).sum(-1, keepdims=True)
+    return np.log(p)
+
+
+class PerturbedDenoiser:
+    """A deterministic imperfect MDM: p(. | x_R) = normalise(q(. | x_R) + C)."""
+
+    def __init__(self, lang):
+        self.lang = lang
+        self.vocab_size = lang.vocab_size
+        self.mask_id = lang.vocab_size
+        self.device = torch.device("cpu")
+
+    def __call__(self, x_t):
+        x = x_t.numpy()
+        rev = x != self.mask_id
+        q = self.lang.conditional_marginals(np.where(rev, x, 0), rev)
+        lp = _perturbed(q)
+        with np.errstate(divide="ignore"):
+            logq = np.log(q)  # revealed rows: one-hot, 0 / -inf (SUBS copy-through)
+        return torch.from_numpy(np.where(rev[..., None], logq, lp))
+
+
+class PerturbedAR(torch.nn.Module):
+    """An imperfect AR model with the interface ar_leakage uses: p(. | x_<i) = normalise(q(. | x_<i) + C)."""
+
+    def __init__(self, lang, L):
+        super().__init__()
+        self.lang = lang
+        self.config = ModelConfig(vocab_size=lang.vocab_size, block_size=L, causal=True, n_layer=1, n_head=1, n_embd=2)
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, inp):
+        x = inp[:, 1:].numpy()  # (B, L-1) the tokens x_1..x_{L-1} after BOS
+        B, L = inp.shape
+        full = np.concatenate([x, np.zeros((B, 1), dtype=np.int64)], axis=1)
+        out = np.zeros((B, L, self.lang.vocab_size))
+        for i in range(L):
+            rev = np.broadcast_to(np.arange(L) < i, (B, L))
+            out[:, i] = _perturbed(self.lang.conditional_marginals(full, rev)[:, i])
+        return torch.from_numpy(out)
+
+
+def test_context_terms_against_direct_sums():
+    lang = _bigram()
+    X = all_sequences(3, 3)
+    rev = np.array([[True, False, False]] * X.shape[0])
+    q = brute_force_conditional_marginals(lang, X, rev)
+    lp = _perturbed(q)
+    leak, kl = context_terms(q, lp, ~rev)
+    p = np.exp(lp)
+    for b, i in itertools.product(range(X.shape[0]), range(3)):
+        if rev[b, i]:
+            assert leak[b, i] == 0 and kl[b, i] == 0
+            continue
+        want = sum(p[b, i, v] for v in range(3) if q[b, i, v] == 0)
+        np.testing.assert_allclose(leak[b, i], want, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(kl[b, i], rel_entr(q[b, i], p[b, i]).sum(), rtol=1e-12, atol=1e-15)
+    assert leak.max() > 0  # the language has impossible continuations
+
+
+def _mask_probability(k, L, eps=1e-3):
+    """P(a given set of k masked positions) under the linear schedule, t = eps + (1 - eps) u."""
+    return integrate.quad(lambda t: t**k * (1 - t) ** (L - k), eps, 1.0, epsabs=0, epsrel=1e-13)[0] / (1 - eps)
+
+
+def test_mdm_leakage_mean_matches_exact_expectation():
+    lang = _bigram()
+    L = 3
+    X = all_sequences(3, L)
+    qx = np.exp(lang.log_prob(X))
+    den = PerturbedDenoiser(lang)
+    num = tot = 0.0
+    num_kl = 0.0
+    for masked in itertools.product([False, True], repeat=L):
+        m = np.array(masked)
+        k = int(m.sum())
+        if k == 0:
+            continue
+        pm = _mask_probability(k, L)
+        rev = np.broadcast_to(~m, X.shape)
+        q = brute_force_conditional_marginals(lang, X, rev)
+        lp = den(torch.from_numpy(np.where(rev, X, 3))).numpy()
+        leak, kl = context_terms(q, lp, ~rev)
+        num += pm * np.sum(qx * leak.sum(1) / k)
+        num_kl += pm * np.sum(qx * kl.sum(1) / k)
+        tot += pm
+    exact_leak, exact_kl = num / tot, num_kl / tot
+    r = mdm_leakage(lang, den, L, num_sequences=40000, rng=1, batch_size=4000)
+    z = normal_quantile(P_FAIL)
+    se = (r["leakage_ci"][1] - r["leakage_per_token"]) / normal_quantile(0.05)
+    assert abs(r["leakage_per_token"] - exact_leak) <= z * se
+    se_kl = (r["kl_ci"][1] - r["kl_per_token"]) / normal_quantile(0.05)
+    assert abs(r["kl_per_token"] - exact_kl) <= z * se_kl
+    assert exact_leak > 1e-3
+
+
+def test_ar_leakage_matches_exact_expectation():
+    lang = _bigram()
+    L = 3
+    X = all_sequences(3, L)
+    qx = np.exp(lang.log_prob(X))
+    net = PerturbedAR(lang, L)
+    want_leak = want_kl = 0.0
+    for i in range(L):
+        rev = np.broadcast_to(np.arange(L) < i, X.shape)
+        q = brute_force_conditional_marginals(lang, X, rev)[:, i]
+        lp = _perturbed(q)
+        leak, kl = context_terms(q[:, None], lp[:, None], np.ones((X.shape[0], 1), bool))
+        want_leak += np.sum(qx * leak[:, 0]) / L
+        want_kl += np.sum(qx * kl[:, 0]) / L
+    # exact on a fixed set: every sequence once, weighted by hand
+    r = ar_leakage(lang, net, L, data=X[qx > 0], rng=0)
+    assert r["num_tokens"] == (qx > 0).sum() * L
+    # Monte Carlo over fresh held-out sequences
+    r = ar_leakage(lang, net, L, num_sequences=30000, rng=2, batch_size=3000)
+    z = normal_quantile(P_FAIL)
+    se = (r["leakage_ci"][1] - r["leakage_per_token"]) / normal_quantile(0.05)
+    assert abs(r["leakage_per_token"] - want_leak) <= z * se
+    se_kl = (r["kl_ci"][1] - r["kl_per_token"]) / normal_quantile(0.05)
+    assert abs(r["kl_per_token"] - want_kl) <= z * se_kl
+    # random subsets of positions estimate the same mean
+    r2 = ar_leakage(lang, net, L, num_sequences=30000, positions_per_sequence=1, rng=3, batch_size=3000)
+    se2 = (r2["leakage_ci"][1] - r2["leakage_per_token"]) / normal_quantile(0.05)
+    assert abs(r2["leakage_per_token"] - want_leak) <= z * se2
+
+
+def test_exact_oracle_has_zero_leakage_and_kl():
+    lang = _bigram()
+
+    class D:
+        vocab_size, mask_id, device = 3, 3, torch.device("cpu")
+
+        def __call__(self, x_t):
+            return ExactOracle(lang)(x_t)
+
+    r = mdm_leakage(lang, D(), 6, num_sequences=200, rng=0)
+    assert r["leakage_per_token"] == 0.0 and r["leakage_max"] == 0.0 and r["kl_max"] == 0.0
+
+
+def test_expected_ser_from_leakage():
+    assert expected_ser_from_leakage(0.0, 512) == 0.0
+    np.testing.assert_allclose(expected_ser_from_leakage(1e-4, 512), 1 - (1 - 1e-4) ** 512, rtol=1e-12)
