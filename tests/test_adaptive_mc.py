@@ -93,17 +93,18 @@ def _thread_ids(n):
 @pytest.mark.parametrize("policy, opts", [POLICIES[0], POLICIES[3], POLICIES[6], POLICIES[8]], ids=["confidence", "llada", "random", "eb"])
 def test_identical_across_threads_and_batch_sizes(policy, opts):
     lang = make_preset("paper-hmm")
-    L = 32
+    L = 16
     pol = make_policy(policy, L=L, **opts)
     old = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        x1, n1, _ = M.sample_policy(lang, L, pol, 300, rng=5, batch_size=64)
+        x1, n1, _ = M.sample_policy(lang, L, pol, 200, rng=5, batch_size=64)
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
         assert numba.config.NUMBA_NUM_THREADS >= 2
-        assert np.unique(_thread_ids(8)).size > 1  # more than one thread really runs
-        x2, n2, _ = M.sample_policy(lang, L, pol, 300, rng=5, batch_size=256)
-        x3, n3, _ = M.sample_policy(lang, L, pol, 300, rng=5)
+        if not numba.config.DISABLE_JIT:  # the pure-Python CI job has no threads
+            assert np.unique(_thread_ids(8)).size > 1  # more than one thread really runs
+        x2, n2, _ = M.sample_policy(lang, L, pol, 200, rng=5, batch_size=256)
+        x3, n3, _ = M.sample_policy(lang, L, pol, 200, rng=5)
     finally:
         numba.set_num_threads(old)
     assert_array_equal(x1, x2)
