@@ -157,3 +157,24 @@ def test_select_random_subset_size_and_tokens():
 def test_bad_combinations(kwargs, match):
     with pytest.raises(ValueError, match=match):
         P.make_policy(L=4, **kwargs)
+
+
+def test_policy_from_options_cli_text():
+    p = P.policy_from_options("margin", L=6, steps=3, step_sizes="1,2,3")
+    assert p.count == "sizes" and p.sizes == (1, 2, 3)
+    assert P.policy_from_options("entropy", L=6, steps=2, block_length=3).count == "block-sizes"
+    assert P.policy_from_options("random", L=6, steps=2, schedule_name="cosine").label == "cosine"
+    assert P.policy_from_options("threshold:0.9", L=6).count == "threshold"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(policy="confidence", rule="random-order"), "does not combine with --rule"),
+    (dict(policy="confidence", steps=2, step_sizes="3,3,0"), "disagrees"),
+    (dict(policy="confidence", step_sizes="3,x"), "comma-separated integers"),
+    (dict(policy="confidence", step_sizes="3,3", schedule_name="cosine"), "does not combine with --step-sizes"),
+    (dict(policy="confidence", steps=2, schedule_name="cosine", block_length=3), "does not combine with --block-length"),
+    (dict(policy="threshold:0.5", steps=4), "takes no count option"),
+])
+def test_policy_from_options_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        P.policy_from_options(L=6, **kwargs)

@@ -59,6 +59,7 @@ from mdm_exact.sampler.schedules import FixedSizes, RandomOrder, ScheduleSteps, 
 __all__ = [
     "Policy",
     "make_policy",
+    "policy_from_options",
     "policy_from_rule",
     "parse_policy",
     "greedy_order",
@@ -541,3 +542,38 @@ def policy_from_rule(score: str, rule, L: int, *, temperature: float = 1.0) -> P
         rule.check_length(L)
         return Policy(score=score, count="sizes", L=L, sizes=rule.sizes, temperature=temperature)
     raise TypeError(f"policy_from_rule: expected ScheduleSteps, FixedSizes or RandomOrder, got {type(rule).__name__}")
+
+
+def policy_from_options(policy: str, *, L, steps=None, step_sizes=None, schedule_name=None, rule=None, block_length=None,
+                        temperature: float = 1.0) -> Policy:
+    """:func:`make_policy` from the CLI's raw options (``--policy --steps --step-sizes --schedule
+    --rule --block-length --temperature``); ``step_sizes`` may be the ``"s1,s2,..."`` text.
+
+    Raises
+    ------
+    ValueError
+        Besides :func:`make_policy`'s errors: ``--rule`` (use ``--step-sizes 1,...,1`` for one
+        position per step in a policy's order), ``--steps`` disagreeing with ``--step-sizes``,
+        ``--schedule`` with ``--step-sizes`` or blocks, malformed sizes.
+    """
+    if rule is not None:
+        raise ValueError(f"--policy does not combine with --rule {rule}; the policy chooses the order "
+                         f"(one position per step: --step-sizes 1,...,1)")
+    sizes = None
+    if step_sizes is not None:
+        if isinstance(step_sizes, str):
+            try:
+                sizes = tuple(int(s) for s in step_sizes.split(","))
+            except ValueError:
+                raise ValueError(f"--step-sizes: expected comma-separated integers, got {step_sizes!r}") from None
+        else:
+            sizes = tuple(step_sizes)
+        if steps is not None and steps != len(sizes):
+            raise ValueError(f"--steps {steps} disagrees with the {len(sizes)} --step-sizes")
+        steps = None
+        if schedule_name is not None:
+            raise ValueError("--schedule does not combine with --step-sizes")
+    if schedule_name is not None and block_length is not None:
+        raise ValueError("--schedule does not combine with --block-length (blocks use LLaDA's balanced sizes)")
+    return make_policy(policy, L=L, num_steps=steps, step_sizes=sizes, schedule_name=schedule_name or "linear",
+                       block_length=block_length, temperature=temperature)
