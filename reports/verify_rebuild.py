@@ -9,8 +9,9 @@ gained ``instance_kl_total`` and its interval, which are means of per-sample tot
 be derived from the stored per-token values). An old store therefore cannot be migrated in
 place. The committed store ``reports/data/cells.sqlite`` was rebuilt from empty with the same
 seeds (``mdm-theory report`` into a fresh directory), and this module checked it against the
-store it replaced: every old cell has its new cell, and every value the old cell stored is
-identical in the new one, apart from timings.
+store it replaced: every cell of the rebuilt store has its old cell, and every value the old
+cell stored is identical in the new one, apart from timings. (Old cells of grids the report no
+longer runs have no new cell; they are counted, not compared.)
 
 Usage::
 
@@ -84,21 +85,39 @@ def _same(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
+def _rel(a, b) -> float:
+    """Largest relative difference between two numbers or lists of numbers (inf if not numeric)."""
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return max((_rel(x, y) for x, y in zip(a, b)), default=0.0)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isfinite(a) and math.isfinite(b):
+        return abs(a - b) / max(abs(a), abs(b), 1e-300)
+    return math.inf
+
+
 def compare(old_path, new_path) -> dict:
-    """Every value of every finished cell of the old store against the rebuilt store."""
+    """Every value of every finished old cell that the rebuilt store has, against that store.
+
+    Returns ``cells`` (old), ``new_cells``, ``matched``, ``unmatched_new`` (configs of new
+    cells without an old one), ``unused_old`` (count of old cells without a new one),
+    ``values`` (compared), ``mismatches`` and ``new_keys`` (result keys only the new cells have).
+    """
     conn = sqlite3.connect(f"file:{os.path.abspath(old_path)}?mode=ro&immutable=1", uri=True)  # writes nothing
     try:
         rows = conn.execute("SELECT config, result FROM results WHERE status = 'ok' ORDER BY rowid").fetchall()
     finally:
         conn.close()
     new = ResultStore(new_path, create=False)
-    out = {"cells": len(rows), "values": 0, "missing": [], "mismatches": [], "new_keys": set()}
+    out = {"cells": len(rows), "values": 0, "matched": 0, "unused_old": 0, "mismatches": [], "new_keys": set()}
+    matched = set()
     for cfg_text, res_text in rows:
         old_cfg = json.loads(cfg_text)
-        got = new.get(new_config(old_cfg))
+        cfg = new_config(old_cfg)
+        got = new.get(cfg)
         if got is None:
-            out["missing"].append(old_cfg)
+            out["unused_old"] += 1
             continue
+        out["matched"] += 1
+        matched.add(new.key(cfg))
         kind = old_cfg["kind"]
         old = {RENAMED.get(kind, {}).get(k, k): v for k, v in _floats(json.loads(res_text)).items()}
         omitted = {"mc": MC_OMIT, "exact": EXACT_OMIT}.get(kind, ())
@@ -110,6 +129,7 @@ def compare(old_path, new_path) -> dict:
                 out["mismatches"].append((kind, old_cfg, k, v, got.get(k, "<absent>")))
         out["new_keys"] |= {f"{kind}.{k}" for k in set(got) - set(old)}
     out["new_cells"] = len(new)
+    out["unmatched_new"] = [r["config"] for r in new.rows(status="ok") if r["key"] not in matched]
     out["new_keys"] = sorted(out["new_keys"])
     new.close()
     return out
@@ -121,14 +141,18 @@ def main(argv=None) -> int:
     p.add_argument("new", help="the rebuilt store")
     args = p.parse_args(argv)
     rep = compare(args.old, args.new)
-    print(f"{rep['cells']} old cells, {rep['new_cells']} new cells; {rep['values']} values compared; "
-          f"{len(rep['missing'])} cells missing, {len(rep['mismatches'])} values differ")
+    print(f"{rep['cells']} old cells, {rep['new_cells']} new cells, {rep['matched']} matched "
+          f"({rep['unused_old']} old cells unused, {len(rep['unmatched_new'])} new cells without an old one); "
+          f"{rep['values']} values compared, {len(rep['mismatches'])} differ")
     print(f"keys only in the new results: {', '.join(rep['new_keys']) or '-'}")
+    rel = [_rel(a, b) for *_, a, b in rep["mismatches"]]
+    if rel:
+        print(f"largest relative difference of a differing value: {max(rel):.3g}")
     for kind, cfg, k, a, b in rep["mismatches"][:20]:
         print(f"  {kind} {json.dumps(cfg)[:100]}: {k}: old {str(a)[:60]} new {str(b)[:60]}")
-    for cfg in rep["missing"][:20]:
-        print(f"  missing: {json.dumps(cfg)[:140]}")
-    return 0 if not rep["missing"] and not rep["mismatches"] else 1
+    for cfg in rep["unmatched_new"][:20]:
+        print(f"  new cell without an old one: {json.dumps(cfg)[:140]}")
+    return 0 if not rep["unmatched_new"] and not rep["mismatches"] else 1
 
 
 if __name__ == "__main__":  # pragma: no cover
