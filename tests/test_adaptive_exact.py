@@ -19,7 +19,7 @@ from numpy.testing import assert_allclose
 from scipy.special import entr, rel_entr
 
 from mdm_exact.languages import HMM, IntervalLanguage, NGram, all_sequences, interval_hmm, random_hmm
-from mdm_exact.sampler.adaptive_exact import policy_exact_metrics, policy_output_law
+from mdm_exact.sampler.adaptive_exact import policy_exact_metrics, policy_output_law, step_total_correlation
 from mdm_exact.sampler.exact import exact_output_law
 from mdm_exact.sampler.policies import make_policy, policy_from_rule
 from mdm_exact.sampler.schedules import FixedSizes, RandomOrder, schedule
@@ -239,3 +239,35 @@ def test_model_argument_and_length_mismatch():
         policy_output_law(lang, 5, pol)
     with pytest.raises(ValueError, match="MAX_STATES"):
         policy_output_law(lang, 16, make_policy("entropy", L=16, num_steps=2))
+
+
+@pytest.mark.parametrize("lang_name", ["hmm3", "bigram0", "interval2"])
+@pytest.mark.parametrize("policy, opts", [("eb:0.3", dict()), ("eb:1.5", dict(block_length=2)), ("confidence", dict(num_steps=2)),
+                                          ("threshold:0.5", dict())])
+def test_eb_guarantee_exactly(lang_name, policy, opts):
+    """EB-sampler per-step guarantee with exact conditionals (Ben-Hamu et al., arXiv:2505.24857):
+    TC(X_T | x_R) <= sum H - max H on every reachable state, and eb:g keeps the bound <= g."""
+    lang = LANGS[lang_name]()
+    L = 4
+    pol = make_policy(policy, L=L, **opts)
+    r = step_total_correlation(lang, L, pol)
+    assert r["num_states"] > 0
+    assert r["max_excess"] <= 1e-12
+    if pol.count == "eb":
+        assert r["max_bound"] <= pol.gamma + 1e-9
+    assert all(t <= b + 1e-12 for t, b in zip(r["expected_tc_per_step"], r["expected_bound_per_step"]))
+
+
+@pytest.mark.parametrize("lang_name", ["hmm3", "bigram0", "hmm2"])
+@pytest.mark.parametrize("policy, opts", [("eb:0.4", dict()), ("confidence", dict(step_sizes=(2, 2))),
+                                          ("margin", dict(num_steps=2, block_length=2)), ("threshold:0.6", dict())])
+def test_kl_is_the_sum_of_step_total_correlations(lang_name, policy, opts):
+    """Sets that are a function of the revealed tokens, T = 1: each x has one path, so
+    KL(q || p) = sum_k E_{x~q} TC(X_{T_k} | x_{R_k}) (chain rule), exactly."""
+    lang = LANGS[lang_name]()
+    L = 4
+    pol = make_policy(policy, L=L, **opts)
+    r = step_total_correlation(lang, L, pol)
+    kl = policy_exact_metrics(lang, L, pol)["kl_data_model"]
+    assert kl is not None
+    assert sum(r["data_tc_per_step"]) == pytest.approx(kl, rel=1e-9, abs=1e-13)

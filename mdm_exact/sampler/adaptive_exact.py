@@ -36,6 +36,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import entr
 
 from mdm_exact._validate import as_length
 from mdm_exact.sampler import metrics as _metrics
@@ -43,7 +44,7 @@ from mdm_exact.sampler.exact import MAX_STATES, log_joint_table
 from mdm_exact.sampler.policies import Policy, greedy_order, position_scores
 from mdm_exact.sampler.results import SamplerResult
 
-__all__ = ["PolicyLaw", "policy_output_law", "policy_exact_metrics", "MAX_ENTRIES", "MAX_BRANCHES"]
+__all__ = ["PolicyLaw", "policy_output_law", "policy_exact_metrics", "step_total_correlation", "MAX_ENTRIES", "MAX_BRANCHES"]
 
 #: Largest number of DP entries ``sum_R (|R|+1) V^|R|`` accepted (8 bytes each).
 MAX_ENTRIES = 2**26
@@ -211,7 +212,7 @@ def _bits(key: int, L: int) -> tuple:
 
 
 # ----------------------------------------------------------------------------- one step
-def _step(policy: Policy, tables: _Tables, dp: _DP, k: int) -> _DP:
+def _step(policy: Policy, tables: _Tables, dp: _DP, k: int, record=None) -> _DP:
     L, V = dp.L, dp.V
     full = (1 << L) - 1
     new = dp.empty_like()
@@ -234,6 +235,8 @@ def _step(policy: Policy, tables: _Tables, dp: _DP, k: int) -> _DP:
             chosen = policy.adaptive_set(c, cand)  # (n, L)
             for key, st in _group(_set_keys(chosen)):
                 T = _bits(key, L)
+                if record is not None:
+                    record(k, R, T, st, arr[:, st].sum(axis=0), c[st], 1.0)
                 new.push(R, T, st, arr[:, st], tok_law=tl[st][:, list(T), :])
             continue
         law = policy.count_law(k, C.size)  # (|C|+1,)
@@ -284,6 +287,8 @@ def _step(policy: Policy, tables: _Tables, dp: _DP, k: int) -> _DP:
             np.put_along_axis(chosen, order[:, :m], True, axis=1)
             for key, st in _group(_set_keys(chosen)):
                 T = _bits(key, L)
+                if record is not None:
+                    record(k, R, T, st, arr[:, st].sum(axis=0) * law[m], c[st], law[m])
                 new.push(R, T, st, arr[:, st] * law[m], tok_law=tl[st][:, list(T), :])
         if new.branches > MAX_BRANCHES:
             raise ValueError(f"adaptive exact engine: more than MAX_BRANCHES = {MAX_BRANCHES} branches; use Monte Carlo or a smaller L")
@@ -411,3 +416,84 @@ def policy_exact_metrics(lang, L, policy: Policy, *, model=None) -> SamplerResul
             "nfe_pmf": [float(v) for v in nfe],
         },
     )
+
+
+def step_total_correlation(lang, L, policy: Policy) -> dict:
+    r"""Exact per-step check of the EB-sampler guarantee on every reachable state.
+
+    For every step ``k``, reachable state ``x_R`` (mass > 0, ``q(x_R) > 0``) and the set ``T``
+    the policy reveals there: the conditional total correlation
+    :math:`TC(X_T \mid x_R) = \sum_{j\in T} H(X_j \mid x_R) - H(X_T \mid x_R)` (exact, from the
+    joint table) and the EB bound :math:`\sum_{j\in T} H(X_j\mid x_R) - \max_{j\in T} H(X_j\mid x_R)`
+    (Ben-Hamu et al., arXiv:2505.24857: with exact marginals the error a step adds is this
+    TC, which the bound dominates since :math:`H(X_T\mid x_R) \ge \max_j H(X_j\mid x_R)`;
+    ``eb:g`` keeps the bound at most ``g``).
+
+    Perfect model only; not for ``llada`` (its kept tokens are not the conditionals' draws) or
+    ``random``. Returns ``max_excess`` (max of TC - bound, <= 0 up to rounding), ``max_bound``,
+    ``max_tc``, ``num_states`` checked, ``num_dead`` (states outside supp q, skipped),
+    ``expected_tc_per_step`` and ``expected_bound_per_step`` (lists, mass-weighted sums over
+    states: the expected total correlation a step adds along the sampler's own path), and
+    ``data_tc_per_step``: the same TC weighted by ``q(x_R)`` (states reached by data ``x ~ q``).
+    For a policy whose sets are a function of the revealed tokens (fixed or adaptive counts,
+    not binomial) at ``T = 1``, every ``x`` has one path and
+    ``p(x) = prod_k prod_{j in T_k} q(x_j | x_{R_k})``, so the chain rule gives
+    ``KL(q || p) = sum_k E_{x~q} TC(X_{T_k} | x_{R_k})`` = ``sum(data_tc_per_step)`` exactly;
+    ``None`` otherwise.
+    """
+    L = as_length(L)
+    if policy.score in ("llada", "random"):
+        raise ValueError(f"step_total_correlation: defined for deterministic-set policies, not {policy.score}")
+    if policy.L != L:
+        raise ValueError(f"policy was built for L = {policy.L}, but L = {L}")
+    V = int(lang.vocab_size)
+    _check_size(V, L, policy)
+    tables = _Tables(lang, L, None)
+    acc = {"max_excess": -np.inf, "max_bound": 0.0, "max_tc": 0.0, "num_states": 0, "num_dead": 0}
+    tc_k = np.zeros(policy.num_steps)
+    bd_k = np.zeros(policy.num_steps)
+    dq_k = np.zeros(policy.num_steps)
+
+    def record(k, R, T, st, mass, c, w_choice):
+        posR = _positions(R, L)
+        base = tables.log_Q[tables._index(R)].reshape(-1)[st]  # (n_sel,) log q(x_R)
+        R2 = R
+        for j in T:
+            R2 |= 1 << j
+        pos2 = _positions(R2, L)
+        joint = tables.log_Q[tables._index(R2)]  # (V,)*|R2| in position order
+        axesT = [pos2.index(j) for j in T]
+        joint = np.moveaxis(joint, axesT, list(range(len(pos2) - len(T), len(pos2))))
+        joint = joint.reshape(V ** len(posR), V ** len(T))[st]  # (n_sel, V^|T|)
+        live = (base > -np.inf) & (mass > 0)
+        acc["num_dead"] += int(np.sum((base == -np.inf) & (mass > 0)))
+        if not np.any(live):
+            return
+        with np.errstate(invalid="ignore"):
+            pT = np.exp(joint[live] - base[live][:, None])  # (n_live, V^|T|) q(x_T | x_R)
+        HT = entr(pT).sum(axis=1)  # (n_live,)
+        Hj = entr(c[live][:, list(T), :]).sum(axis=2)  # (n_live, |T|)
+        tc = Hj.sum(axis=1) - HT
+        bound = Hj.sum(axis=1) - Hj.max(axis=1)
+        acc["max_excess"] = max(acc["max_excess"], float(np.max(tc - bound)))
+        acc["max_bound"] = max(acc["max_bound"], float(bound.max()))
+        acc["max_tc"] = max(acc["max_tc"], float(tc.max()))
+        acc["num_states"] += int(live.sum())
+        tc_k[k] += float(mass[live] @ tc)
+        bd_k[k] += float(mass[live] @ bound)
+        dq_k[k] += float(np.exp(base[live]) @ tc)
+
+    dp = _DP(L, V)
+    full = (1 << L) - 1
+    steps = 0
+    for k in range(policy.num_steps):
+        if all(R == full for R, a in dp.g.items() if np.any(a)):
+            break
+        dp = _step(policy, tables, dp, k, record=record)
+        steps += 1
+    acc["expected_tc_per_step"] = tc_k[:steps].tolist()
+    acc["expected_bound_per_step"] = bd_k[:steps].tolist()
+    exact_path = policy.count != "schedule" and policy.temperature == 1.0
+    acc["data_tc_per_step"] = dq_k[:steps].tolist() if exact_path else None
+    acc["policy"] = policy.name
+    return acc
