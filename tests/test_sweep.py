@@ -333,3 +333,61 @@ def test_allow_import_runs_a_module_function_kind(tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["ok"] == 2
     assert sorted(r["result"]["y"] for r in ResultStore(store).rows()) == [3, 6]
+
+
+# --------------------------------------------------------------------------- the plug-in registry
+
+_NOT_A_KIND = object()
+_GOOD_KIND = None  # set by the test: a KindSpec named "plugged-test"
+
+
+def _fake_entry_points(monkeypatch, eps):
+    import importlib.metadata
+
+    from mdm_exact.runtime import plugins
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [e for e in eps if e.group == group])
+    plugins.entry_points.cache_clear()
+
+
+@pytest.fixture
+def fake_eps(monkeypatch):
+    from mdm_exact.runtime import kinds, plugins
+
+    saved = dict(kinds._KINDS)
+    yield lambda eps: _fake_entry_points(monkeypatch, eps)
+    monkeypatch.undo()
+    plugins.entry_points.cache_clear()
+    kinds._KINDS.clear()
+    kinds._KINDS.update(saved)
+
+
+def test_installed_kinds_are_found_by_entry_point_and_checked(fake_eps):
+    from importlib.metadata import EntryPoint
+
+    from mdm_exact.runtime.kinds import get_kind, kind_names, make_kind
+    from mdm_exact.runtime.plugins import PluginError
+
+    global _GOOD_KIND
+    _GOOD_KIND = make_kind("plugged-test", _cube, params=("x",), required=("x",))
+    g = "mdm_theory.sweep_kinds"
+    fake_eps([EntryPoint("plugged-test", "test_sweep:_GOOD_KIND", g), EntryPoint("broken-test", "test_sweep:_NOT_A_KIND", g)])
+    assert {"plugged-test", "broken-test"} <= set(kind_names())
+    assert compute_cell({"kind": "plugged-test", "x": 2}) == {"x3": 8}  # no allow_import needed
+    assert get_kind("plugged-test") is _GOOD_KIND
+    with pytest.raises(PluginError, match="must name a KindSpec called 'broken-test'"):
+        get_kind("broken-test")
+
+
+def test_two_packages_claiming_one_name_is_a_clear_error(fake_eps, capsys):
+    from importlib.metadata import EntryPoint
+
+    from mdm_exact.runtime.cli import main
+
+    g = "mdm_theory.commands"
+    fake_eps([EntryPoint("report", "a.plugin:register", g), EntryPoint("report", "b.plugin:register", g)])
+    assert main(["report"]) == 2
+    assert "two installed packages register 'report'" in capsys.readouterr().err
+    fake_eps([EntryPoint("exact", "a.plugin:register", g)])
+    assert main(["--help"]) == 2  # a package may not replace a built-in command
+    assert "register the built-in command(s) exact" in capsys.readouterr().err
