@@ -194,3 +194,26 @@ def test_bad_input():
         M.sample_policy(bigram, 5, pol, 10, method="fast")
     with pytest.raises(ValueError, match="ci_alpha"):
         M.run_policy_monte_carlo(lang, 5, pol, 10, ci_alpha=0.0)
+
+
+def test_kernel_conditionals_rescale_below_the_double_range():
+    """L = 512 with 90% revealed: q(x_R) is far below 1e-308, so the kernel's lazy rescaling
+    must keep the messages alive; conditionals equal the language's own to 1e-12."""
+    from mdm_exact.sampler._kernels_policies import _hmm_conditionals_chunk
+
+    lang = make_preset("paper-hmm")
+    L, m = 512, 16
+    rng = np.random.default_rng(3)
+    x = lang.sample(m, L, rng=rng)
+    rev = rng.random((m, L)) < 0.9
+    assert np.all(lang.log_prob_revealed(x, rev) < -800)
+    S, V = lang.num_states, lang.vocab_size
+    A = np.ascontiguousarray(lang.transition)
+    B = np.ascontiguousarray(lang.emission)
+    cond = np.zeros((m, L, V))
+    dead = np.zeros(m, dtype=bool)
+    _hmm_conditionals_chunk(lang.initial, A, np.ascontiguousarray(A.T), B, np.ascontiguousarray(B.T), x, rev,
+                            np.empty((L, m, S)), np.empty((2, m, S)), np.empty((m, S)), np.empty((m, V)), cond, dead, 1e-100)
+    assert not dead.any()
+    ref = lang.conditional_marginals(x, rev)
+    np.testing.assert_allclose(np.where(rev[..., None], 0.0, cond), np.where(rev[..., None], 0.0, ref), rtol=1e-12, atol=1e-14)
