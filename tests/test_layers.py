@@ -12,7 +12,6 @@ The checker itself is tested on small synthetic trees with planted violations.
 from __future__ import annotations
 
 import ast
-import os
 from pathlib import Path
 
 import pytest

@@ -28,7 +28,7 @@ import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-from mdm_exact.runtime.kinds import (
+from mdm_exact.runtime.kinds import (  # noqa: F401 - the registry's names, re-exported (docs/sweeps.md)
     KindSpec,
     call_kind,
     compute_cell,
