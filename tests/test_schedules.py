@@ -65,10 +65,34 @@ def test_draw_steps_never_picks_zero_probability_step():
     assert set(np.unique(steps)) == {0, 2}
 
 
-def test_expected_nonempty_steps_closed_form():
-    # STATEMENTS.md §4.E: L = 512 -> N=64: 64.0, 256: 221.5, 2048: 453.1
-    for N, expect in [(64, 64.0), (256, 221.5), (2048, 453.1)]:
-        assert round(sch.expected_nonempty_steps(sch.schedule("linear", N), 512), 1) == expect
+@pytest.mark.parametrize("N, L, rounded", [(64, 512, 64.0), (256, 512, 221.5), (2048, 512, 453.1), (1, 7, 1.0), (5, 3, None), (10, 40, None)])
+def test_expected_nonempty_steps_closed_form(N, L, rounded):
+    """Linear schedule (p^(k) = 1/N): E[number of non-empty steps] = N (1 - (1 - 1/N)^L), by
+    linearity over steps (STATEMENTS.md §4.E); checked against SymPy's exact rational value to
+    1e-12, and against the values quoted there (L = 512: 64.0, 221.5, 453.1)."""
+    import sympy
+
+    from mdm_exact.theory import symbolic as S
+
+    exact = S.expected_nonempty_steps_uniform(N, L)
+    assert exact == N * (1 - (1 - sympy.Rational(1, N)) ** L)
+    value = sch.expected_nonempty_steps(sch.schedule("linear", N), L)
+    assert value == pytest.approx(float(exact), rel=1e-12)
+    if rounded is not None:
+        assert round(value, 1) == rounded
+
+
+def test_expected_nonempty_steps_general_schedule():
+    """A schedule with rational step probabilities: sum_k (1 - (1 - p^(k))^L) exactly (SymPy) vs float, 1e-12."""
+    from fractions import Fraction
+
+    from mdm_exact.theory import symbolic as S
+
+    probs = [Fraction(1, 8), Fraction(0), Fraction(3, 8), Fraction(1, 2)]
+    rule = sch.ScheduleSteps(tuple(float(v) for v in probs))
+    for L in (1, 2, 5, 33):
+        exact = S.expected_nonempty_steps_schedule([str(v) for v in probs], L)
+        assert sch.expected_nonempty_steps(rule, L) == pytest.approx(float(exact), rel=1e-12)
 
 
 @pytest.mark.parametrize(

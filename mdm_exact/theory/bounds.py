@@ -8,10 +8,28 @@ quotation; the tags say how sure the reconstruction is.
 
 Every function
 
-* states its hypotheses and checks them, raising :class:`ValueError` with a clear message
-  when they do not hold;
-* returns the bound (never an estimate). The measured side of each statement lives in
-  :mod:`mdm_exact.theory.checks`.
+* validates its arguments (types, ranges, lengths, probabilities summing to 1), raising
+  :class:`ValueError` with a message that names the argument;
+* checks a statement's hypotheses **only where they are a property of its arguments**:
+  :math:`(n-1)\mid L` (:func:`lemma_b10_separator_bound`, :func:`lemma_b11_bound`,
+  :func:`lemma_b12_dependency_bound`, :func:`lemma_b12_kl_bound`), :math:`p+P\le1` and
+  :math:`P>0` (:func:`lemma_b11_bound`), :math:`l\mid L` (:func:`lemma_c6_ser_lower_bound`,
+  :func:`theorem_44_ser_lower_bound`), :math:`\epsilon_{\rm learning}<1/128`
+  (:func:`theorem_44_ser_lower_bound`), the Lemma B.12 size condition on :math:`L`
+  (:func:`lemma_b12_kl_bound`, :func:`theorem_42_log_ter_bound`), :math:`s_{\max}\le L`
+  (:func:`li_cai_bound`), :math:`\sqrt{\epsilon/2}\le1/8` (``crude`` form of
+  :func:`example_c7_p_err`). Hypotheses about objects that are not arguments (the language
+  is an :math:`n`-gram, an HMM or the interval language; the model satisfies Assumption 4.1
+  with the given ``epsilon_learning``; positions pick steps i.i.d.; an instance reveals at most
+  one position per step; :math:`D_\tau` uses the corrected Definition B.5) are stated in the
+  docstrings and are the caller's responsibility; :mod:`mdm_exact.theory.checks` measures them;
+* returns the bound (never an estimate): a ``float``, or a :class:`BoundResult` (the bound
+  with its named parts) for the two statements whose proofs bound several terms (Lemmas
+  B.10 and B.11). The measured side of each statement lives in :mod:`mdm_exact.theory.checks`.
+
+Names: theorems by their main-text number (``theorem_42_*``, ``theorem_43_*``,
+``theorem_44_*``; Theorems 4.3 and 4.4 are C.3 and C.9 of the appendix), lemmas and examples by
+their appendix number (``lemma_c5_*``, ``example_c7_*``).
 
 Conventions: natural logarithms (nats); steps in generation order ``k = 1..N`` with per-step
 probabilities ``p^(k)`` and ``P^(k) = sum_{j<k} p^(j)`` (STATEMENTS.md §1.6);
@@ -25,9 +43,36 @@ summaries) are included: :func:`li_cai_bound` and :func:`chen_cong_li_identity`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from fractions import Fraction
+from types import MappingProxyType
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class BoundResult:
+    """The result type of a bound function that returns named parts besides the bound.
+
+    Attributes
+    ----------
+    value : float
+        The bound itself (the number a check compares with the measured side).
+    parts : mapping of str to float
+        Named terms in the statement's order (read-only), e.g. the three cases of Lemma B.11
+        or the threshold of a Lemma B.10 tail bound.
+    """
+
+    value: float
+    parts: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "value", float(self.value))
+        object.__setattr__(self, "parts", MappingProxyType({str(k): float(v) for k, v in dict(self.parts).items()}))
+
+    def to_dict(self) -> dict:
+        """``{"value": value, **parts}`` (plain floats)."""
+        return {"value": self.value, **self.parts}
 
 # --------------------------------------------------------------------------- validation
 
@@ -221,33 +266,45 @@ def _check_b10_args(L, p, P, n, *, need_divisible=True):
     return L, p, P, n
 
 
-def lemma_b10_bounds(L, p, P, n) -> dict:
-    r"""Lemma B.10: Chernoff bounds on the new positions :math:`N_k` and separators :math:`S_k`.
+def lemma_b10_new_positions_bound(L, p) -> BoundResult:
+    r"""Lemma B.10, first part: :math:`\Pr[N_k\ge 2Lp]\le e^{-Lp/3}` for the new positions :math:`N_k\sim{\rm Bin}(L,p)`.
 
-    As reconstructed, STATEMENTS.md §4.C, Lemma B.10 ``[reconstructed·M]``. Hypothesis:
-    :math:`(n-1)\mid L`. With :math:`N_k\sim{\rm Bin}(L,p)` and :math:`P=P^{(k)}`,
-
-    .. math::
-        \Pr[N_k\ge 2Lp]\le e^{-Lp/3},\qquad
-        \Pr\Big[S_k\le\frac{LP^{n-1}}{2(n-1)}\Big]\le\exp\Big(-\frac{LP^{n-1}}{8(n-1)}\Big).
+    As reconstructed, STATEMENTS.md §4.C, Lemma B.10 ``[reconstructed·M]`` (Lemma A.2 with
+    :math:`\delta=1`).
 
     Returns
     -------
-    dict
-        ``new_threshold`` (:math:`2Lp`), ``new_tail_bound``, ``separator_threshold``
-        (:math:`LP^{n-1}/(2(n-1))`), ``separator_tail_bound``.
+    BoundResult
+        ``value`` the tail bound :math:`e^{-Lp/3}`; ``parts["threshold"]`` = :math:`2Lp`.
     """
-    L, p, P, n = _check_b10_args(L, p, P, n)
+    L = _pos_int(L, "L")
+    p = _real(p, "p", lo=0.0, hi=1.0)
+    return BoundResult(chernoff_upper_tail(L * p, 1.0), {"threshold": 2.0 * L * p})
+
+
+def lemma_b10_separator_bound(L, P, n) -> BoundResult:
+    r"""Lemma B.10, second part: :math:`\Pr\big[S_k\le\frac{LP^{n-1}}{2(n-1)}\big]\le\exp\big(-\frac{LP^{n-1}}{8(n-1)}\big)`.
+
+    As reconstructed, STATEMENTS.md §4.C, Lemma B.10 ``[reconstructed·M]``: :math:`S_k`
+    (Definition B.4) dominates a binomial over the :math:`L/(n-1)` aligned blocks, each all
+    revealed before step :math:`k` with probability :math:`P^{n-1}` (:math:`P=P^{(k)}`); Lemma
+    A.2 with :math:`\delta=1/2`. Hypothesis (checked): :math:`(n-1)\mid L`.
+
+    Returns
+    -------
+    BoundResult
+        ``value`` the tail bound; ``parts["threshold"]`` = :math:`LP^{n-1}/(2(n-1))`.
+    """
+    L = _pos_int(L, "L")
+    n = _pos_int(n, "n", minimum=2)
+    P = _real(P, "P", lo=0.0, hi=1.0)
+    if L % (n - 1) != 0:
+        raise ValueError(f"L = {L}: Lemma B.10 assumes (n - 1) | L (aligned blocks of n - 1 = {n - 1} positions)")
     mu_s = L * P ** (n - 1) / (n - 1)
-    return {
-        "new_threshold": 2.0 * L * p,
-        "new_tail_bound": chernoff_upper_tail(L * p, 1.0),
-        "separator_threshold": mu_s / 2.0,
-        "separator_tail_bound": chernoff_lower_tail(mu_s, 0.5),
-    }
+    return BoundResult(chernoff_lower_tail(mu_s, 0.5), {"threshold": mu_s / 2.0})
 
 
-def lemma_b11_bound(L, p, P, n) -> dict:
+def lemma_b11_bound(L, p, P, n) -> BoundResult:
     r"""Lemma B.11: bound on the expected dependencies :math:`\mathbb E[D_k]` of one step.
 
     As reconstructed, STATEMENTS.md §4.C, Lemma B.11 ``[reconstructed·M]``, constants
@@ -261,8 +318,9 @@ def lemma_b11_bound(L, p, P, n) -> dict:
 
     Returns
     -------
-    dict
-        ``case1``, ``case2``, ``case3`` and ``total`` (the bound on :math:`\mathbb E[D_k]`).
+    BoundResult
+        ``value`` the bound on :math:`\mathbb E[D_k]` (the sum of the cases);
+        ``parts`` ``case1``, ``case2``, ``case3``.
     """
     L, p, P, n = _check_b10_args(L, p, P, n)
     if P <= 0.0:
@@ -270,7 +328,7 @@ def lemma_b11_bound(L, p, P, n) -> dict:
     case1 = (2.0 * L * p + 3.0) * math.exp(-L * p / 3.0)
     case2 = 2.0 * L * p * math.exp(-L * P ** (n - 1) / (8.0 * (n - 1)))
     case3 = 8.0 * (n - 1) * L * p**2 / P ** (n - 1)
-    return {"case1": case1, "case2": case2, "case3": case3, "total": case1 + case2 + case3}
+    return BoundResult(case1 + case2 + case3, {"case1": case1, "case2": case2, "case3": case3})
 
 
 def lemma_b11_case3_idealised(m, s) -> float:
@@ -406,27 +464,40 @@ def elementary_symmetric_scaled(p, l, *, exact=False):
     return F
 
 
-def lemma_c1_bound(p, L) -> dict:
-    r"""Lemma C.1: :math:`\Pr[\exists k:|\mathcal M_k|\ge2]\le\binom L2\sum_ip_i^2\le\binom L2\max_ip_i`.
+def lemma_c1_bound(p, L) -> float:
+    r"""Lemma C.1 (union bound): :math:`\Pr[\exists k:|\mathcal M_k|\ge2]\le\min(1,\binom L2\sum_ip_i^2)`.
 
-    As reconstructed, STATEMENTS.md §4.D, Lemma C.1 ``[reconstructed·M]``. Hypothesis: a
-    schedule (positions pick their step i.i.d.). Also returns the exact value
-    :math:`1-L!\,e_L(p)` ``[derived]``.
-
-    Returns
-    -------
-    dict
-        ``union_bound``, ``max_bound``, ``exact``.
+    As reconstructed, STATEMENTS.md §4.D, Lemma C.1 ``[reconstructed·M]``. Hypothesis (not
+    an argument): a schedule, positions pick their step i.i.d. with probabilities ``p``. The
+    weaker form is :func:`lemma_c1_max_bound`, the exact value :func:`lemma_c1_exact`.
     """
     ps = _step_probs(p)
     L = _pos_int(L, "L")
     pairs = L * (L - 1) / 2.0
+    return min(1.0, pairs * float(np.sum(ps**2)))
+
+
+def lemma_c1_max_bound(p, L) -> float:
+    r"""Lemma C.1 (second form): :math:`\Pr[\exists k:|\mathcal M_k|\ge2]\le\min(1,\binom L2\max_ip_i)`.
+
+    As reconstructed, STATEMENTS.md §4.D, Lemma C.1 ``[reconstructed·M]``; at least
+    :func:`lemma_c1_bound`.
+    """
+    ps = _step_probs(p)
+    L = _pos_int(L, "L")
+    pairs = L * (L - 1) / 2.0
+    return min(1.0, pairs * float(ps.max()))
+
+
+def lemma_c1_exact(p, L) -> float:
+    r"""Lemma C.1, exact: :math:`\Pr[\exists k:|\mathcal M_k|\ge2]=1-L!\,e_L(p)` (1 when :math:`L>N`).
+
+    STATEMENTS.md §4.D, Lemma C.1 ``[derived]``; by :func:`elementary_symmetric_scaled`.
+    """
+    ps = _step_probs(p)
+    L = _pos_int(L, "L")
     exact = 1.0 - elementary_symmetric_scaled(ps, L)[L] if L <= ps.size else 1.0
-    return {
-        "union_bound": min(1.0, pairs * float(np.sum(ps**2))),
-        "max_bound": min(1.0, pairs * float(ps.max())),
-        "exact": float(max(exact, 0.0)),
-    }
+    return float(max(exact, 0.0))
 
 
 def lemma_c1_num_steps(L, delta) -> int:
@@ -571,25 +642,33 @@ def theorem_43_ser_bound(L, p, epsilon_learning) -> float:
     Lemma C.2 applies. Hypotheses: any HMM (any language), any schedule, Assumption 4.1.
     The statement's form ":math:`{\rm SER}\le\delta`" follows once
     :math:`\epsilon_{\rm learning}\le-\ln(1-\delta/2)/L` and :math:`N\ge N_\delta`
-    (:func:`theorem_43_conditions`).
+    (:func:`theorem_43_max_epsilon_learning`, :func:`theorem_43_min_num_steps`).
     """
     L = _pos_int(L, "L")
-    c1 = lemma_c1_bound(p, L)
-    return 1.0 - max(0.0, 1.0 - c1["union_bound"]) * lemma_c2_bound(L, epsilon_learning)
+    return 1.0 - max(0.0, 1.0 - lemma_c1_bound(p, L)) * lemma_c2_bound(L, epsilon_learning)
 
 
-def theorem_43_conditions(L, delta) -> dict:
-    r"""Theorem 4.3: the explicit :math:`\epsilon_{\rm learning}` and (linear schedule) :math:`N_\delta` giving :math:`{\rm SER}\le\delta`.
+def theorem_43_max_epsilon_learning(L, delta) -> float:
+    r"""Theorem 4.3: the largest :math:`\epsilon_{\rm learning}=-\ln(1-\delta/2)/L` of the explicit condition for :math:`{\rm SER}\le\delta`.
 
-    STATEMENTS.md §4.A, §4.D Theorem C.3, §7.8: :math:`\epsilon_{\rm learning}\le-\ln(1-\delta/2)/L`,
-    :math:`N\ge N_{\delta/2}` of :func:`lemma_c1_num_steps`.
+    STATEMENTS.md §4.A, §4.D Theorem C.3, §7.8 (with :func:`theorem_43_min_num_steps`).
     """
     L = _pos_int(L, "L")
     delta = _real(delta, "delta", lo=0.0, hi=1.0, lo_open=True)
-    return {"max_epsilon_learning": -math.log1p(-delta / 2.0) / L, "min_num_steps": lemma_c1_num_steps(L, delta / 2.0)}
+    return -math.log1p(-delta / 2.0) / L
 
 
-def theorem_c9_ser_lower_bound(L, N, p_err, *, l=5, epsilon_learning=0.0) -> float:
+def theorem_43_min_num_steps(L, delta) -> int:
+    r"""Theorem 4.3: the smallest number of steps :math:`N_{\delta/2}` of the linear schedule (:func:`lemma_c1_num_steps`) for :math:`{\rm SER}\le\delta`.
+
+    STATEMENTS.md §4.A, §4.D Theorem C.3, §7.8 (with :func:`theorem_43_max_epsilon_learning`).
+    """
+    L = _pos_int(L, "L")
+    delta = _real(delta, "delta", lo=0.0, hi=1.0, lo_open=True)
+    return lemma_c1_num_steps(L, delta / 2.0)
+
+
+def theorem_44_ser_lower_bound(L, N, p_err, *, l=5, epsilon_learning=0.0) -> float:
     r"""Theorem 4.4 (= C.9): SER lower bound for the interval language, :math:`|\mathcal V|=2^{l-1}`.
 
     As reconstructed, STATEMENTS.md §4.A Theorem 4.4 and §4.D Theorem C.9
@@ -603,8 +682,8 @@ def theorem_c9_ser_lower_bound(L, N, p_err, *, l=5, epsilon_learning=0.0) -> flo
     return lemma_c6_ser_lower_bound(L, l, N, p_err)
 
 
-def theorem_c9_asymptotic(C, p_err, *, l=5) -> float:
-    r"""Theorem C.9: the limit of the bound as :math:`L\to\infty` with :math:`N=CL`: :math:`1-\exp(-p_{\rm err}(l-1)/(lC))`.
+def theorem_44_asymptotic(C, p_err, *, l=5) -> float:
+    r"""Theorem 4.4 (= C.9): the limit of the bound as :math:`L\to\infty` with :math:`N=CL`: :math:`1-\exp(-p_{\rm err}(l-1)/(lC))`.
 
     STATEMENTS.md §4.D Theorem C.9 step 3 ``[derived]``. The bound increases to this limit.
     """
@@ -614,8 +693,8 @@ def theorem_c9_asymptotic(C, p_err, *, l=5) -> float:
     return -math.expm1(-p_err * (l - 1) / (l * C))
 
 
-def theorem_c9_constant(p_err, *, l=5) -> float:
-    r"""Theorem C.9: the largest :math:`C` with asymptotic bound :math:`>\frac12`: :math:`C\le p_{\rm err}(l-1)/(l\ln2)`.
+def theorem_44_constant(p_err, *, l=5) -> float:
+    r"""Theorem 4.4 (= C.9): the largest :math:`C` with asymptotic bound :math:`>\frac12`: :math:`C\le p_{\rm err}(l-1)/(l\ln2)`.
 
     STATEMENTS.md §4.D Theorem C.9 step 4 ``[derived]`` (0.2885 for ``p_err = 1/4``, 0.541
     for ``15/32``).
@@ -722,7 +801,9 @@ __all__ = [
     "lemma_b3_identity",
     "lemma_b8_bound",
     "lemma_b9_bound",
-    "lemma_b10_bounds",
+    "BoundResult",
+    "lemma_b10_new_positions_bound",
+    "lemma_b10_separator_bound",
     "lemma_b11_bound",
     "lemma_b11_case3_idealised",
     "lemma_b12_schedule",
@@ -732,6 +813,8 @@ __all__ = [
     "theorem_42_log_ter_bound",
     "elementary_symmetric_scaled",
     "lemma_c1_bound",
+    "lemma_c1_max_bound",
+    "lemma_c1_exact",
     "lemma_c1_num_steps",
     "lemma_c2_bound",
     "lemma_c5_exact",
@@ -743,10 +826,11 @@ __all__ = [
     "example_c7_p_err",
     "P_ERR_FORMS",
     "theorem_43_ser_bound",
-    "theorem_43_conditions",
-    "theorem_c9_ser_lower_bound",
-    "theorem_c9_asymptotic",
-    "theorem_c9_constant",
+    "theorem_43_max_epsilon_learning",
+    "theorem_43_min_num_steps",
+    "theorem_44_ser_lower_bound",
+    "theorem_44_asymptotic",
+    "theorem_44_constant",
     "interval_validity_perfect_model",
     "li_cai_bound",
     "chen_cong_li_identity",

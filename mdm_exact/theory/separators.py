@@ -25,8 +25,12 @@ at least :math:`n-1` *consecutive* already-revealed positions lie strictly betwe
 Positions are 0-based here (STATEMENTS.md uses 1-based positions); steps are 0-based
 generation-order indices, as returned by :func:`mdm_exact.sampler.schedules.draw_steps`.
 
-This module is the reference implementation used by the Monte Carlo driver; it favours
-clarity over speed but is vectorised over a batch of instances.
+The implementation favours clarity over speed but is vectorised over a batch of instances.
+It is used by the lemma checks (:mod:`mdm_exact.theory.checks`, Lemmas B.8 and B.9 on
+enumerated instances) and by the ``dependencies`` sweep kind (:mod:`mdm_exact.runtime.kinds`,
+separator and dependency counts of drawn instances). The Monte Carlo engine
+(:mod:`mdm_exact.sampler.montecarlo`, ``dependencies=``) counts them in its own kernels and
+does not use this module.
 """
 
 from __future__ import annotations

@@ -112,13 +112,14 @@ def _b10_grid(quick):
 def check_b10(quick=False):
     recs = []
     for L, n, P, p in _b10_grid(quick):
-        bd = B.lemma_b10_bounds(L, p, P, n)
-        thr = bd["new_threshold"]
+        new = B.lemma_b10_new_positions_bound(L, p)
+        thr = new.parts["threshold"]
         meas_new = float(binom.sf(math.ceil(thr - 1e-12) - 1, L, p))  # P[N_k >= 2Lp]
-        recs.append(_record("B.10", f"Pr[N_k >= 2Lp], L={L} p={p}", bd["new_tail_bound"], meas_new))
+        recs.append(_record("B.10", f"Pr[N_k >= 2Lp], L={L} p={p}", new.value, meas_new))
+        sep = B.lemma_b10_separator_bound(L, P, n)
         pmf = separator_count_pmf(L, P, n)
-        meas_sep = float(pmf[: math.floor(bd["separator_threshold"] + 1e-12) + 1].sum())
-        recs.append(_record("B.10", f"Pr[S_k <= L P^(n-1)/(2(n-1))], L={L} n={n} P={P}", bd["separator_tail_bound"], meas_sep))
+        meas_sep = float(pmf[: math.floor(sep.parts["threshold"] + 1e-12) + 1].sum())
+        recs.append(_record("B.10", f"Pr[S_k <= L P^(n-1)/(2(n-1))], L={L} n={n} P={P}", sep.value, meas_sep))
     return recs
 
 
@@ -127,7 +128,8 @@ def check_b11(quick=False):
     for L, n, P, p in _b10_grid(quick):
         corr, _ = expected_dependencies(L, p, P, n)
         bd = B.lemma_b11_bound(L, p, P, n)
-        recs.append(_record("B.11", f"E[D_k], L={L} n={n} P={P} p={p}", bd["total"], corr[0], detail=bd))
+        detail = {**bd.parts, "total": bd.value}  # the record's schema: the three cases and their total
+        recs.append(_record("B.11", f"E[D_k], L={L} n={n} P={P} p={p}", bd.value, corr[0], detail=detail))
     return recs
 
 

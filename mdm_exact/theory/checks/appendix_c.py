@@ -38,10 +38,10 @@ def check_c1(quick=False):
                 if N > 20_000:
                     continue
                 p = schedule(name, N).p
-                c = B.lemma_c1_bound(p, L)
-                if c["union_bound"] >= 1.0:
+                union = B.lemma_c1_bound(p, L)
+                if union >= 1.0:
                     continue  # vacuous: the union bound says nothing
-                recs.append(_record("C.1", f"{name} N={N}, L={L}", c["union_bound"], c["exact"]))
+                recs.append(_record("C.1", f"{name} N={N}, L={L}", union, B.lemma_c1_exact(p, L)))
     return recs
 
 
@@ -193,14 +193,14 @@ def check_theorem_44(quick=False):
     """Theorem 4.4 / C.9 with l = 5 (V = 16): exact perfect-model SER (formula checked against enumeration in the tests)."""
     recs = []
     for p_err_label, p_err in (("1/4", 0.25), ("15/32", 15 / 32), ("1/2 (perfect model)", 0.5)):
-        for C in (0.2, B.theorem_c9_constant(p_err)):
+        for C in (0.2, B.theorem_44_constant(p_err)):
             for L in (20, 100, 1000) if quick else (20, 100, 1000, 10000):
                 N = max(1, int(C * L))
                 ser = 1.0 - B.interval_validity_perfect_model(np.full(N, 1.0 / N), 5) ** (L // 5)
-                b = B.theorem_c9_ser_lower_bound(L, N, p_err)
+                b = B.theorem_44_ser_lower_bound(L, N, p_err)
                 recs.append(
                     _record("4.4", f"interval l=5, L={L}, N={N} (C={C:.4g}), p_err={p_err_label}", b, ser, direction="lower",
-                            detail={"asymptotic_bound": B.theorem_c9_asymptotic(C, p_err), "ser_above_half": ser > 0.5})
+                            detail={"asymptotic_bound": B.theorem_44_asymptotic(C, p_err), "ser_above_half": ser > 0.5})
                 )
     recs.extend(_theorem_44_monte_carlo(quick))
     return recs
@@ -217,7 +217,7 @@ def _theorem_44_monte_carlo(quick):
         res = run_monte_carlo(lang, L, rule, 1000 if quick else 5000, rng=7, ci_alpha=1e-3, instance_kl=False).to_dict()
         exact = 1.0 - B.interval_validity_perfect_model(rule.p, 5) ** (L // 5)
         lo, hi = res["ser_ci"]
-        b = B.theorem_c9_ser_lower_bound(L, N, 0.25)
+        b = B.theorem_44_ser_lower_bound(L, N, 0.25)
         recs.append(
             _record("4.4", f"interval-l5 Monte Carlo, L={L}, N={N} (C={C:g}), p_err=1/4", b, res["ser"], direction="lower", ci=(lo, hi),
                     detail={"exact_formula": exact, "formula_in_ci": bool(lo <= exact <= hi)})
