@@ -23,7 +23,7 @@ from scipy import stats
 from mdm_exact.sampler import exact as E
 from mdm_exact.sampler import metrics as M
 from mdm_exact.sampler._kernels_exact import _forward_step
-from mdm_exact.languages import NGram, all_sequences
+from mdm_exact.languages import HMM, NGram, all_sequences
 from mdm_exact.sampler.schedules import FixedSizes, LeftToRight, RandomOrder, ScheduleSteps, draw_steps, schedule
 from mdm_exact.testing import strategies
 from mdm_exact.testing.languages import copy_chain, random_language
@@ -85,8 +85,19 @@ def test_kernel_matches_python_reference():
         assert_same_law(a, b)
 
 
+@numba.njit(parallel=True, cache=True)
+def _thread_ids(n):
+    out = np.empty(n, dtype=np.int64)
+    for i in numba.prange(n):
+        out[i] = numba.get_thread_id()
+    return out
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2 or numba.config.DISABLE_JIT,
+                    reason="needs a Numba threading layer with at least 2 threads (one core, or NUMBA_DISABLE_JIT=1)")
 def test_thread_count_does_not_change_result():
-    """Fixed chunks reduced in a fixed order: bitwise identical with 1 and all threads."""
+    """Fixed chunks reduced in a fixed order: bitwise identical with 1 and 2 threads; a prange
+    probe under the same setting shows that 2 threads really ran (else the test would be vacuous)."""
     lang = LANGS["trigram-v2"]
     V, L = 2, 7
     log_Q = E.log_joint_table(lang, L)
@@ -95,13 +106,16 @@ def test_thread_count_does_not_change_result():
     g = np.random.default_rng(0).random((V + 1) ** L)
     outs = []
     n0 = numba.get_num_threads()
-    for nt in sorted({1, n0}):
-        numba.set_num_threads(nt)
-        buf = np.zeros((E.N_CHUNKS, g.size))
-        _forward_step(g, L, V, strides, cond, np.full(L, 0.3), -1, 1.0, E._tail_size(V, L), buf)
-        outs.append(buf.sum(axis=0))
-    numba.set_num_threads(n0)
-    assert_array_equal(outs[0], outs[-1])
+    try:
+        for nt in (1, 2):
+            numba.set_num_threads(nt)
+            assert np.unique(_thread_ids(1024)).size == nt
+            buf = np.zeros((E.N_CHUNKS, g.size))
+            _forward_step(g, L, V, strides, cond, np.full(L, 0.3), -1, 1.0, E._tail_size(V, L), buf)
+            outs.append(buf.sum(axis=0))
+    finally:
+        numba.set_num_threads(n0)
+    assert_array_equal(outs[0], outs[1])
 
 
 # ---------------------------------------------------------------------------- closed forms
@@ -141,6 +155,35 @@ def test_one_position_per_step_gives_q(lang_name, rule):
     assert abs(res["kl_data_model"]) < 1e-13
     assert abs(res["instance_kl_total"]) < 1e-13
     assert_allclose(res["tc_per_step"], 0.0, atol=1e-13)
+
+
+IID = {
+    "iid-v3": NGram(2, np.array([0.2, 0.5, 0.3]), np.tile([0.2, 0.5, 0.3], (3, 1))),
+    "iid-v4-zeros": NGram(2, np.array([0.5, 0.0, 0.3, 0.2]), np.tile([0.5, 0.0, 0.3, 0.2], (4, 1))),
+    "iid-hmm-v2": HMM(np.array([0.4, 0.6]), np.array([[0.4, 0.6], [0.4, 0.6]]), np.array([[0.9, 0.1], [0.25, 0.75]])),
+}
+
+
+@pytest.mark.parametrize("lang_name", list(IID))
+@pytest.mark.parametrize("rule_name", list(RULES))
+def test_iid_language_has_zero_error_for_every_rule(lang_name, rule_name):
+    """i.i.d. language (every conditional equals the marginal; the HMM's states are i.i.d. too):
+    p_tau = q for every instance, so KL(q||p) = E_tau KL(q||p_tau) = SER = 0 and p = q, for every
+    step rule (STATEMENTS.md §4.C, Lemma B.2 with all per-step terms 0). Exact engine and the
+    brute-force oracle, to 1e-14 absolute."""
+    lang, rule = IID[lang_name], RULES[rule_name]
+    V, L = lang.vocab_size, 4
+    log_q = lang.log_prob(all_sequences(V, L))
+    res = E.exact_metrics(lang, L, rule)
+    assert res["ser"] == pytest.approx(0.0, abs=1e-14)
+    assert res["kl_data_model"] == pytest.approx(0.0, abs=1e-14)
+    assert res["instance_kl_total"] == pytest.approx(0.0, abs=1e-14)
+    assert_allclose(res["instance_kl_per_step"], 0.0, atol=1e-14)
+    assert_same_law(E.exact_output_law(lang, L, rule), log_q)
+    assert_same_law(reference_output_law(lang, L, rule), log_q)
+    total, per_step = reference_instance_kl(lang, L, rule)
+    assert total == pytest.approx(0.0, abs=1e-14)
+    assert_allclose(per_step, 0.0, atol=1e-14)
 
 
 def test_copy_chain_two_steps_closed_form():

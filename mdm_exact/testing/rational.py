@@ -28,6 +28,8 @@ def rational_joint(lang, L: int) -> list:
     (``Fraction(float)``), renormalised exactly; the joint is then computed without rounding
     (n-gram product, HMM forward sums). For the tiniest cases only (``V^L`` Python loops).
     """
+    if not isinstance(lang, (NGram, HMM)):
+        raise TypeError(f"rational_joint: expected an NGram or HMM, got {type(lang).__name__}")
     L = as_length(L)
     V = int(lang.vocab_size)
 
@@ -72,8 +74,7 @@ def rational_joint(lang, L: int) -> list:
             for t in x[1:]:
                 alpha = [sum((alpha[a] * A[a][b] for a in range(S)), Fraction(0)) * B[b][t] for b in range(S)]
             res.append(sum(alpha, Fraction(0)))
-        return res
-    raise TypeError(f"rational_joint: expected an NGram or HMM, got {type(lang).__name__}")
+    return res
 
 
 def exact_output_law_rational(joint, V: int, L: int, rule: StepRule, *, step_probs=None) -> list:
