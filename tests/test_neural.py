@@ -22,6 +22,7 @@ from scipy import integrate, stats  # noqa: E402
 from mdm_exact.sampler import schedules as S  # noqa: E402
 from mdm_exact.languages import HMM, NGram, all_sequences  # noqa: E402
 from mdm_exact.stats import clopper_pearson, normal_quantile  # noqa: E402
+from mdm_exact.testing.oracle import reference_output_law  # noqa: E402
 from neural import diffusion as D  # noqa: E402
 from neural.ar import ar_log_probs, sample_ar  # noqa: E402
 from neural.categorical import draw_categorical, split_rng  # noqa: E402
@@ -74,40 +75,9 @@ def _tiny_cfg(V, causal, L=8):
 
 
 # ----------------------------------------------------------------------------- brute force law
-def _instances(rule, L):
-    """All instances tau (tuple of 0-based steps per position) with their probability."""
-    N = rule.num_steps(L)
-    out = []
-    for tau in itertools.product(range(N), repeat=L):
-        if isinstance(rule, S.ScheduleSteps):
-            pr = float(np.prod([rule.p[k] for k in tau]))
-        elif isinstance(rule, S.FixedSizes):
-            counts = np.bincount(tau, minlength=N)
-            if tuple(counts) != rule.sizes:
-                continue
-            pr = 1.0 / math.comb(L, 0) / (math.factorial(L) / np.prod([math.factorial(s) for s in rule.sizes]))
-        elif isinstance(rule, S.LeftToRight):
-            pr = 1.0 if tau == tuple(range(L)) else 0.0
-        else:
-            raise TypeError(rule)
-        if pr > 0:
-            out.append((np.array(tau), pr))
-    return out
-
-
 def brute_force_output_law(lang, L, rule):
-    """``p(x) = sum_tau Pr(tau) prod_k prod_{j in M_k} q(x_j | x_{M_<k})`` (STATEMENTS.md §1.7)."""
-    X = all_sequences(lang.vocab_size, L)  # (V^L, L)
-    law = np.zeros(X.shape[0])
-    for tau, pr in _instances(rule, L):
-        p = np.ones(X.shape[0])
-        for k in np.unique(tau):
-            before = np.broadcast_to(tau < k, X.shape)
-            cm = lang.conditional_marginals(X, before)  # (V^L, L, V)
-            for j in np.flatnonzero(tau == k):
-                p *= cm[np.arange(X.shape[0]), j, X[:, j]]
-        law += pr * p
-    return law
+    """``p(x) = sum_tau Pr(tau) prod_k prod_{j in M_k} q(x_j | x_{M_<k})`` (STATEMENTS.md §1.7), THE oracle."""
+    return np.exp(reference_output_law(lang, L, rule))
 
 
 def _exact_law(lang, L, rule):
