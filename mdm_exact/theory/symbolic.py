@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import sympy as sp
 
-from mdm_exact.theory.bounds import _pos_int
+from mdm_exact.theory.bounds._validate import _pos_int
 
 __all__ = [
     "x",
