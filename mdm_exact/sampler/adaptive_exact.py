@@ -222,6 +222,8 @@ def _step(policy: Policy, tables: _Tables, dp: _DP, k: int, record=None) -> _DP:
             continue
         if not np.any(arr):
             continue
+        if new.branches > MAX_BRANCHES:
+            raise ValueError(f"adaptive exact engine: more than MAX_BRANCHES = {MAX_BRANCHES} branches; use Monte Carlo or a smaller L")
         n = arr.shape[1]
         rev = np.zeros((1, L), dtype=bool)
         rev[0, _positions(R, L)] = True
@@ -290,8 +292,6 @@ def _step(policy: Policy, tables: _Tables, dp: _DP, k: int, record=None) -> _DP:
                 if record is not None:
                     record(k, R, T, st, arr[:, st].sum(axis=0) * law[m], c[st], law[m])
                 new.push(R, T, st, arr[:, st] * law[m], tok_law=tl[st][:, list(T), :])
-        if new.branches > MAX_BRANCHES:
-            raise ValueError(f"adaptive exact engine: more than MAX_BRANCHES = {MAX_BRANCHES} branches; use Monte Carlo or a smaller L")
     return new
 
 
