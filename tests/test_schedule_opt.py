@@ -96,6 +96,12 @@ def test_monotone_curve_is_the_isotonic_projection():
     assert_allclose(SO.monotone_curve(z), z, rtol=0)
 
 
+@pytest.mark.parametrize("sizes", [(2, 3, 2), (7,), (1,) * 7, (0, 4, 0, 3)])
+def test_weights_are_the_identity_as_a_linear_form(sizes):
+    Z = SO.information_curve_exact(random_hmm(3, 2, 2.0, 0.0, rng=2), 7)
+    assert SO.schedule_weights(7, sizes) @ Z == pytest.approx(SO.schedule_kl(Z, sizes), rel=1e-12, abs=1e-15)
+
+
 def test_bad_input():
     Z = np.zeros(4)
     with pytest.raises(ValueError, match="summing to L = 4"):

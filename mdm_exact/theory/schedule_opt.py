@@ -162,9 +162,16 @@ def schedule_weights(L, sizes) -> np.ndarray:
 
 
 def schedule_kl(Z, sizes) -> float:
-    r""":math:`\sum_t \sum_{j=c_{t-1}+1}^{c_t} (Z_j - Z_{c_{t-1}+1})` for ``Z`` (L,) and the sizes."""
+    r""":math:`\sum_t \sum_{j=c_{t-1}+1}^{c_t} (Z_j - Z_{c_{t-1}+1})` for ``Z`` (L,) and the sizes.
+
+    The statement itself is :func:`mdm_exact.theory.bounds.chen_cong_li_identity` (one
+    implementation); this checks that the sizes sum to ``L``.
+    """
+    from mdm_exact.theory.bounds import chen_cong_li_identity
+
     Z = np.asarray(Z, dtype=np.float64)
-    return float(schedule_weights(Z.size, sizes) @ Z)
+    _cumulative(Z.size, sizes)
+    return float(chen_cong_li_identity(sizes, Z))
 
 
 def optimal_sizes(Z, num_steps):
