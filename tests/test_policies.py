@@ -178,3 +178,15 @@ def test_policy_from_options_cli_text():
 def test_policy_from_options_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         P.policy_from_options(L=6, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [dict(policy="confidence", num_steps=3), dict(policy="llada", step_sizes=(2, 4), temperature=0.5),
+                                    dict(policy="eb:0.25", block_length=2), dict(policy="margin", num_steps=3, block_length=2),
+                                    dict(policy="random", num_steps=2, schedule_name="cosine")])
+def test_policy_dict_round_trip(kwargs):
+    import json
+
+    p = P.make_policy(L=6, **kwargs)
+    assert P.Policy.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+    with pytest.raises(ValueError, match="missing key"):
+        P.Policy.from_dict({"score": "confidence"})

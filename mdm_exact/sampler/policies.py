@@ -418,6 +418,16 @@ class Policy:
         reveal[r, order[r, j]] = True
         return reveal, tokens
 
+    @classmethod
+    def from_dict(cls, d) -> "Policy":
+        """Inverse of :meth:`to_dict` (``Policy.from_dict(p.to_dict()) == p``)."""
+        try:
+            return cls(score=d["score"], count=d["count"], L=int(d["L"]), sizes=tuple(int(v) for v in d.get("sizes", ())),
+                       probs=tuple(float(v) for v in d.get("probs", ())), gamma=d.get("gamma"),
+                       block_length=d.get("block_length"), temperature=float(d["temperature"]), label=d.get("schedule", ""))
+        except KeyError as exc:
+            raise ValueError(f"policy dict: missing key {exc.args[0]!r} (expected the keys of Policy.to_dict())") from None
+
     def to_dict(self) -> dict:
         d = {
             "policy": self.name,
