@@ -20,7 +20,7 @@ from mdm_exact.languages import NGram
 from mdm_exact.sampler.schedules import FixedSizes, LeftToRight, RandomOrder, ScheduleSteps, schedule
 from mdm_exact.testing.languages import random_language
 
-__all__ = ["languages", "step_rules", "probability_vectors", "ngram_instances"]
+__all__ = ["languages", "step_rules", "probability_vectors", "ngram_instances", "sparse_bigram_cases"]
 
 
 def languages(*, kinds=("ngram", "hmm"), vocab_sizes=(2, 3), orders=(2, 3), zero_fracs=(0.0, 0.3, 0.6)):
@@ -78,3 +78,21 @@ def ngram_instances(draw, *, V=2, max_L=5, max_steps=4, etas=(0.0, 0.02, 0.3), r
     lang = NGram(n, rng.dirichlet(np.full(V ** (n - 1), conc)), rng.dirichlet(np.full(V, conc), size=V ** (n - 1)))
     steps = rng.integers(0, N, size=(rows, L))  # (rows, L)
     return lang, n, L, eta, steps
+
+
+@st.composite
+def sparse_bigram_cases(draw, *, etas=(0.0, 0.01, 0.1, 0.5)):
+    """``(lang, V, L, eta, seed)``: a random bigram over ``V`` in {2, 3} tokens with about 30 % forbidden
+    transitions (one boosted entry per row keeps rows positive), ``L`` in ``2..5`` (``2..4`` for
+    ``V = 3``), a mixture weight ``eta`` and the seed (for further draws in the test)."""
+    V = draw(st.integers(2, 3))
+    L = draw(st.integers(2, 4 if V == 3 else 5))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    T = rng.dirichlet(np.full(V, 0.5), size=V)  # (V, V)
+    T[rng.random((V, V)) < 0.3] = 0.0  # zeros make SER meaningful
+    T[np.arange(V), rng.integers(0, V, V)] += 0.5
+    T /= T.sum(axis=1, keepdims=True)
+    lang = NGram(2, rng.dirichlet(np.ones(V)), T)
+    eta = draw(st.sampled_from(list(etas)))
+    return lang, V, L, eta, seed
