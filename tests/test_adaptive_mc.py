@@ -189,9 +189,11 @@ def test_bad_input():
     pol = make_policy("confidence", L=5, num_steps=2)
     with pytest.raises(ValueError, match="built for L = 5"):
         M.sample_policy(lang, 6, pol, 10)
-    bigram = NGram(2, np.array([0.5, 0.5]), np.array([[0.5, 0.5], [0.5, 0.5]]))
+    from mdm_exact.languages import IntervalLanguage
+
+    pol4 = make_policy("confidence", L=4, num_steps=2)
     with pytest.raises(ValueError, match="no policy kernel"):
-        M.sample_policy(bigram, 5, pol, 10, method="fast")
+        M.sample_policy(IntervalLanguage(2), 4, pol4, 10, method="fast")
     with pytest.raises(ValueError, match="ci_alpha"):
         M.run_policy_monte_carlo(lang, 5, pol, 10, ci_alpha=0.0)
 
@@ -217,3 +219,22 @@ def test_kernel_conditionals_rescale_below_the_double_range():
     assert not dead.any()
     ref = lang.conditional_marginals(x, rev)
     np.testing.assert_allclose(np.where(rev[..., None], 0.0, cond), np.where(rev[..., None], 0.0, ref), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("order, V", [(2, 3), (3, 2)])
+def test_ngram_window_chain_is_the_ngram(order, V):
+    """The look-ahead window HMM emits exactly the n-gram's law, and the kernel on it draws the
+    same samples as the reference loop on the n-gram's own conditionals."""
+    from mdm_exact.languages import HMM, random_ngram
+
+    lang = random_ngram(order, V, 2.0, 0.1, rng=order)
+    pi, A, B = M.ngram_window_chain(lang)
+    L = 5
+    xs = all_sequences(V, L)
+    np.testing.assert_allclose(np.exp(HMM(pi, A, B).log_prob(xs)), np.exp(lang.log_prob(xs)), rtol=1e-12, atol=1e-15)
+    pol = make_policy("llada", L=12, num_steps=4, temperature=0.8)
+    x1, n1, _ = M.sample_policy(lang, 12, pol, 200, rng=4, method="fast")
+    x2, n2, _ = M.sample_policy(lang, 12, pol, 200, rng=4, method="reference")
+    assert_array_equal(x1, x2)
+    assert_array_equal(n1, n2)
+    assert M._PolicyEngine(lang, 12, pol).kind == "ngram-hmm"

@@ -8,6 +8,9 @@ scores them all), so each step is one full forward-backward. Engines:
   of :data:`CHUNK` run lined up, so each position of the forward-backward is one
   matrix-matrix product ``(CHUNK, S) @ (S, S)``; the policy step (scores, tolerant greedy
   picks, counts, tempered draws) is the kernel twin of :meth:`Policy.select`.
+* ``ngram-hmm`` (:class:`~mdm_exact.languages.NGram` with at most :data:`NGRAM_HMM_STATES`
+  contexts, e.g. every bigram of the paper): the same kernel on the window chain of
+  :func:`ngram_window_chain`.
 * ``reference`` (any language, any ``model`` with ``conditional_marginals``): the plain batched
   NumPy loop :func:`reference_policy_run`, calling :meth:`Policy.select` itself. With
   ``conditionals=hmm_conditionals_numpy`` it is the NumPy twin of the kernel (same uniforms,
@@ -42,6 +45,7 @@ __all__ = [
     "reference_policy_run",
     "hmm_conditionals_numpy",
     "draw_chunk_uniforms",
+    "ngram_window_chain",
     "CHUNK",
 ]
 
@@ -49,6 +53,10 @@ __all__ = [
 #: batch size or threads).
 CHUNK = 64
 METHODS = ("auto", "fast", "reference")
+#: n-grams with at most this many contexts ``V^(n-1)`` run on the HMM kernel as a window chain
+#: (:func:`ngram_window_chain`); larger ones use the reference loop (a dense ``C x C`` product per
+#: position would cost more than the n-gram's own sparse forward-backward).
+NGRAM_HMM_STATES = 32
 _SCORE_CODE = {"random": 0, "confidence": 1, "margin": 2, "entropy": 3, "llada": 4}
 _COUNT_CODE = {"sizes": 0, "block-sizes": 0, "schedule": 1, "threshold": 2, "eb": 3}
 
@@ -67,6 +75,28 @@ def draw_chunk_uniforms(policy: Policy, m: int, L: int, g):
     u_order = g.random((m, L)) if policy.score == "random" and not policy.adaptive_count else np.zeros((m, L))  # (m, L)
     u_count = g.random((N, m)) if policy.count == "schedule" else np.zeros((N, m))  # (N, m)
     return u_tok, u_order, u_count
+
+
+# ----------------------------------------------------------------------------- n-gram as a chain
+def ngram_window_chain(lang):
+    """An order-``n`` n-gram as an HMM ``(pi, A, B)`` on look-ahead windows of ``n - 1`` tokens.
+
+    The state at position ``t`` is the window ``(x_t, ..., x_{t+n-2})`` (index with ``x_t`` most
+    significant), so ``pi`` is the n-gram's initial law of the first ``n - 1`` tokens,
+    ``A[c, (c mod V^(n-2)) V + v] = q(v | c)`` and ``B`` emits the first token of the window.
+    For ``L >= n - 1`` the law of the emitted ``x_1..x_L`` is the n-gram's exactly (the window
+    tokens past ``L`` are drawn from the chain and marginalise out). Shapes (C,), (C, C), (C, V)
+    with ``C = V^(n-1)``.
+    """
+    cond = np.asarray(lang.conditional, dtype=np.float64)  # (C, V)
+    C, V = cond.shape
+    R = C // V  # V^(n-2)
+    A = np.zeros((C, C))  # (C, C)
+    cols = (np.arange(C) % R)[:, None] * V + np.arange(V)[None, :]  # (C, V)
+    A[np.arange(C)[:, None], cols] = cond
+    B = np.zeros((C, V))  # (C, V)
+    B[np.arange(C), np.arange(C) // R] = 1.0
+    return np.asarray(lang.initial, dtype=np.float64), A, B
 
 
 # ----------------------------------------------------------------------------- NumPy twin
@@ -149,18 +179,25 @@ def reference_policy_run(conditionals, policy: Policy, L: int, u_tok, u_order, u
 # ----------------------------------------------------------------------------- engine
 class _PolicyEngine:
     def __init__(self, lang, L, policy, *, model=None, method="auto", conditionals=None):
-        from mdm_exact.languages import HMM
+        from mdm_exact.languages import HMM, NGram
 
         if method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
         self.lang, self.L, self.policy, self.model = lang, L, policy, model
         self.conditionals = conditionals
         self.kind = "reference"
-        if model is None and conditionals is None and method != "reference" and isinstance(lang, HMM):
-            self.kind = "hmm"
-            A = np.ascontiguousarray(lang.transition, dtype=np.float64)
-            Bm = np.ascontiguousarray(lang.emission, dtype=np.float64)
-            self._hmm = (np.ascontiguousarray(lang.initial, dtype=np.float64), A, np.ascontiguousarray(A.T), Bm,
+        chain = None
+        if model is None and conditionals is None and method != "reference":
+            if isinstance(lang, HMM):
+                self.kind = "hmm"
+                chain = (lang.initial, lang.transition, lang.emission)
+            elif isinstance(lang, NGram) and L >= lang.order - 1 and lang.vocab_size ** (lang.order - 1) <= NGRAM_HMM_STATES:
+                self.kind = "ngram-hmm"
+                chain = ngram_window_chain(lang)
+        if chain is not None:
+            A = np.ascontiguousarray(chain[1], dtype=np.float64)
+            Bm = np.ascontiguousarray(chain[2], dtype=np.float64)
+            self._hmm = (np.ascontiguousarray(chain[0], dtype=np.float64), A, np.ascontiguousarray(A.T), Bm,
                          np.ascontiguousarray(Bm.T))
         if method == "fast" and self.kind == "reference":
             raise ValueError(f"method='fast': no policy kernel for {type(lang).__name__}" + (" with a model" if model is not None else ""))
