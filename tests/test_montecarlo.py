@@ -558,3 +558,19 @@ def test_kernel_matches_reference_at_paper_scale(preset, N):
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[3], b[3])
     np.testing.assert_allclose(a[2], b[2], rtol=1e-10, atol=1e-10)
+
+
+def test_sample_path_does_not_import_scipy_stats():
+    """``scipy.stats`` costs about 1 s per CLI call to import; the sampler and its intervals
+    (``mdm_exact.stats``: ``betaincinv``/``ndtri`` from ``scipy.special``) must not pull it in."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import mdm_exact.sampler.montecarlo, mdm_exact.stats\n"
+        "print('scipy.stats' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
