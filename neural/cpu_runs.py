@@ -6,7 +6,7 @@ Run in the background, one process, one thread::
 
 Each job (language, kind) trains with :func:`neural.train.train` and a resumable state file under
 ``--state``; a finished job leaves ``<spec>-<kind>.pt`` (float32 weights, well under 16 MiB) and
-``train-<spec>-<kind>.json`` (configuration, targets met or missed, training curve, seconds,
+``train-<spec>-<kind>.jsonl`` (configuration, targets met or missed, training curve, seconds,
 device and versions) in ``--out`` and is skipped when the command is run again. A killed run
 resumes its current job from the last saved state.
 
@@ -76,15 +76,38 @@ def _versions():
             "device": describe_device("cpu"), "machine": platform.machine(), "cpu_threads": torch.get_num_threads()}
 
 
+def write_summary(path, doc):
+    """JSON lines: the summary first (without its history), then one line per validation (the training curve).
+
+    Not ``.json``: ``reports.experiments.neural_records`` reads every ``*.json`` under reports/neural
+    as sampler results."""
+    head = dict(doc)
+    head["summary"] = {k: v for k, v in doc["summary"].items() if k != "history"}
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(json.dumps(head, default=str) + "\n")
+        for row in doc["summary"].get("history", []):
+            f.write(json.dumps(row, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def read_summary(path) -> dict:
+    with open(path) as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    doc = lines[0]
+    doc["summary"]["history"] = lines[1:]
+    return doc
+
+
 def run_job(spec, kind, L, out, state_dir, *, recipe=RECIPE, log=print, overrides=None):
     from neural.checkpoint import save_checkpoint
     from neural.data import language_to_dict
     from neural.train import train
 
-    summary_path = os.path.join(out, f"train-{spec}-{kind}.json")
+    summary_path = os.path.join(out, f"train-{spec}-{kind}.jsonl")
     if os.path.exists(summary_path):
         log(f"{spec} {kind}: done before ({summary_path}), skipped")
-        return json.load(open(summary_path))
+        return read_summary(summary_path)
     lang, mc, cfg = job_configs(spec, kind, L, recipe=recipe, overrides=overrides)
     state = os.path.join(state_dir, f"{spec}-{kind}.state.pt")
     t0 = time.time()
@@ -99,10 +122,7 @@ def run_job(spec, kind, L, out, state_dir, *, recipe=RECIPE, log=print, override
            "summary": s, "checkpoint": os.path.basename(ck), "checkpoint_bytes": size, "versions": _versions(),
            "wall_seconds_this_process": time.time() - t0,
            "note": "seconds = training wall clock summed over resumed processes, on a shared 2-core CPU, 1 thread"}
-    tmp = summary_path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(doc, f, indent=1, default=str)
-    os.replace(tmp, summary_path)
+    write_summary(summary_path, doc)
     log(f"{spec} {kind}: {s['stop_reason']} after {s['steps']} steps, {s['seconds']:.0f} s, "
         f"ratio {s['final_ratio_to_entropy']:.4f}, targets {s['targets']}")
     return doc
@@ -121,6 +141,10 @@ def main(argv=None) -> int:
     e.add_argument("--out", required=True)
     e.add_argument("--languages", default=None)
     e.add_argument("--num-samples", type=int, default=256)
+    e.add_argument("--steps", default="8,16,32,64,128,256,512,1024,2048")
+    e.add_argument("--policy-steps", default="8,32")
+    e.add_argument("--policy-samples", type=int, default=128)
+    e.add_argument("--gumbel-steps", default="64,1024")
     e.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -138,7 +162,9 @@ def main(argv=None) -> int:
     from neural.campaign import evaluate_all
 
     evaluate_all(args.out, languages=None if args.languages is None else args.languages.split(","),
-                 num_samples=args.num_samples)
+                 num_samples=args.num_samples, steps=[int(v) for v in args.steps.split(",")],
+                 policy_steps=[int(v) for v in args.policy_steps.split(",")], policy_samples=args.policy_samples,
+                 gumbel_steps=[int(v) for v in args.gumbel_steps.split(",") if v])
     return 0
 
 

@@ -26,15 +26,16 @@ from neural.sample import sample_mdm
 
 
 def _seed(rng) -> int:
-    """One int seed from ``rng`` (int | torch.Generator | numpy Generator | None) for per-``N`` streams."""
+    """One int seed from ``rng`` (int | SeedSequence | torch.Generator | numpy Generator | None) for per-``N`` streams."""
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         return int(rng)
     if isinstance(rng, torch.Generator):
         return int(torch.randint(0, 2**62, (1,), generator=rng, device=rng.device).item())
     if isinstance(rng, np.random.Generator):
         return int(rng.integers(0, 2**62))
-    if rng is None:
-        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] % np.uint64(2**62))
+    if rng is None or isinstance(rng, np.random.SeedSequence):
+        ss = np.random.SeedSequence() if rng is None else rng
+        return int(ss.generate_state(1, np.uint64)[0] % np.uint64(2**62))
     raise ValueError(f"rng: expected an int, a torch.Generator, a numpy Generator or None, got {type(rng).__name__}")
 
 

@@ -149,3 +149,51 @@ def sample_mdm(denoiser, n: int, L: int, rule, *, rng=None, batch_size=None, ord
         "seconds": time.perf_counter() - t0,
         "num_steps": N,
     }
+
+
+@torch.no_grad()
+def sample_policy(denoiser, n: int, L: int, policy, *, rng=None, batch_size=None):
+    """Draw ``n`` sequences with an unmasking policy of :mod:`mdm_exact.sampler.policies`.
+
+    The conditionals handed to ``policy.select`` are the denoiser's (float64, on the host), so
+    the same code runs a learned MDM or the exact oracle (:class:`ExactDenoiser`); the uniforms
+    come from one NumPy stream of ``rng`` (:func:`neural.categorical.split_rng`) in a fixed order,
+    so two denoisers with the same ``rng`` are coupled. The network is called for the sequences
+    that are not finished; ``nfe`` counts, per sequence, the steps that revealed something (the
+    calls a per-sequence cache would make).
+
+    Returns ``tokens`` (n, L), ``nfe`` (n,), ``seconds``.
+    """
+    rng, _ = split_rng(rng, denoiser.device)
+    bs = n if batch_size is None else int(batch_size)
+    mask_id = denoiser.mask_id
+    out, nfe_all = [], []
+    t0 = time.perf_counter()
+    for start in range(0, n, bs):
+        B = min(bs, n - start)
+        x = np.zeros((B, L), dtype=np.int64)
+        revealed = np.zeros((B, L), dtype=bool)
+        nfe = np.zeros(B, dtype=np.int64)
+        u_tok = rng.random((B, L))
+        u_order = rng.random((B, L))
+        for k in range(policy.num_steps):
+            if revealed.all():
+                break
+            if policy.fresh_token_uniforms:
+                u_tok = rng.random((B, L))
+            u_count = rng.random(B)
+            live = np.flatnonzero(~revealed.all(axis=1))
+            x_t = torch.from_numpy(np.where(revealed[live], x[live], mask_id)).to(denoiser.device)
+            c = np.zeros((B, L, denoiser.vocab_size))
+            c[live] = denoiser(x_t).double().exp().cpu().numpy()
+            c[~np.isin(np.arange(B), live)] = 1.0 / denoiser.vocab_size  # finished rows: not read
+            reveal, tokens = policy.select(c, revealed, k, u_tok=u_tok, u_order=u_order, u_count=u_count)
+            reveal &= ~revealed
+            nfe += reveal.any(axis=1)
+            x = np.where(reveal, tokens, x)
+            revealed |= reveal
+        if not revealed.all():
+            raise RuntimeError("sample_policy: positions still masked after the policy's last step")
+        out.append(x)
+        nfe_all.append(nfe)
+    return {"tokens": np.concatenate(out), "nfe": np.concatenate(nfe_all), "seconds": time.perf_counter() - t0}

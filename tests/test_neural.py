@@ -487,6 +487,7 @@ def test_cli_train_sample_evaluate(tmp_path, capsys, tiny_language_registry):
 
 
 def test_gpu_run_tiny(tmp_path, tiny_language_registry):
+    """The prepared GPU script end to end on CPU at a tiny size (well under 60 s of CPU time)."""
     from neural import gpu_run
 
     out = tmp_path / "out"
@@ -495,13 +496,35 @@ def test_gpu_run_tiny(tmp_path, tiny_language_registry):
     assert len(files) <= 8 and "results.json" in files
     res = json.loads((out / "results.json").read_text())
     assert res["device"] and res["provenance"]["versions"]
-    lang_res = res["languages"]["tiny-bigram"]
-    assert {"mdm", "ar", "timing", "matched_speedup", "conditional_kl", "mdm_gumbel_float32"} <= set(lang_res)
+    lr = res["languages"]["tiny-bigram"]
+    assert {"mdm", "ar", "leakage_mdm", "leakage_ar", "conditional_kl", "mdm_gumbel_float32", "policies",
+            "matched", "train_mdm", "train_ar"} <= set(lr)
+    assert [r["num_steps"] for r in lr["mdm"]] == res["steps"]
+    for r in lr["mdm"]:  # learned and idealised drawn with the same tau: same number of network calls
+        assert 0.0 <= r["ser"] <= 1.0 and 0.0 <= r["coupled_ideal"]["ser"] <= 1.0
+        assert 0.0 <= r["coupled_same_fraction"] <= 1.0
     assert [r["num_steps"] for r in res["timing"]["mdm"]] == res["steps"] and res["timing"]["ar"]["seconds_median"] > 0
-    assert [r["num_steps"] for r in lang_res["idealised_mc"]] == res["steps"]
-    assert all(0.0 <= r["ser"] <= 1.0 for r in lang_res["idealised_mc"])  # mdm_exact.sampler.montecarlo at the same N
-    assert lang_res["train_mdm"]["target_rel"] == 0.05 and lang_res["train_ar"]["target_rel"] == 0.02
+    assert {"gen_ppl", "ser"} <= set(lr["matched"])
+    for kind in ("mdm", "ar"):
+        t = lr[f"train_{kind}"]["targets"]
+        assert t["quality"]["target_rel"] == 0.01 and t["leakage"]["target"] == 1e-4
+        assert isinstance(t["quality"]["met"], bool) and isinstance(t["leakage"]["met"], bool)
+    assert {p["policy"] for p in lr["policies"]} == {"random", "llada", "threshold:0.9"}
     assert all(p.stat().st_size <= 16 * 2**20 for p in out.iterdir())
+
+
+def test_coupled_samplers_share_instances_and_uniforms(bigram):
+    """The same rng gives the learned and the idealised sampler the same tau (hence the same calls per
+    sequence) and the same token uniforms: the oracle against itself is identical token for token."""
+    net = Transformer(_tiny_cfg(2, causal=False))
+    rule = S.schedule("linear", 4)
+    a = sample_mdm(NetworkDenoiser(net), 50, 8, rule, rng=3)
+    b = sample_mdm(ExactDenoiser(bigram), 50, 8, rule, rng=3)
+    c = sample_mdm(ExactDenoiser(bigram), 50, 8, rule, rng=3)
+    np.testing.assert_array_equal(a["calls"], b["calls"])
+    np.testing.assert_array_equal(b["tokens"], c["tokens"])
+    d = sample_mdm(ExactDenoiser(bigram), 50, 8, rule, rng=4)
+    assert not np.array_equal(b["tokens"], d["tokens"])
 
 
 @pytest.mark.gpu

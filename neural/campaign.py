@@ -1,0 +1,236 @@
+"""Everything issue 14 measures for one language, shared by the CPU campaign and the GPU script.
+
+:func:`evaluate_language` takes a trained MDM and a same-size AR model and returns one JSON-ready
+block (the ``languages.<preset>`` entry of ``results.json``, the format that
+``reports.experiments.neural_records`` reads for Figure 6):
+
+* ``mdm``: one row per ``N``: the learned MDM's SER and generative perplexity, and under
+  ``coupled_ideal`` the idealised sampler (the exact oracle) drawn with the **same instances tau
+  and the same uniforms** (:func:`neural.sample.sample_mdm` with one ``rng`` for both), so the
+  difference isolates the learning error; ``coupled_same_fraction`` is the fraction of identical
+  sequences;
+* ``ar``: the AR model (KV cache) and its held-out NLL;
+* ``leakage_mdm`` / ``leakage_ar``: :mod:`neural.leakage` on held-out data (leakage, per-token KL,
+  their maxima: the measured ``epsilon_learning`` of Assumption 4.1 is at least the max);
+* ``policies``: adaptive policies (:mod:`mdm_exact.sampler.policies`) on the learned MDM and on
+  the oracle, coupled, SER against NFE;
+* ``gumbel_float32``: float32 Gumbel-max against float64 draws, learned and oracle;
+* ``timing`` / ``matched``: wall clock of the cached MDM sampler and of AR with a KV cache on the
+  same device, and the speed-up at matched generative perplexity and at matched SER.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import torch
+
+DEFAULT_POLICIES = ("random", "confidence", "margin", "entropy", "llada", "threshold:0.9", "eb:0.5")
+
+
+def _rule(N, L):
+    from mdm_exact.sampler.schedules import make_step_rule
+
+    return make_step_rule("linear", L=L, num_steps=int(N))
+
+
+def _child(seed, *keys):
+    return np.random.SeedSequence([int(seed), *[int(k) for k in keys]])
+
+
+def coupled_curve(lang, net_den, L, steps, *, num_samples, seed, batch_size=256, deadline=None, log=None,
+                  gumbel_float32=False):
+    """Learned MDM and idealised sampler at each ``N``, coupled (same tau, same uniforms)."""
+    from neural.evaluate import score_samples
+    from neural.sample import ExactDenoiser, sample_mdm
+
+    ideal = ExactDenoiser(lang, device=net_den.device)
+    rows = []
+    for N in steps:
+        if deadline is not None and time.perf_counter() > deadline:
+            rows.append({"num_steps": int(N), "skipped": "time budget"})
+            continue
+        rule = _rule(N, L)
+        a = sample_mdm(net_den, num_samples, L, rule, rng=_child(seed, N), batch_size=batch_size,
+                       gumbel_float32=gumbel_float32)
+        b = sample_mdm(ideal, num_samples, L, rule, rng=_child(seed, N), batch_size=batch_size,
+                       gumbel_float32=gumbel_float32)
+        sa, sb = score_samples(lang, a["tokens"]), score_samples(lang, b["tokens"])
+        row = {"num_steps": int(N), "rule": "linear", "gumbel_float32": gumbel_float32, **sa,
+               "calls_mean": float(a["calls"].mean()), "sampling_seconds": a["seconds"],
+               "coupled_ideal": {k: sb[k] for k in ("ser", "ser_ci", "gen_ppl", "gen_ppl_ci", "num_samples")},
+               "coupled_same_fraction": float(np.mean(np.all(a["tokens"] == b["tokens"], axis=1))),
+               "coupled_ideal_seconds": b["seconds"]}
+        rows.append(row)
+        if log is not None:
+            log(f"  N={N}: learned SER {sa['ser']:.4f} gen-ppl {sa['gen_ppl']}; idealised SER {sb['ser']:.4f} "
+                f"gen-ppl {sb['gen_ppl']}; same {row['coupled_same_fraction']:.3f}")
+    return rows
+
+
+def policy_curves(lang, net_den, L, steps, *, num_samples, seed, policies=DEFAULT_POLICIES, deadline=None, log=None):
+    """Adaptive policies on the learned MDM and on the oracle, coupled: SER and gen-ppl against NFE."""
+    from mdm_exact.sampler.policies import make_policy
+
+    from neural.evaluate import score_samples
+    from neural.sample import ExactDenoiser, sample_policy
+
+    ideal = ExactDenoiser(lang, device=net_den.device)
+    out = []
+    for name in policies:
+        adaptive = name.startswith(("threshold", "eb"))
+        for N in ([None] if adaptive else steps):
+            if deadline is not None and time.perf_counter() > deadline:
+                out.append({"policy": name, "num_steps": N, "skipped": "time budget"})
+                continue
+            pol = make_policy(name, L=L, num_steps=N)
+            row = {"policy": name, "num_steps": N}
+            for label, den in (("learned", net_den), ("oracle", ideal)):
+                r = sample_policy(den, num_samples, L, pol, rng=_child(seed, 7, N or 0, len(name)))
+                s = score_samples(lang, r["tokens"])
+                row[label] = {"ser": s["ser"], "ser_ci": s["ser_ci"], "gen_ppl": s["gen_ppl"],
+                              "nfe_mean": float(r["nfe"].mean()), "seconds": r["seconds"]}
+            out.append(row)
+            if log is not None:
+                log(f"  policy {name} N={N}: learned SER {row['learned']['ser']:.4f} (NFE {row['learned']['nfe_mean']:.1f}),"
+                    f" oracle SER {row['oracle']['ser']:.4f} (NFE {row['oracle']['nfe_mean']:.1f})")
+    return out
+
+
+def matched(mdm_rows, ar_row, timing, *, rel_tol=0.01):
+    """Speed-up at matched generative perplexity (within ``rel_tol``) and at matched SER (MDM SER
+    no larger than AR's upper confidence bound)."""
+    from neural.evaluate import matched_speedup
+
+    out = {"gen_ppl": matched_speedup(mdm_rows, ar_row, timing, rel_tol=rel_tol)}
+    secs = {r["num_steps"]: r["seconds_median"] for r in (timing or {}).get("mdm", []) if "seconds_median" in r}
+    res = {"matched_num_steps": None, "reason": "no N matched the AR SER"}
+    if ar_row is not None and timing and timing.get("ar"):
+        for row in sorted((r for r in mdm_rows if "ser" in r), key=lambda r: r["num_steps"]):
+            if row["ser"] <= ar_row["ser_ci"][1] and row["num_steps"] in secs:
+                N = row["num_steps"]
+                res = {"matched_num_steps": N, "mdm_ser": row["ser"], "ar_ser": ar_row["ser"],
+                       "ar_ser_upper": ar_row["ser_ci"][1], "mdm_seconds": secs[N],
+                       "ar_seconds": timing["ar"]["seconds_median"], "speedup": timing["ar"]["seconds_median"] / secs[N]}
+                break
+    out["ser"] = res
+    return out
+
+
+def evaluate_language(lang, mdm_net, ar_net, L, steps, *, num_samples=256, seed=0, val=None, autocast_dtype=None,
+                      policies=DEFAULT_POLICIES, policy_steps=None, policy_samples=None, gumbel_steps=(64, 1024),
+                      leak_sequences=256, deadline=None, log=None, save=None):
+    """The full block of one language (see the module docstring); ``save(block)`` after each part."""
+    from neural.evaluate import evaluate_ar
+    from neural.leakage import ar_leakage, mdm_leakage
+    from neural.sample import NetworkDenoiser
+
+    def now_ok(margin=0.0):
+        return deadline is None or time.perf_counter() < deadline - margin
+
+    block, phases = {}, {}
+    den = NetworkDenoiser(mdm_net, autocast_dtype=autocast_dtype)
+
+    def part(name, fn):
+        if not now_ok():
+            block[name] = {"skipped": "time budget"}
+            return
+        t = time.perf_counter()
+        block[name] = fn()
+        phases[name] = time.perf_counter() - t
+        block["phase_seconds"] = phases
+        if save is not None:
+            save(block)
+
+    held = val if val is not None else lang.sample(leak_sequences, L, rng=np.random.default_rng(_child(seed, 11)))
+    part("leakage_mdm", lambda: mdm_leakage(lang, den, L, data=held, rng=_child(seed, 12)))
+    part("leakage_ar", lambda: ar_leakage(lang, ar_net, L, data=held, rng=_child(seed, 13),
+                                          positions_per_sequence=None if L <= 128 else 64))
+    if "kl_per_token" in block.get("leakage_mdm", {}):  # the keys Figure 6 reads (epsilon_learning)
+        lk = block["leakage_mdm"]
+        block["conditional_kl"] = {"mean_kl_per_token": lk["kl_per_token"], "mean_kl_ci": lk["kl_ci"],
+                                   "max_kl": lk["kl_max"], "source": "leakage_mdm"}
+    if log is not None and "leakage_mdm" in block and "leakage_per_token" in block["leakage_mdm"]:
+        log(f"  leakage MDM {block['leakage_mdm']['leakage_per_token']:.3e} (KL {block['leakage_mdm']['kl_per_token']:.3e}),"
+            f" AR {block['leakage_ar'].get('leakage_per_token', float('nan')):.3e}")
+    part("ar", lambda: evaluate_ar(ar_net, lang, L, num_samples=num_samples, batch_size=min(num_samples, 256),
+                                   rng=_child(seed, 14), autocast_dtype=autocast_dtype, val=held[:128]))
+    part("mdm", lambda: coupled_curve(lang, den, L, steps, num_samples=num_samples, seed=seed, deadline=deadline,
+                                      log=log))
+    if gumbel_steps:
+        part("mdm_gumbel_float32", lambda: coupled_curve(lang, den, L, [N for N in gumbel_steps], num_samples=num_samples,
+                                                         seed=seed, deadline=deadline, gumbel_float32=True))
+    if policies:
+        part("policies", lambda: policy_curves(lang, den, L, policy_steps or [max(8, L // 8), L // 2, L],
+                                               num_samples=policy_samples or num_samples, seed=seed,
+                                               policies=policies, deadline=deadline, log=log))
+    return block
+
+
+def write_json(path, doc):
+    def default(o):
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        return str(o)
+
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1, default=default)
+    os.replace(tmp, path)
+
+
+def evaluate_all(out, *, languages=None, num_samples=256, steps=(8, 16, 32, 64, 128, 256, 512, 1024, 2048),
+                 seed=0, log=print, policy_steps=(8, 32), policy_samples=128, gumbel_steps=(64, 1024),
+                 timing_repeats=3):
+    """The CPU campaign's evaluation: every language with both checkpoints in ``out`` -> ``out/results.json``."""
+    from mdm_exact.runtime.provenance import provenance
+
+    from neural.checkpoint import checkpoint_language, load_checkpoint
+    from neural.cpu_runs import JOBS, read_summary
+    from neural.evaluate import describe_device, time_samplers
+    from neural.sample import NetworkDenoiser
+
+    path = os.path.join(out, "results.json")
+    doc = json.load(open(path)) if os.path.exists(path) else {}
+    doc.update({"L": 64, "device": describe_device("cpu"), "note": "CPU run (shared 2-core VM, 1 torch thread), L = 64 "
+                "(65 for interval-l5); see README.md", "steps": list(steps), "provenance": provenance()})
+    doc.setdefault("languages", {})
+    specs = languages or list(dict.fromkeys(s for s, _ in JOBS))
+    for spec in specs:
+        ck = {k: os.path.join(out, f"{spec}-{k}.pt") for k in ("mdm", "ar")}
+        if not all(os.path.exists(p) for p in ck.values()):
+            log(f"{spec}: checkpoints missing, skipped")
+            continue
+        mdm, ckm = load_checkpoint(ck["mdm"])
+        ar, _ = load_checkpoint(ck["ar"])
+        lang = checkpoint_language(ckm)
+        L = int(ckm["L"])
+        log(f"{spec} (L = {L}): evaluating")
+        block = doc["languages"].setdefault(spec, {})
+        block["language"] = lang.describe()
+        for kind in ("mdm", "ar"):
+            sp = os.path.join(out, f"train-{spec}-{kind}.jsonl")
+            if os.path.exists(sp):
+                s = read_summary(sp)["summary"]
+                block[f"train_{kind}"] = {k: v for k, v in s.items() if k != "history"}
+
+        def save(b, block=block):
+            block.update(b)
+            write_json(path, doc)
+
+        evaluate_language(lang, mdm, ar, L, [N for N in steps], num_samples=num_samples, seed=seed, log=log,
+                          save=save, policy_samples=policy_samples, policy_steps=list(policy_steps),
+                          gumbel_steps=tuple(gumbel_steps))
+        if "timing" not in doc:
+            t = time_samplers(NetworkDenoiser(mdm), ar, L, list(steps), batch=16, repeats=timing_repeats, rng=seed)
+            t["language"] = spec
+            doc["timing"] = t
+            write_json(path, doc)
+        block["matched"] = matched(block["mdm"], block.get("ar"), doc["timing"])
+        write_json(path, doc)
+    return doc
