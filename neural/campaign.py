@@ -213,6 +213,7 @@ def evaluate_all(out, *, languages=None, num_samples=256, steps=(8, 16, 32, 64, 
         log(f"{spec} (L = {L}): evaluating")
         block = doc["languages"].setdefault(spec, {})
         block["language"] = lang.describe()
+        block["L"] = L
         for kind in ("mdm", "ar"):
             sp = os.path.join(out, f"train-{spec}-{kind}.jsonl")
             if os.path.exists(sp):

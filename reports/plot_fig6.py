@@ -1,6 +1,10 @@
 """Figure 6: learned MDM against the idealised sampler at the same steps (when results exist).
 
 Reads only ``data/fig6_neural.json``; ``python -m reports.plot_fig6 DATA.json OUT.png``.
+Runs at different lengths ``L`` are separate curves (and separate idealised curves). Where a run
+recorded the idealised sampler drawn with the same instances and uniforms as the learned MDM
+(``coupled``, issue 14), it is drawn dotted with open triangles next to the independent Monte
+Carlo reference (dashed, open squares).
 """
 
 from __future__ import annotations
@@ -49,22 +53,36 @@ def _draw(ax, rows, metric, ar_x, lang_colors, runs):
             err = [np.clip(a[:, 0] - np.where(np.isfinite(a[:, 1]), a[:, 1], a[:, 0]), 0, None),
                    np.clip(np.where(np.isfinite(a[:, 2]), a[:, 2], a[:, 0]) - a[:, 0], 0, None)]
             ax.errorbar(x[mdm], a[mdm, 0], yerr=[err[0][mdm], err[1][mdm]], fmt=ls + mk, color=col, ms=4,
-                        label=f"{lang}: learned MDM ({run.split('/')[-1].replace('-results', '')})")
+                        label=f"{lang}, L = {rr[0]['L']}: learned MDM ({run.split('/')[-1].replace('-results', '')})")
             if np.any(~mdm):
                 ax.errorbar(x[~mdm], a[~mdm, 0], yerr=[err[0][~mdm], err[1][~mdm]], fmt=mk, color=col, ms=6)
-        # the idealised sampler: one curve per language (identical cells across runs)
-        seen = {}
-        for r in lrows:
-            seen.setdefault(_xpos(r, ar_x), r)
-        xs = sorted(seen)
-        a = np.array([_triple_ideal(seen[x], metric) for x in xs])
-        xs = np.array(xs)
-        mdm = xs != ar_x
-        ax.errorbar(xs[mdm], a[mdm, 0], yerr=[a[mdm, 0] - a[mdm, 1], a[mdm, 2] - a[mdm, 0]], fmt="--s", color=col,
-                    mfc="white", ms=4, lw=1.0, alpha=0.9, label=f"{lang}: idealised sampler")
-        if np.any(~mdm):
-            ax.errorbar(xs[~mdm], a[~mdm, 0], yerr=[a[~mdm, 0] - a[~mdm, 1], a[~mdm, 2] - a[~mdm, 0]], fmt="s",
-                        color=col, mfc="white", ms=6)
+        # the idealised sampler: one curve per language and length (identical cells across runs)
+        for L in sorted({r["L"] for r in lrows}):
+            seen = {}
+            for r in lrows:
+                if r["L"] == L:
+                    seen.setdefault(_xpos(r, ar_x), r)
+            xs = sorted(seen)
+            a = np.array([_triple_ideal(seen[x], metric) for x in xs])
+            xs = np.array(xs)
+            mdm = xs != ar_x
+            ax.errorbar(xs[mdm], a[mdm, 0], yerr=[a[mdm, 0] - a[mdm, 1], a[mdm, 2] - a[mdm, 0]], fmt="--s", color=col,
+                        mfc="white", ms=4, lw=1.0, alpha=0.9, label=f"{lang}, L = {L}: idealised sampler (MC)")
+            if np.any(~mdm):
+                ax.errorbar(xs[~mdm], a[~mdm, 0], yerr=[a[~mdm, 0] - a[~mdm, 1], a[~mdm, 2] - a[~mdm, 0]], fmt="s",
+                            color=col, mfc="white", ms=6)
+        for run in runs:  # the idealised sampler coupled to the learned MDM (same tau, same uniforms)
+            rr = sorted([r for r in lrows if r["run"] == run and r.get("coupled") and r["num_steps"] != "ar"],
+                        key=lambda r: r["num_steps"])
+            if not rr:
+                continue
+            c = np.array([[np.nan if v is None else float(v) for v in
+                           (r["coupled"].get(metric), *(r["coupled"].get(metric + "_ci") or [None, None]))] for r in rr])
+            x = np.array([float(r["num_steps"]) for r in rr])
+            lo = np.clip(c[:, 0] - np.where(np.isfinite(c[:, 1]), c[:, 1], c[:, 0]), 0, None)
+            hi = np.clip(np.where(np.isfinite(c[:, 2]), c[:, 2], c[:, 0]) - c[:, 0], 0, None)
+            ax.errorbar(x, c[:, 0], yerr=[lo, hi], fmt=":^", color=col, mfc="white", ms=4, lw=1.0,
+                        label=f"{lang}, L = {rr[0]['L']}: idealised, coupled ({run.split('/')[-1].replace('-results', '')})")
 
 
 def plot(rec, path):
@@ -77,21 +95,29 @@ def plot(rec, path):
     ar_x = steps[-1] * 2.0 if steps else 2.0
     L = sorted({r["L"] for r in rows})
     with style():
-        fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 4.8))
+        thresholded = [r for r in rows if not r["language"].endswith("-t0")]
+        ncol = 3 if thresholded and len(thresholded) < len(rows) else 2
+        fig, axes = plt.subplots(1, ncol, figsize=(6.5 * ncol, 5.2))
+        ax, bx = axes[0], axes[1]
         _draw(ax, _panel_rows(rows, True), "gen_ppl", ar_x, lang_colors, runs)
         _draw(bx, _panel_rows(rows, False), "ser", ar_x, lang_colors, runs)
-        for axis in (ax, bx):
+        if ncol == 3:
+            _draw(axes[2], thresholded, "gen_ppl", ar_x, lang_colors, runs)
+        for axis in axes:
             steps_axis(axis, steps, ar_label="AR", ar_x=ar_x)
             axis.set_xlabel(f"number of sampling steps N (L = {', '.join(map(str, L))})")
-        ax.set_yscale("log")
-        plain_log_labels(ax)
-        ax.set_ylabel("generative perplexity (per token)")
+        for axis in (ax, axes[2]) if ncol == 3 else (ax,):
+            axis.set_yscale("log")
+            plain_log_labels(axis)
+            axis.set_ylabel("generative perplexity (per token)")
+            axis.legend(loc="upper right", fontsize=6)
         ax.set_title("(a) generative perplexity, threshold-0 languages")
         bx.set_ylabel("sequence error rate SER  [probability]")
         bx.set_ylim(-0.03, 1.03)
         bx.set_title("(b) SER, thresholded languages")
-        ax.legend(loc="center right", fontsize=7)
-        bx.legend(loc="lower left", fontsize=7)
+        bx.legend(loc="upper right", fontsize=6)
+        if ncol == 3:
+            axes[2].set_title("(c) generative perplexity, thresholded languages")
         return save(fig, path)
 
 
@@ -112,12 +138,17 @@ def caption(rec) -> str:
             name = {"gen_ppl": "GenPPL", "ser": "SER"}[metric]
             s = f"{lang} ({run.split('/')[-1].replace('-results', '')}): at N = {last['num_steps']} learned {name} " + \
                 (f"{nv:.3f}" if nv is not None else "n/a") + f" vs idealised {iv:.3f}"
+            if last.get("coupled") and last["coupled"].get(metric) is not None:
+                s += f" (coupled idealised, same tau and uniforms: {last['coupled'][metric]:.3f})"
             if last.get("epsilon_mean") is not None:
                 s += f", measured per-token KL mean {last['epsilon_mean']:.3f} (max {last['epsilon_max']:.2f}) nats"
+            if last.get("leakage") is not None:
+                s += (f", leakage {last['leakage']:.1e} per token (1 - (1 - leak)^L = "
+                      f"{-np.expm1(last['L'] * np.log1p(-last['leakage'])):.3f})")
             parts.append(s)
     n_learned = sorted({r["neural"].get("num_samples") for r in rows if r["neural"].get("num_samples")})
     return (
-        "Learned masked diffusion models (the neural team's GPU runs, `reports/neural/`; "
+        "Learned masked diffusion models (`reports/neural/`: H100 runs at L = 512 and the CPU run at L = 64; "
         f"{', '.join(map(str, n_learned)) or 'unknown'} samples per point) against the idealised sampler (a perfect model, "
         "Monte Carlo, the same cells as Figure 1) at the same language, length and number of steps; 'AR' is the "
         "autoregressive model (filled) and the left-to-right sampler (open). The idealised sampler is what a learned model "
