@@ -339,8 +339,8 @@ def _rows_of(rec, path):
             if not isinstance(block, dict):
                 continue
             ckl = block.get("conditional_kl") or {}
-            extra = {"language": lang, "L": rec.get("L"), "epsilon_mean": ckl.get("mean_kl_per_token"),
-                     "epsilon_max": ckl.get("max_kl")}
+            extra = {"language": lang, "L": block.get("L", rec.get("L")), "epsilon_mean": ckl.get("mean_kl_per_token"),
+                     "epsilon_max": ckl.get("max_kl"), "leakage": (block.get("leakage_mdm") or {}).get("leakage_per_token")}
             for r in block.get("mdm") or []:
                 rows.append({**extra, **r, "language": lang})
             if isinstance(block.get("ar"), dict):
@@ -412,6 +412,7 @@ def fig6(cfg, runner, *, reports_dir):
                      "sampler": "ar" if is_ar else "mdm", "run": os.path.splitext(r["file"])[0],
                      "neural": {k: r.get(k) for k in ("gen_ppl", "gen_ppl_ci", "ser", "ser_ci", "num_samples")},
                      "epsilon_mean": r.get("epsilon_mean"), "epsilon_max": r.get("epsilon_max"),
+                     "leakage": r.get("leakage"), "coupled": r.get("coupled_ideal"),
                      "ideal": {"gen_ppl": _ci(m, "gen_ppl"), "ser": _ci(m, "ser"), "num_samples": c["num_samples"]},
                      "file": r["file"]})
     return {"rows": rows, "num_samples": cfg["num_samples"]}
