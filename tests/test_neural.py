@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -550,3 +551,43 @@ def test_data_stream_prefetch_gives_the_same_batches(bigram):
     finally:
         b.close()
     assert not b._thread.is_alive()
+
+
+# ----------------------------------------------------------------------------- committed checkpoints
+CPU_RUN = os.path.join(os.path.dirname(__file__), "..", "reports", "neural", "cpu-l64")
+
+
+def _committed():
+    import glob
+
+    path = os.path.join(CPU_RUN, "results.json")
+    if not os.path.exists(path):
+        return []
+    res = json.load(open(path))
+    return [(spec, kind) for spec, b in sorted(res["languages"].items()) if "reproduce" in b for kind in ("mdm", "ar")
+            if glob.glob(os.path.join(CPU_RUN, f"{spec}-{kind}.pt"))]
+
+
+def test_committed_checkpoints_exist():
+    assert _committed(), "reports/neural/cpu-l64 should hold evaluated checkpoints (results.json 'reproduce')"
+
+
+@pytest.mark.parametrize("spec,kind", _committed())
+def test_committed_checkpoint_reproduces_its_numbers(spec, kind):
+    """weights_only load (load_checkpoint), then the stored small-sample numbers again: float32 network
+    values to rtol 1e-4 (BLAS differences across machines), the support count of 16 samples exactly."""
+    from neural.campaign import reproduce_numbers
+    from neural.checkpoint import checkpoint_language
+
+    path = os.path.join(CPU_RUN, f"{spec}-{kind}.pt")
+    assert os.path.getsize(path) <= 16 * 2**20
+    torch.load(path, weights_only=True)
+    net, ck = load_checkpoint(path)
+    lang = checkpoint_language(ck)
+    want = json.load(open(os.path.join(CPU_RUN, "results.json")))["languages"][spec]["reproduce"][kind]
+    got = reproduce_numbers(net, kind, lang, int(ck["L"]), n=want["n"])
+    for key in ("nll_per_token", "elbo_per_token", "leakage"):
+        if key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-9)
+    if "in_support_N8" in want:
+        assert got["in_support_N8"] == want["in_support_N8"]
