@@ -40,6 +40,27 @@ def rule_from_args(args):
     return make_step_rule(args.schedule or "linear", num_steps=args.steps)
 
 
+def add_policy_args(p) -> None:
+    """``--policy``, ``--block-length``, ``--temperature`` (issue 16; ``docs/policies.md``)."""
+    p.add_argument("--policy", default=None, metavar="NAME",
+                   help="unmasking policy: random|confidence|margin|entropy|llada|threshold:G|eb:G (default: the content-blind step rule)")
+    p.add_argument("--block-length", type=int, default=None, help="semi-autoregressive block length (with --policy)")
+    p.add_argument("--temperature", type=float, default=None, help="token temperature T >= 0 (with --policy; default 1)")
+
+
+def policy_from_args(args):
+    """The policy chosen by :func:`add_policy_args` and :func:`add_rule_args` options, or ``None``."""
+    from mdm_exact.sampler.policies import policy_from_options
+
+    if args.policy is None:
+        if args.block_length is not None or args.temperature is not None:
+            raise ValueError("--block-length and --temperature need --policy")
+        return None
+    return policy_from_options(args.policy, L=args.length, steps=args.steps, step_sizes=args.step_sizes,
+                               schedule_name=args.schedule, rule=args.rule, block_length=args.block_length,
+                               temperature=1.0 if args.temperature is None else args.temperature)
+
+
 def jsonable(obj, *, inf_as_string: bool = False):
     """:func:`mdm_exact.runtime.serialize.jsonable` with the CLI's conventions.
 

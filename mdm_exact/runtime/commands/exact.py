@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 
-from mdm_exact.runtime.commands._common import add_language_args, add_rule_args, jsonable, rule_from_args
+from mdm_exact.runtime.commands._common import add_language_args, add_policy_args, add_rule_args, jsonable, policy_from_args, rule_from_args
 
 
 def register(subparsers) -> None:
@@ -30,6 +30,7 @@ def register(subparsers) -> None:
     )
     add_language_args(p)
     add_rule_args(p)
+    add_policy_args(p)
     p.add_argument("--eta", type=float, default=0.0, help="noise scale of an imperfect model (PerturbedModel); 0 = perfect")
     p.add_argument("--model-seed", type=int, default=0, help="seed of the imperfect model's noise")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -44,10 +45,16 @@ def run(args) -> int:
     if args.length < 1:
         raise ValueError(f"--length: expected L >= 1, got {args.length}")
     lang = load_language(args.language, seed=args.language_seed)
-    rule = rule_from_args(args)
+    policy = policy_from_args(args)
+    rule = rule_from_args(args) if policy is None else None
     model = PerturbedModel(lang, args.eta, rng=args.model_seed) if args.eta > 0 else None
     t0 = time.perf_counter()
-    res = exact_metrics(lang, args.length, rule, model=model).to_dict()
+    if policy is None:
+        res = exact_metrics(lang, args.length, rule, model=model).to_dict()
+    else:
+        from mdm_exact.sampler.adaptive_exact import policy_exact_metrics
+
+        res = policy_exact_metrics(lang, args.length, policy, model=model).to_dict()
     res["seconds"] = time.perf_counter() - t0
     res["language"] = args.language
     res["language_seed"] = args.language_seed
@@ -69,11 +76,17 @@ def run(args) -> int:
         ("H(p) model entropy", res["entropy_model"]),
         ("H(q) data entropy", res["entropy_data"]),
         ("TC(q) total correlation", res["total_correlation_data"]),
-        ("epsilon_learning", res["epsilon_learning"]),
+        ("epsilon_learning", res.get("epsilon_learning")),
+        ("E NFE (non-empty steps)", res["nfe_mean"]),
     ]
+    if policy is not None:  # Lemma B.2 is about content-blind instances
+        rows = [r for r in rows if not r[0].startswith(("E_tau", "epsilon"))]
     for name, val in rows:
         txt = "inf / undefined" if val is None else f"{val:.10g}"
         print(f"  {name:<44} {txt}")
+    if policy is not None:
+        print("  NFE law: " + ", ".join(f"{f}: {p:.6g}" for f, p in enumerate(res["nfe_pmf"]) if p > 0))
+        return 0
     print("  per step k: E KL step (Lemma B.3) = token KL + conditional TC")
     for k, (a, b, c) in enumerate(zip(res["instance_kl_per_step"], res["token_kl_per_step"], res["tc_per_step"]), 1):
         fa = "inf" if a is None else f"{a:.6g}"

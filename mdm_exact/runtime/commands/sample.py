@@ -19,7 +19,7 @@ import json
 import sys
 
 
-from mdm_exact.runtime.commands._common import add_language_args, add_rule_args, jsonable, rule_from_args
+from mdm_exact.runtime.commands._common import add_language_args, add_policy_args, add_rule_args, jsonable, policy_from_args, rule_from_args
 
 
 def register(subparsers) -> None:
@@ -32,6 +32,7 @@ def register(subparsers) -> None:
     )
     add_language_args(p)
     add_rule_args(p, ar_note=" (left-to-right = AR)")
+    add_policy_args(p)
     p.add_argument("--samples", "-M", type=int, required=True, help="number of generated sequences")
     p.add_argument("--seed", type=int, default=None, help="root seed (recorded in the output)")
     p.add_argument("--batch-size", type=int, default=None, help="sequences per kernel call (does not change results)")
@@ -63,14 +64,30 @@ def run(args) -> int:
     if args.samples < 1:
         raise ValueError(f"--samples: expected M >= 1, got {args.samples}")
     lang = load_language(args.language, seed=args.language_seed)
-    rule = rule_from_args(args)
+    policy = policy_from_args(args)
+    rule = rule_from_args(args) if policy is None else None
     model = None
     if args.eta > 0:
         from mdm_exact.sampler.models import PerturbedModel
 
         model = PerturbedModel(lang, args.eta, rng=args.model_seed)
     progress = (not args.json) and sys.stderr.isatty()
-    res = run_monte_carlo(
+    if policy is not None:
+        from mdm_exact.sampler.adaptive_mc import run_policy_monte_carlo
+
+        if args.dependencies is not False:
+            raise ValueError("--dependencies is defined for content-blind instances; it does not combine with --policy")
+        res = run_policy_monte_carlo(lang, args.length, policy, args.samples, rng=args.seed, ci_alpha=args.ci_alpha,
+                                     batch_size=args.batch_size, model=model, method=args.method, progress=progress).to_dict()
+    else:
+        res = _run_rule(args, lang, rule, model, progress)
+    return _report(args, res)
+
+
+def _run_rule(args, lang, rule, model, progress):
+    from mdm_exact.sampler.montecarlo import run_monte_carlo
+
+    return run_monte_carlo(
         lang,
         args.length,
         rule,
@@ -84,6 +101,11 @@ def run(args) -> int:
         model=model,
         method=args.method,
     ).to_dict()
+
+
+def _report(args, res) -> int:
+    from mdm_exact.runtime.provenance import provenance
+
     res["seed"] = args.seed
     res["language_name"] = args.language
     res["language_seed"] = args.language_seed
@@ -95,7 +117,7 @@ def run(args) -> int:
         return 0
     pct = 100 * (1 - args.ci_alpha)
     print(
-        f"idealised sampler: language {args.language}, L = {res['L']}, N = {res['num_steps']}, rule {res['rule']['rule']}, "
+        f"idealised sampler: language {args.language}, L = {res['L']}, N = {res['num_steps']}, rule {res['rule'].get('policy', res['rule'].get('rule'))}, "
         f"{res['num_samples_done']} samples, engine {res['engine']}, {res['seconds']:.2f} s "
         f"({res['samples_per_second']:.0f} samples/s){'  [INTERRUPTED]' if res['interrupted'] else ''}"
     )
@@ -113,7 +135,8 @@ def run(args) -> int:
     print(f"  mean log q(x) per token (in supp q)      {ci('mean_log_prob_per_token')}")
     print("  non-empty steps (network calls)          ", end="")
     lo, hi = res["nfe_ci"]
-    print(f"{res['nfe_mean']:.6g}  [{lo:.6g}, {hi:.6g}]  expected {res['nfe_expected']:.6g}")
+    exp_nfe = res.get("nfe_expected")
+    print(f"{res['nfe_mean']:.6g}  [{lo:.6g}, {hi:.6g}]" + ("" if exp_nfe is None else f"  expected {exp_nfe:.6g}"))
     print(f"  E_tau KL(q||p_tau)/L (Lemma B.2 bound)   {ci('instance_kl_per_token')}")
     if "D_tau_mean" in res:
         print(f"  D_tau (corrected, Def. B.7)              {res['D_tau_mean']:.6g}  literal {res['D_tau_literal_mean']:.6g}")

@@ -16,7 +16,7 @@ from mdm_exact.theory import bounds as B
 from mdm_exact.theory.checks.records import _record
 from mdm_exact.theory.checks.zoo import _engine, exact_languages
 
-__all__ = ["check_li_cai", "check_chen_cong_li"]
+__all__ = ["check_li_cai", "check_chen_cong_li", "check_eb_sampler"]
 
 
 def _fixed_cases(quick):
@@ -60,4 +60,29 @@ def check_chen_cong_li(quick=False):
     recs = []
     for inst, eng, L, sizes, ekl in _fixed_cases(quick):
         recs.append(_record("Chen-Cong-Li", inst, B.chen_cong_li_identity(sizes, _Z(eng, L)), ekl, direction="equal"))
+    return recs
+
+
+def check_eb_sampler(quick=False):
+    r"""EB-sampler per-step guarantee with exact conditionals (Ben-Hamu et al., arXiv:2505.24857).
+
+    On every reachable state of ``eb:g`` (exact DP, :func:`mdm_exact.sampler.adaptive_exact.step_total_correlation`):
+    the conditional total correlation of the revealed set is at most ``sum H - max H``, which the
+    policy keeps at most ``g``; and, since the sets are a function of the revealed tokens,
+    ``KL(q || p) = sum_k E_q TC_k`` (chain rule, an identity).
+    """
+    from mdm_exact.sampler.adaptive_exact import policy_exact_metrics, step_total_correlation
+    from mdm_exact.sampler.policies import make_policy
+
+    recs = []
+    for label, lang, n, L in exact_languages(quick):
+        for g in ((0.3,) if quick else (0.1, 0.5, 1.5)):
+            pol = make_policy(f"eb:{g}", L=L)
+            r = step_total_correlation(lang, L, pol)
+            inst = f"{label}, L={L}, eb:{g}"
+            recs.append(_record("EB", inst + ": max_state TC - (sum H - max H)", 0.0, r["max_excess"]))
+            recs.append(_record("EB", inst + ": max_state (sum H - max H) <= g", g + 1e-9, r["max_bound"]))
+            kl = policy_exact_metrics(lang, L, pol)["kl_data_model"]
+            if kl is not None:
+                recs.append(_record("EB", inst + ": KL(q||p) = sum_k E_q TC_k", sum(r["data_tc_per_step"]), kl, direction="equal"))
     return recs

@@ -36,7 +36,7 @@ from mdm_exact.theory.checks.appendix_c import (
     check_theorem_43,
     check_theorem_44,
 )
-from mdm_exact.theory.checks.extensions import check_chen_cong_li, check_li_cai
+from mdm_exact.theory.checks.extensions import check_chen_cong_li, check_eb_sampler, check_li_cai
 
 __all__ = ["Statement", "STATEMENTS", "canonical_name", "run_checks", "summarize", "exit_code"]
 
@@ -74,6 +74,7 @@ STATEMENTS = {
         Statement("4.4", check_theorem_44, "STATEMENTS.md §4.A Theorem 4.4 / C.9 [reconstructed·M], constants [derived]"),
         Statement("Li-Cai", check_li_cai, "FIELD.md: Li & Cai arXiv:2505.21400 (constants from secondary summaries)", False, "finding: secondary-summary constants violated"),
         Statement("Chen-Cong-Li", check_chen_cong_li, "FIELD.md: Chen, Cong & Li arXiv:2511.04647 (identity, re-derived)"),
+        Statement("EB", check_eb_sampler, "FIELD.md: EB-sampler, Ben-Hamu et al. arXiv:2505.24857 (per-step TC <= sum H - max H, exact conditionals)"),
     ]
 }
 
