@@ -13,9 +13,9 @@ from mdm_exact.testing.instances import enumerate_instances
 from mdm_exact.testing.oracle import ExactInstances, joint_from_language
 from mdm_exact.theory import bounds as B
 from mdm_exact.theory.checks.dependency_laws import expected_dependencies, step_distribution_quantities
-from mdm_exact.theory.checks.extensions import _Z
 from mdm_exact.theory.checks.records import _record, _worst
 from mdm_exact.theory.checks.zoo import MixtureModel, _model_label
+from mdm_exact.theory.schedule_opt import information_curve_exact
 from mdm_exact.theory.separators import instance_dependencies
 
 __all__ = ["check_instance"]
@@ -142,7 +142,7 @@ def check_instance(
             raise ValueError(f"{name} is checked for fixed-size random-order rules (FixedSizes) and the perfect model")
         ekl = float(w @ eng.kl_from(lp))
         if name == "Chen-Cong-Li":
-            return _record(name, inst, B.chen_cong_li_identity(rule.sizes, _Z(eng, L)), ekl, direction="equal")
+            return _record(name, inst, B.chen_cong_li_identity(rule.sizes, information_curve_exact(lang, L)), ekl, direction="equal")
         full = 2**L - 1
         HX = eng.subset_entropy(full)
         mi = [eng.subset_entropy(1 << i) + eng.subset_entropy(full ^ (1 << i)) - HX for i in range(L)]
