@@ -1,6 +1,7 @@
 """Numba kernels of the adaptive-policy Monte Carlo engine (``mdm_exact.sampler.adaptive_mc``).
 
-No package imports. Each kernel has a NumPy twin in ``adaptive_mc`` (tests compare them with
+One package import, THE lined-up HMM forward-backward
+(``mdm_exact.languages._kernels_aligned._hmm_aligned_chunk``). Each kernel has a NumPy twin in ``adaptive_mc`` (tests compare them with
 the same uniforms). Policy codes (constants passed as arguments):
 
 * score: 0 random, 1 confidence, 2 margin, 3 entropy, 4 llada;
@@ -19,6 +20,8 @@ import math
 
 import numpy as np
 from numba import njit, prange
+
+from mdm_exact.languages._kernels_aligned import _hmm_aligned_chunk
 
 
 @njit(cache=True)
@@ -221,97 +224,9 @@ def _select_row(cond, rev, xrow, k, score, count, sizes, rprobs, gamma, block_le
     return n_rev
 
 
-@njit(cache=True)
-def _hmm_conditionals_chunk(pi, A, AT, B, BT, x, rev, alpha, beta, post, cV, cond, dead, tiny):
-    """Lined-up forward-backward of a chunk: ``cond[b, t] = q(x_t | x_R)`` at every masked position.
-
-    x, rev (m, L); alpha (L, m, S), beta (2, m, S) scratch; post (m, S), cV (m, V) scratch; cond (m, L, V)
-    written at masked positions; dead (m,) bool: the revealed tokens are impossible
-    (conditionals uniform). ``A`` is row-stochastic, so a masked position keeps the sum of a
-    forward message; messages are rescaled only where an emission shrinks them below ``tiny``
-    (and every 32 positions); the posterior at ``t`` is formed during the backward sweep
-    (before the emission at ``t`` is applied) and normalised over tokens.
-    """
-    L, m, S = alpha.shape
-    V = B.shape[1]
-    for b in range(m):
-        dead[b] = False
-        for s in range(S):
-            alpha[0, b, s] = pi[s]
-    for t in range(L):
-        if t > 0:
-            np.dot(alpha[t - 1], A, alpha[t])
-        at = alpha[t]
-        check = (t & 31) == 31
-        for b in range(m):
-            if rev[b, t]:
-                e = BT[x[b, t]]
-                z = 0.0
-                for s in range(S):
-                    at[b, s] *= e[s]
-                    z += at[b, s]
-            elif check:
-                z = 0.0
-                for s in range(S):
-                    z += at[b, s]
-            else:
-                continue
-            if z < tiny:
-                if z > 0.0:
-                    iz = 1.0 / z
-                    for s in range(S):
-                        at[b, s] *= iz
-                else:
-                    dead[b] = True
-    bt = beta[0]
-    bn = beta[1]
-    for b in range(m):
-        for s in range(S):
-            bt[b, s] = 1.0
-    for t in range(L - 1, -1, -1):
-        # posterior at the masked positions of t: (alpha_t * beta_t) @ B, normalised over tokens
-        at = alpha[t]
-        for b in range(m):
-            for s in range(S):
-                post[b, s] = at[b, s] * bt[b, s]
-        np.dot(post, B, cV)
-        for b in range(m):
-            if rev[b, t]:
-                continue
-            if dead[b]:
-                for v in range(V):
-                    cond[b, t, v] = 1.0 / V
-                continue
-            z = 0.0
-            for v in range(V):
-                z += cV[b, v]
-            iz = 1.0 / z if z > 0.0 else 0.0
-            for v in range(V):
-                cond[b, t, v] = cV[b, v] * iz
-        if t == 0:
-            break
-        check = (t & 31) == 0
-        for b in range(m):
-            if rev[b, t]:
-                e = BT[x[b, t]]
-                z = 0.0
-                for s in range(S):
-                    bt[b, s] *= e[s]
-                    if bt[b, s] > z:
-                        z = bt[b, s]
-            elif check:
-                z = 0.0
-                for s in range(S):
-                    if bt[b, s] > z:
-                        z = bt[b, s]
-            else:
-                continue
-            if z < tiny and z > 0.0:
-                iz = 1.0 / z
-                for s in range(S):
-                    bt[b, s] *= iz
-        np.dot(bt, AT, bn)
-        bt, bn = bn, bt
+# THE lined-up forward-backward (one BLAS product per position), shared with
+# HMM.conditional_marginals: built once in mdm_exact.languages._kernels_aligned.
+_hmm_conditionals_chunk = _hmm_aligned_chunk
 
 
 @njit(cache=True, parallel=True)
