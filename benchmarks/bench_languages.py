@@ -27,12 +27,11 @@ import sys
 import tempfile
 import time
 
-import numba
 import numpy as np
 
 from mdm_exact.languages import load_language
 from mdm_exact.languages.examples import IntervalLanguage, interval_hmm
-from mdm_exact.runtime.provenance import machine
+from _common import header
 
 
 def median_time(fn, repeats, *, cpu=False):
@@ -90,7 +89,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-show", action="store_true", help="skip the CLI start-up timing")
     args = ap.parse_args(argv)
-    print("machine:", machine(), f"numba threads: {numba.get_num_threads()}")
+    header()
     rng = np.random.default_rng(args.seed)
     B, L = args.batch, args.length
 

@@ -1,7 +1,8 @@
 """``mdm-theory bench``: run the benchmark scripts in the source tree's ``benchmarks/`` folder.
 
-Benchmarks are not tests: each script prints the machine, medians and a ratio against a plain
-reference implementation measured in the same run.
+Benchmarks are not tests: the command prints the machine, its load and the Numba threads that a
+``prange`` loop actually uses; each script prints medians over repeats and, for every benchmark,
+the ratio against a plain reference implementation measured in the same run.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ def available() -> dict:
     if not d.is_dir():
         return {}
     return {p.stem.removeprefix("bench_"): p for p in sorted(d.glob("bench_*.py"))}
+
+
+def _header() -> None:
+    """Machine, load and the Numba threads a ``prange`` loop really uses (``benchmarks/_common.py``)."""
+    subprocess.call([sys.executable, str(benchmarks_dir() / "_common.py")])
 
 
 def register(sub):
@@ -49,6 +55,7 @@ def run(args) -> int:
     unknown = [n for n in names if n not in found]
     if unknown:
         raise ValueError(f"unknown benchmark(s) {unknown}; expected some of {sorted(found)}")
+    _header()
     rc = 0
     for name in names:
         print(f"== bench {name} ==", flush=True)
