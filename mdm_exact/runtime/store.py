@@ -5,7 +5,7 @@ a hash of its configuration and the package version, so that an interrupted swee
 nothing and a rerun skips what is done. Only the standard library is used (``sqlite3`` in
 WAL mode with a busy timeout; no server).
 
-Schema (``schema_version`` 1)::
+Schema (``schema_version`` 2)::
 
     meta(key TEXT PRIMARY KEY, value TEXT)          -- schema_version, created_at
     results(
@@ -21,8 +21,26 @@ Schema (``schema_version`` 1)::
         host            TEXT,
         pid             INTEGER,           -- process that wrote the row
         finished_at     TEXT NOT NULL,     -- ISO 8601 UTC
-        attempts        INTEGER NOT NULL   -- how many times this key was written
+        attempts        INTEGER NOT NULL,  -- how many times this key was written
+        checksum        TEXT NOT NULL      -- sha256 of the row's content (see row_checksum)
     )
+    claims(key TEXT PRIMARY KEY, owner TEXT, expires REAL)  -- cells being computed (leases)
+
+Every read verifies a row's checksum, so a changed byte in a stored result cannot pass as
+a result: :meth:`ResultStore.get`, :meth:`~ResultStore.rows` and :meth:`~ResultStore.summary`
+raise :class:`StoreCorruptError` (pointing to ``recover``), and :func:`recover_store` drops
+the row. A version-1 store (no checksums) is migrated when a writer opens it: the column is
+added and filled in for the rows that pass SQLite's integrity check (those rows were verified
+only by their key hash before). Before any connection is made, the write-ahead log is checked
+frame by frame: a log whose committed frames do not verify is reported as damage (SQLite
+itself would silently drop those frames and then checkpoint the log away), and nothing is
+opened, so the evidence stays for ``recover``. ``readonly=True`` (``sweep status``/``export``)
+opens without writing anything.
+
+Concurrent sweeps on one store compute each cell once: a sweep *claims* a cell (a lease of
+``lease_seconds``, renewed while the cell runs) before computing it, skips cells claimed by
+a live sweep, waits for their results, and takes over a cell whose lease expired (its
+worker died).
 
 A damaged file (truncated, overwritten pages, foreign file) raises :class:`StoreCorruptError`
 naming the file and the way out: :func:`recover_store` (``mdm-theory sweep recover``) copies
@@ -44,6 +62,7 @@ import sqlite3
 import struct
 import threading
 import time
+import urllib.parse
 
 from mdm_exact.runtime.serialize import jsonable
 
@@ -54,11 +73,13 @@ __all__ = [
     "canonical_json",
     "config_key",
     "recover_store",
+    "row_checksum",
+    "wal_damage",
     "SCHEMA_VERSION",
     "COLUMNS",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 COLUMNS = _COLUMNS = (  # the columns of ``results``, in schema order
     "key",
@@ -74,6 +95,7 @@ COLUMNS = _COLUMNS = (  # the columns of ``results``, in schema order
     "pid",
     "finished_at",
     "attempts",
+    "checksum",
 )
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -90,10 +112,14 @@ CREATE TABLE IF NOT EXISTS results (
     host TEXT,
     pid INTEGER,
     finished_at TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 1
+    attempts INTEGER NOT NULL DEFAULT 1,
+    checksum TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS results_kind_status ON results (kind, status);
+CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL);
 """
+_CHECKED = ("key", "kind", "config", "status", "result", "error", "seconds", "package_version", "git_commit",
+            "finished_at")
 
 
 class StoreError(ValueError):
@@ -135,6 +161,35 @@ def config_key(config: dict, package_version: str | None = None) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def row_checksum(rec: dict) -> str:
+    """sha256 of a row's content: key, kind, config, status, result, error, seconds, version,
+    commit and finish time (not ``host``/``pid``/``attempts``, which are bookkeeping).
+
+    ``config`` and ``result`` enter as decoded JSON values, so re-encoding a row keeps its
+    checksum and a changed digit changes it.
+    """
+    vals = []
+    for c in _CHECKED:
+        v = rec.get(c)
+        if c in ("config", "result") and v is not None:  # of the decoded value: re-encoding keeps it
+            v = json.loads(v) if isinstance(v, str) else v
+        vals.append(v)
+    payload = json.dumps(vals, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _row_problem(rec: dict) -> str | None:
+    """Why a stored row is not genuine (None when it is)."""
+    if rec.get("checksum") is None and rec.get("_legacy"):
+        return None
+    try:
+        if row_checksum(rec) != rec.get("checksum"):
+            return "its checksum does not match its content (changed bytes)"
+    except (TypeError, ValueError):
+        return "it cannot be read"
+    return None
+
+
 def _result_json(result) -> str:
     if not isinstance(result, dict):
         raise StoreError(f"a cell result must be a dict, got {type(result).__name__}")
@@ -168,6 +223,9 @@ class ResultStore:
     verify : bool
         Run SQLite's ``PRAGMA quick_check`` on open, so that a damaged file is reported at
         once (cost: one pass over the file).
+    readonly : bool
+        Open without writing anything (no schema, no migration, no checkpoint of the
+        write-ahead log, no new files when the store has no log); writes raise StoreError.
 
     Notes
     -----
@@ -182,21 +240,33 @@ class ResultStore:
         recovery command).
     """
 
-    def __init__(self, path, *, timeout: float = 60.0, create: bool = True, verify: bool = True):
+    def __init__(self, path, *, timeout: float = 60.0, create: bool = True, verify: bool = True,
+                 readonly: bool = False):
         self.path = os.fspath(path)
         self.timeout = float(timeout)
+        self.readonly = bool(readonly)
+        self._legacy = False
         self._lock = threading.RLock()
         self._conn_obj = None
         self._conn_pid = None
         exists = os.path.exists(self.path)
-        if not exists and not create:
+        if not exists and (not create or self.readonly):
             raise FileNotFoundError(f"results store {self.path} does not exist")
+        if not exists:
+            parent = os.path.dirname(os.path.abspath(self.path))
+            if not os.path.isdir(parent):
+                raise StoreError(f"results store {self.path}: the folder {parent} does not exist")
+            exists = not self._create_atomically()
         if exists:
             self._check_header()
+            damage = wal_damage(self.path)
+            if damage:
+                raise self._corrupt(f"its write-ahead log {self.path}-wal is damaged ({damage}); nothing was "
+                                    f"opened, so the log is kept as it is")
+        if self.readonly:
+            self._check_schema_readonly()
         else:
-            parent = os.path.dirname(os.path.abspath(self.path))
-            os.makedirs(parent, exist_ok=True)
-        self._init_schema()
+            self._init_schema()
         if verify and exists:
             problems = self.check(quick=True)
             if problems:
@@ -204,6 +274,7 @@ class ResultStore:
 
     # -- connection handling ---------------------------------------------------------------
     def _corrupt(self, what) -> StoreCorruptError:
+        what = " ".join(str(what).split())  # one line (SQLite's integrity report has several)
         return StoreCorruptError(
             f"results store {self.path} is damaged: {what}. Finished cells that can still be read "
             f"are salvaged by: mdm-theory sweep recover {self.path} --out {self.path}.recovered.sqlite "
@@ -217,11 +288,19 @@ class ResultStore:
         except IsADirectoryError:
             raise StoreError(f"results store {self.path} is a directory, expected an SQLite file") from None
         if len(head) == 0:
-            return  # an empty file is a fresh database for SQLite
+            raise self._corrupt("the file is empty (0 bytes), so it is not a results store (a store that lost "
+                                "its content, or a file created by something else); move it away to start a new store")
         if len(head) < 100 or head[:16] != _SQLITE_MAGIC:
             raise self._corrupt(f"not an SQLite database (file header {head[:16]!r}, {os.path.getsize(self.path)} bytes)")
 
     def _connect(self) -> sqlite3.Connection:
+        if self.readonly:
+            # No log: immutable (SQLite creates no -wal/-shm); a log: mode=ro never checkpoints it.
+            mode = "mode=ro" if os.path.exists(self.path + "-wal") else "mode=ro&immutable=1"
+            uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?" + mode
+            conn = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            return conn
         conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         # Switching to WAL needs a brief exclusive lock; retry while another process holds it.
@@ -266,6 +345,8 @@ class ResultStore:
 
     def _write(self, sql_and_params):
         """Run statements in one immediate transaction."""
+        if self.readonly:
+            raise StoreError(f"results store {self.path} was opened read-only")
 
         def run():
             conn = self._conn()
@@ -291,12 +372,16 @@ class ResultStore:
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
+                fresh = not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'results'").fetchall()
                 for stmt in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                     conn.execute(stmt)
                 conn.execute(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?), ('created_at', ?)",
-                    (str(SCHEMA_VERSION), _now()),
+                    (str(SCHEMA_VERSION if fresh else 1), _now()),
                 )
+                (old,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if str(old) == "1":
+                    self._migrate_v1(conn)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -312,6 +397,63 @@ class ResultStore:
                 f"results store {self.path} has schema version {version}; this mdm-theory reads version {SCHEMA_VERSION}"
             )
 
+    def _create_atomically(self) -> bool:
+        """Write a new store beside ``path`` and link it into place (never a 0-byte store file).
+
+        Returns False when another process created the file first (then it is opened).
+        """
+        tmp = f"{self.path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        other = ResultStore.__new__(ResultStore)
+        other.__setstate__({"path": tmp, "timeout": self.timeout})
+        try:
+            other._init_schema()
+            other.close()
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError:
+                return False
+            except OSError:  # no hard links here: create in place
+                return True
+            return True
+        finally:
+            for f in (tmp, tmp + "-wal", tmp + "-shm"):
+                if os.path.exists(f):
+                    os.remove(f)
+
+    def _migrate_v1(self, conn) -> None:
+        """Version 1 -> 2 (inside the caller's transaction): the checksum column, filled in."""
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            raise self._corrupt(f"integrity check failed: {'; '.join(problems[:3])}")
+        conn.execute("ALTER TABLE results ADD COLUMN checksum TEXT")
+        for raw in conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM results").fetchall():
+            rec = dict(zip(_COLUMNS, raw))
+            conn.execute("UPDATE results SET checksum = ? WHERE key = ?", (row_checksum(rec), rec["key"]))
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+    def _check_schema_readonly(self) -> None:
+        def run():
+            conn = self._conn()
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not {"meta", "results"} <= names:
+                return None
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            return None if row is None else row[0]
+
+        with self._lock:
+            version = self._guard(run)
+        if version is None:
+            raise self._corrupt("it has no results table (not a results store)")
+        if str(version) not in ("1", str(SCHEMA_VERSION)):
+            raise StoreError(
+                f"results store {self.path} has schema version {version}; this mdm-theory reads versions 1 and {SCHEMA_VERSION}"
+            )
+        self._legacy = str(version) == "1"
+
+    def _select(self) -> str:
+        """The column list of a full-row SELECT (a version-1 store has no checksum)."""
+        return ", ".join(c if c != "checksum" or not self._legacy else "NULL" for c in _COLUMNS)
+
     def close(self) -> None:
         """Close this process's connection (the file stays valid without it)."""
         with self._lock:
@@ -326,10 +468,11 @@ class ResultStore:
         self.close()
 
     def __getstate__(self):  # picklable: reconnects in the new process
-        return {"path": self.path, "timeout": self.timeout}
+        return {"path": self.path, "timeout": self.timeout, "readonly": self.readonly, "legacy": self._legacy}
 
     def __setstate__(self, state):
         self.path, self.timeout = state["path"], state["timeout"]
+        self.readonly, self._legacy = state.get("readonly", False), state.get("legacy", False)
         self._lock = threading.RLock()
         self._conn_obj = None
         self._conn_pid = None
@@ -348,13 +491,94 @@ class ResultStore:
 
         Errors are not results: a cell whose last run failed gives None (and is rerun).
         """
-        rows = self._read("SELECT result FROM results WHERE key = ? AND status = 'ok'", (config_key(config),))
-        return json.loads(rows[0][0]) if rows else None
+        rec = self.get_record(config)
+        return rec["result"] if rec is not None and rec["status"] == "ok" else None
 
     def get_record(self, config: dict) -> dict | None:
-        """The full stored row for ``config`` (any status), or None."""
-        rows = self._read(f"SELECT {', '.join(_COLUMNS)} FROM results WHERE key = ?", (config_key(config),))
-        return _row_dict(rows[0]) if rows else None
+        """The full stored row for ``config`` (any status), or None.
+
+        Raises
+        ------
+        StoreCorruptError
+            If the row's checksum does not match its content.
+        """
+        rows = self._read(f"SELECT {self._select()} FROM results WHERE key = ?", (config_key(config),))
+        return self._verified(rows[0]) if rows else None
+
+    def _verified(self, raw) -> dict:
+        rec = dict(zip(_COLUMNS, raw))
+        rec["_legacy"] = self._legacy
+        problem = _row_problem(rec)
+        if problem is None:
+            try:
+                return _row_dict(raw)
+            except (TypeError, ValueError) as exc:
+                problem = f"it cannot be decoded ({exc})"
+        raise self._corrupt(f"the stored row {str(rec.get('key'))[:16]} ({str(rec.get('config'))[:80]}) is damaged: {problem}")
+
+    # -- claims: each cell computed once by concurrent sweeps --------------------------------
+    def claim(self, keys, owner: str, lease_seconds: float, *, alive=None) -> dict:
+        """Try to claim ``keys`` for ``owner`` for ``lease_seconds``; one transaction.
+
+        Returns ``{key: state}`` with state ``"claimed"`` (now ours), ``"taken"`` (a live
+        lease of another owner) or ``"expired"`` (another owner's lease ran out, or
+        ``alive(other_owner)`` is False: taken over, so also ours now).
+        """
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return {}
+        out = {}
+
+        def run():
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                now = time.time()
+                for k in keys:
+                    row = conn.execute("SELECT owner, expires FROM claims WHERE key = ?", (k,)).fetchone()
+                    if row is not None and row[0] != owner and row[1] > now and (alive is None or alive(row[0])):
+                        out[k] = "taken"
+                        continue
+                    out[k] = "expired" if row is not None and row[0] != owner else "claimed"
+                    conn.execute("INSERT INTO claims (key, owner, expires) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE "
+                                 "SET owner = excluded.owner, expires = excluded.expires", (k, owner, now + lease_seconds))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        if self.readonly:
+            raise StoreError(f"results store {self.path} was opened read-only")
+        with self._lock:
+            self._guard(run)
+        return out
+
+    def renew(self, keys, owner: str, lease_seconds: float) -> None:
+        """Extend ``owner``'s leases on ``keys``."""
+        keys = list(keys)
+        if keys:
+            until = time.time() + lease_seconds
+            self._write([("UPDATE claims SET expires = ? WHERE key = ? AND owner = ?", (until, k, owner)) for k in keys])
+
+    def renew_all(self, owner: str, lease_seconds: float) -> None:
+        """Extend every lease of ``owner``."""
+        self._write([("UPDATE claims SET expires = ? WHERE owner = ?", (time.time() + lease_seconds, owner))])
+
+    def release_all(self, owner: str) -> None:
+        """Drop every claim of ``owner``."""
+        self._write([("DELETE FROM claims WHERE owner = ?", (owner,))])
+
+    def release(self, keys, owner: str) -> None:
+        """Drop ``owner``'s claims on ``keys`` (others may compute them at once)."""
+        keys = list(keys)
+        if keys:
+            self._write([("DELETE FROM claims WHERE key = ? AND owner = ?", (k, owner)) for k in keys])
+
+    def claimed(self, key: str) -> tuple | None:
+        """``(owner, expires)`` of the claim on ``key``, or None."""
+        rows = self._read("SELECT owner, expires FROM claims WHERE key = ?", (key,))
+        return tuple(rows[0]) if rows else None
 
     def _upsert(self, config, status, result_json, error, seconds, *, keep_ok: bool):
         from mdm_exact import __version__
@@ -380,15 +604,16 @@ class ResultStore:
             _now(),
             1,
         )
+        values = values + (row_checksum(dict(zip(_COLUMNS, values))),)
         cols = ", ".join(_COLUMNS)
         marks = ", ".join("?" * len(_COLUMNS))
-        update = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:-1])
+        update = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:] if c != "attempts")
         where = " WHERE results.status != 'ok'" if keep_ok else ""
         sql = (
             f"INSERT INTO results ({cols}) VALUES ({marks}) ON CONFLICT (key) DO UPDATE SET {update}, "
             f"attempts = results.attempts + 1{where}"
         )
-        (count,) = self._write([(sql, values)])
+        count, _ = self._write([(sql, values), ("DELETE FROM claims WHERE key = ?", (values[0],))])
         return count > 0
 
     def put(self, config: dict, result: dict, *, seconds: float) -> None:
@@ -423,6 +648,8 @@ class ResultStore:
             rec = dict(zip(_COLUMNS, r))
             if config_key(json.loads(rec["config"]), rec["package_version"]) != rec["key"]:
                 raise StoreError(f"row {str(rec['key'])[:16]}: the key is not the hash of its config and version")
+            if _row_problem(rec) is not None:
+                raise StoreError(f"row {str(rec['key'])[:16]}: {_row_problem(rec)}")
         if not rows:
             return 0
         keys = [r[0] for r in rows]
@@ -448,11 +675,11 @@ class ResultStore:
         --------
         >>> store.rows(kind="exact", status="ok", L=[4, 6])  # doctest: +SKIP
         """
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM results"
+        sql = f"SELECT {self._select()} FROM results"
         where, params, config_filters = [], [], {}
         for name, value in filters.items():
             values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
-            if name in ("config", "result"):
+            if name in ("config", "result", "checksum"):
                 raise StoreError(f"cannot filter on the whole {name!r}; filter on its parameters instead")
             if name in _COLUMNS:
                 where.append(f"{name} IN ({', '.join('?' * len(values))})")
@@ -464,7 +691,7 @@ class ResultStore:
         sql += " ORDER BY finished_at, key"
         out = []
         for raw in self._read(sql, params):
-            row = _row_dict(raw)
+            row = self._verified(raw)
             if all(row["config"].get(k, _MISSING) in vs for k, vs in config_filters.items()):
                 out.append(row)
         return out
@@ -473,14 +700,15 @@ class ResultStore:
         return self._read("SELECT count(*) FROM results")[0][0]
 
     def summary(self) -> dict:
-        """Counts by kind and status, total compute seconds, package versions, file size."""
+        """Counts by kind and status, total compute seconds, package versions, file size.
+
+        Every row is read and verified (checksum), so a damaged row raises StoreCorruptError.
+        """
         by = {}
-        for kind, status, n, secs in self._read(
-            "SELECT kind, status, count(*), coalesce(sum(seconds), 0) FROM results GROUP BY kind, status"
-        ):
-            d = by.setdefault(kind, {"ok": 0, "error": 0, "seconds": 0.0})
-            d[status] = n
-            d["seconds"] += secs
+        for row in self.rows():
+            d = by.setdefault(row["kind"], {"ok": 0, "error": 0, "seconds": 0.0})
+            d[row["status"]] += 1
+            d["seconds"] += row["seconds"] or 0.0
         versions = [v for (v,) in self._read("SELECT DISTINCT package_version FROM results ORDER BY 1")]
         return {
             "path": self.path,
@@ -572,6 +800,119 @@ def _csv_cell(v):
     return v
 
 
+# --------------------------------------------------------------------------- the write-ahead log
+
+_WAL_POWERS: dict = {}
+
+
+def _wal_powers(npairs: int):
+    """``M^j mod 2^64`` for j < npairs, M = [[1, 1], [1, 2]]: the WAL checksum is linear in the words."""
+    import numpy as np
+
+    if npairs not in _WAL_POWERS:
+        P = np.empty((npairs, 2, 2), dtype=np.uint64)
+        m = np.eye(2, dtype=np.uint64)
+        step = np.array([[1, 1], [1, 2]], dtype=np.uint64)
+        for j in range(npairs):
+            P[j] = m
+            m = (step @ m) & np.uint64(0xFFFFFFFF)
+        _WAL_POWERS[npairs] = P
+    return _WAL_POWERS[npairs]
+
+
+def _wal_checksum(data: bytes, big: bool, s0: int, s1: int) -> tuple[int, int]:
+    """SQLite's WAL checksum of ``data`` (a multiple of 8 bytes) continuing from ``(s0, s1)``.
+
+    Per pair of 32-bit words (a, b): s0 += a + s1; s1 += b + s0, mod 2^32. The state after n
+    pairs is M^n (s0, s1) + sum_k M^(n-1-k) (a_k, a_k + b_k) with M = [[1, 1], [1, 2]].
+    """
+    import numpy as np
+
+    w = np.frombuffer(data, dtype=">u4" if big else "<u4").astype(np.uint64)
+    a, b = w[0::2], w[1::2]
+    n = a.size
+    P = _wal_powers(n + 1)
+    rev = P[n - 1 :: -1] if n else P[:0]  # M^(n-1-k) for k = 0..n-1
+    v0, v1 = a, a + b
+    mask = 0xFFFFFFFF
+    r0 = int(np.sum(rev[:, 0, 0] * v0 + rev[:, 0, 1] * v1, dtype=np.uint64)) & mask
+    r1 = int(np.sum(rev[:, 1, 0] * v0 + rev[:, 1, 1] * v1, dtype=np.uint64)) & mask
+    Mn = P[n]
+    r0 = (r0 + int(Mn[0, 0]) * s0 + int(Mn[0, 1]) * s1) & mask
+    r1 = (r1 + int(Mn[1, 0]) * s0 + int(Mn[1, 1]) * s1) & mask
+    return r0, r1
+
+
+def wal_damage(path) -> str | None:
+    """Why the write-ahead log ``path-wal`` is damaged, or None (no log, or a sound one).
+
+    SQLite reads a log up to its first frame that does not verify and ignores the rest, so
+    committed transactions after a damaged frame are silently dropped (and lost at the next
+    checkpoint). Damage here means: the log header does not verify while frames follow it,
+    or a commit frame of the current log generation (its salts) follows the first frame
+    that does not verify. A torn last transaction (a crash while appending) is not damage.
+    The log is read twice when damage is seen, so that a log being appended to by another
+    process is not mistaken for a damaged one.
+    """
+    wal = os.fspath(path) + "-wal"
+    verdict = None
+    for _ in range(3):
+        try:
+            with open(wal, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return f"it cannot be read: {exc}"
+        verdict = _wal_verdict(data)
+        if verdict is None:
+            return None
+        time.sleep(0.05)
+        try:
+            with open(wal, "rb") as fh:
+                again = fh.read()
+        except OSError:
+            continue
+        if again == data:
+            return verdict
+    return verdict
+
+
+def _wal_verdict(data: bytes) -> str | None:
+    if len(data) < 32:
+        return None if len(data) == 0 else f"{len(data)} bytes, shorter than a log header"
+    magic = int.from_bytes(data[0:4], "big")
+    if magic not in (0x377F0682, 0x377F0683):
+        return f"bad magic number {data[0:4].hex()}"
+    big = bool(magic & 1)
+    ps = int.from_bytes(data[8:12], "big")
+    ps = 65536 if ps == 1 else ps
+    frame = 24 + ps
+    nframes = (len(data) - 32) // frame if 512 <= ps <= 65536 else 0
+    s0, s1 = _wal_checksum(data[:24], big, 0, 0)
+    if (s0, s1) != (int.from_bytes(data[24:28], "big"), int.from_bytes(data[28:32], "big")):
+        return "the log header does not verify" if nframes else None
+    if not nframes:
+        return None
+    salt = data[16:24]
+    k = 0
+    while k < nframes:
+        off = 32 + k * frame
+        hdr = data[off : off + 24]
+        if hdr[8:16] != salt:
+            break
+        c0, c1 = _wal_checksum(hdr[:8] + data[off + 24 : off + frame], big, s0, s1)
+        if (c0, c1) != (int.from_bytes(hdr[16:20], "big"), int.from_bytes(hdr[20:24], "big")):
+            break
+        s0, s1 = c0, c1
+        k += 1
+    for j in range(k + 1, nframes):
+        off = 32 + j * frame
+        if data[off + 8 : off + 16] == salt and int.from_bytes(data[off + 4 : off + 8], "big") != 0:
+            return f"frame {k + 1} of {nframes} does not verify and committed frames follow it"
+    return None
+
+
 # --------------------------------------------------------------------------- recovery
 
 
@@ -581,8 +922,10 @@ def recover_store(source, dest) -> dict:
     Two passes: (1) read rows through SQLite until it reports damage; (2) scan the raw
     pages of ``source`` and of its write-ahead log ``source-wal`` for b-tree leaf cells
     that decode to a results row. A row is kept only if its key equals the hash of its
-    configuration and version (so garbage cannot pass as a result); of several versions of
-    a key the latest ``finished_at`` wins, and an 'ok' row beats an 'error' row.
+    configuration and version and its checksum matches its content (so garbage and changed
+    bytes cannot pass as a result; a row of a version-1 store, which has no checksum, is
+    checked by its key only and gets a checksum in ``dest``); of several versions of a key
+    the latest ``finished_at`` wins, and an 'ok' row beats an 'error' row.
 
     Parameters
     ----------
@@ -604,11 +947,19 @@ def recover_store(source, dest) -> dict:
         raise StoreError("recovery target must differ from the source")
 
     found: dict[str, tuple] = {}
+    legacy: dict[str, tuple] = {}  # rows without a checksum: kept only if the source is a version-1 store
 
     def offer(row: tuple) -> bool:
-        if len(row) != len(_COLUMNS):
+        if len(row) == len(_COLUMNS) - 1:  # a version-1 row (no checksum column)
+            rec = dict(zip(_COLUMNS, row), checksum=None, _legacy=True)
+            into = legacy
+        elif len(row) == len(_COLUMNS):
+            rec = dict(zip(_COLUMNS, row))
+            into = found
+        else:
             return False
-        rec = dict(zip(_COLUMNS, row))
+        if _row_problem(rec) is not None:
+            return False
         try:
             config = json.loads(rec["config"])
             ok = (
@@ -624,10 +975,13 @@ def recover_store(source, dest) -> dict:
             return False
         if not ok:
             return False
-        old = found.get(rec["key"])
+        if rec.get("checksum") is None:
+            rec["checksum"] = row_checksum(rec)
+        row = tuple(rec[c] for c in _COLUMNS)
+        old = into.get(rec["key"])
         rank = (rec["status"] == "ok", rec["finished_at"])
         if old is None or rank > (old[3] == "ok", old[11]):
-            found[rec["key"]] = tuple(row)
+            into[rec["key"]] = row
         return True
 
     # Pass 1: through SQLite, on a private copy (never touch the damaged file or its WAL).
@@ -643,7 +997,9 @@ def recover_store(source, dest) -> dict:
         conn = None
         try:
             conn = sqlite3.connect(copy, isolation_level=None)
-            for row in conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM results"):
+            have = {r[1] for r in conn.execute("PRAGMA table_info(results)")}
+            cols = [c for c in _COLUMNS if c in have or c != "checksum"]
+            for row in conn.execute(f"SELECT {', '.join(cols)} FROM results"):
                 if offer(row):
                     via_sqlite.add(row[0])
         except sqlite3.DatabaseError as exc:
@@ -663,6 +1019,8 @@ def recover_store(source, dest) -> dict:
             if offer(row):
                 via_pages.add(row[0])
 
+    if not found:  # a version-1 store: its rows are checked by their key hash only
+        found = legacy
     out = ResultStore(dest, verify=False)
     rows = list(found.values())
     out.insert_rows(rows)

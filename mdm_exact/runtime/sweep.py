@@ -23,9 +23,12 @@ import itertools
 import math
 import os
 import signal
+import socket
 import sys
+import threading
 import time
 import traceback
+import uuid
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 from mdm_exact.runtime.kinds import (  # noqa: F401 - the registry's names, re-exported (docs/sweeps.md)
@@ -263,6 +266,7 @@ def run_cells(
     plugins=(),
     mp_context=None,
     allow_import=False,
+    lease_seconds=60.0,
 ) -> list:
     """Compute cells and store each result as soon as it finishes.
 
@@ -287,6 +291,11 @@ def run_cells(
         Start method of local workers (default ``spawn``).
     allow_import : bool
         Accept ``"module:function"`` kinds (imports and runs that function).
+    lease_seconds : float
+        Cells are claimed in the store before they are computed, so that concurrent sweeps
+        on one store compute each cell once; a claim is renewed while this sweep runs and
+        expires ``lease_seconds`` after this process died (at once when a dead process of
+        this host holds it). Cells claimed by another live sweep are waited for.
 
     Returns
     -------
@@ -328,6 +337,9 @@ def run_cells(
                             "error": None, "seconds": 0.0, "stored_seconds": found["seconds"]}
         else:
             todo.append((key, cell, spec.func))
+    if not (isinstance(lease_seconds, (int, float)) and math.isfinite(lease_seconds) and lease_seconds > 0):
+        raise ValueError(f"lease_seconds must be a finite number > 0, got {lease_seconds!r}")
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
     n_total = len(todo)
     if progress:
         print(f"sweep: {len(set(keys))} cells, {len(records)} already stored, {n_total} to compute "
@@ -353,15 +365,74 @@ def run_cells(
             print(f"[{counter['done']:>{len(str(n_total))}}/{n_total}] {status:<5} {seconds:8.2f} s  "
                   f"{_label(cell)}{tail}", file=sys.stderr, flush=True)
 
-    if todo:
+    def execute(batch):
         if executor == "serial":
-            for key, cell, func in todo:
+            for key, cell, func in batch:
                 finish(key, cell, *_execute(func, cell, tuple(plugins)))
         elif executor == "local":
-            _run_local(todo, finish, workers, tuple(plugins), mp_context)
+            _run_local(batch, finish, workers, tuple(plugins), mp_context)
         else:
-            _run_dask(todo, finish, workers, tuple(plugins), scheduler, client)
+            _run_dask(batch, finish, workers, tuple(plugins), scheduler, client)
+
+    if todo:
+        stop = threading.Event()
+        renewer = threading.Thread(target=_renew_claims, args=(store, owner, lease_seconds, stop), daemon=True)
+        renewer.start()
+        try:
+            waiting = todo
+            while waiting:
+                mine, waiting = _claim(store, waiting, owner, lease_seconds)
+                if mine:
+                    execute(mine)
+                elif waiting:
+                    time.sleep(min(0.5, lease_seconds / 4))
+                still = []
+                for key, cell, func in waiting:  # claimed by another sweep: done once its claim is gone
+                    if store.claimed(key) is None and (found := store.get_record(cell)) is not None:
+                        records[key] = {"key": key, "config": cell, "status": found["status"], "cached": True,
+                                        "result": found["result"], "error": found["error"], "seconds": 0.0,
+                                        "stored_seconds": found["seconds"]}
+                    else:
+                        still.append((key, cell, func))
+                waiting = still
+        finally:
+            stop.set()
+            renewer.join()
+            try:
+                store.release_all(owner)  # cells not finished (interrupted): free for others at once
+            except Exception:  # noqa: BLE001 - best effort; the lease expires anyway
+                pass
     return [records[k] for k in keys]
+
+
+def _claim(store, items, owner, lease_seconds):
+    """Split ``items`` into those now claimed by ``owner`` and those a live sweep holds."""
+    states = store.claim([k for k, _, _ in items], owner, lease_seconds, alive=_owner_alive)
+    mine = [it for it in items if states[it[0]] != "taken"]
+    return mine, [it for it in items if states[it[0]] == "taken"]
+
+
+def _owner_alive(owner: str) -> bool:
+    """False when ``owner`` (host:pid:tag) is a process of this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _renew_claims(store, owner, lease_seconds, stop):
+    while not stop.wait(lease_seconds / 4):
+        try:
+            store.renew_all(owner, lease_seconds)
+        except Exception:  # noqa: BLE001 - a missed renewal only shortens the lease
+            pass
 
 
 def _run_local(todo, finish, workers, plugins, mp_context):

@@ -107,7 +107,7 @@ def _run_config(path, args) -> int:
 def _open(path):
     from mdm_exact.runtime.store import ResultStore
 
-    return ResultStore(path, create=False)
+    return ResultStore(path, create=False, readonly=True)
 
 
 def _status(path, args) -> int:
