@@ -214,8 +214,8 @@ def write_json(path, doc):
 
 def evaluate_all(out, *, languages=None, num_samples=256, steps=(8, 16, 32, 64, 128, 256, 512, 1024, 2048),
                  seed=0, log=print, policy_steps=(8, 32), policy_samples=128, gumbel_steps=(64, 1024),
-                 timing_repeats=3, force=False):
-    """The CPU campaign's evaluation: every language with both checkpoints in ``out`` -> ``out/results.json``."""
+                 timing_repeats=3, force=False, results_name="results.json"):
+    """The CPU campaign's evaluation: every language with both checkpoints in ``out`` -> ``out/<results_name>``."""
     from mdm_exact.runtime.provenance import provenance
 
     from neural.checkpoint import checkpoint_language, load_checkpoint
@@ -223,7 +223,7 @@ def evaluate_all(out, *, languages=None, num_samples=256, steps=(8, 16, 32, 64, 
     from neural.evaluate import describe_device, time_samplers
     from neural.sample import NetworkDenoiser
 
-    path = os.path.join(out, "results.json")
+    path = os.path.join(out, results_name)  # one file per evaluating process (they rewrite it whole)
     doc = json.load(open(path)) if os.path.exists(path) else {}
     doc.update({"L": 64, "device": describe_device("cpu"), "note": "CPU run (shared 2-core VM, 1 torch thread), L = 64 "
                 "(65 for interval-l5); see README.md", "steps": list(steps), "provenance": provenance()})

@@ -145,6 +145,8 @@ def main(argv=None) -> int:
     e.add_argument("--policy-steps", default="8,32")
     e.add_argument("--policy-samples", type=int, default=128)
     e.add_argument("--gumbel-steps", default="64,1024")
+    e.add_argument("--results-name", default="results.json",
+                   help="output file in --out (one per concurrent evaluate process; Figure 6 reads them all)")
     e.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -164,7 +166,7 @@ def main(argv=None) -> int:
     evaluate_all(args.out, languages=None if args.languages is None else args.languages.split(","),
                  num_samples=args.num_samples, steps=[int(v) for v in args.steps.split(",")],
                  policy_steps=[int(v) for v in args.policy_steps.split(",")], policy_samples=args.policy_samples,
-                 gumbel_steps=[int(v) for v in args.gumbel_steps.split(",") if v])
+                 gumbel_steps=[int(v) for v in args.gumbel_steps.split(",") if v], results_name=args.results_name)
     return 0
 
 

@@ -560,20 +560,20 @@ CPU_RUN = os.path.join(os.path.dirname(__file__), "..", "reports", "neural", "cp
 def _committed():
     import glob
 
-    path = os.path.join(CPU_RUN, "results.json")
-    if not os.path.exists(path):
-        return []
-    res = json.load(open(path))
-    return [(spec, kind) for spec, b in sorted(res["languages"].items()) if "reproduce" in b for kind in ("mdm", "ar")
-            if glob.glob(os.path.join(CPU_RUN, f"{spec}-{kind}.pt"))]
+    out = []
+    for path in sorted(glob.glob(os.path.join(CPU_RUN, "results*.json"))):
+        res = json.load(open(path))
+        out += [(os.path.basename(path), spec, kind) for spec, b in sorted(res["languages"].items())
+                if "reproduce" in b for kind in ("mdm", "ar") if os.path.exists(os.path.join(CPU_RUN, f"{spec}-{kind}.pt"))]
+    return out
 
 
 def test_committed_checkpoints_exist():
     assert _committed(), "reports/neural/cpu-l64 should hold evaluated checkpoints (results.json 'reproduce')"
 
 
-@pytest.mark.parametrize("spec,kind", _committed())
-def test_committed_checkpoint_reproduces_its_numbers(spec, kind):
+@pytest.mark.parametrize("results,spec,kind", _committed())
+def test_committed_checkpoint_reproduces_its_numbers(results, spec, kind):
     """weights_only load (load_checkpoint), then the stored small-sample numbers again: float32 network
     values to rtol 1e-4 (BLAS differences across machines), the support count of 16 samples exactly."""
     from neural.campaign import reproduce_numbers
@@ -584,7 +584,7 @@ def test_committed_checkpoint_reproduces_its_numbers(spec, kind):
     torch.load(path, weights_only=True)
     net, ck = load_checkpoint(path)
     lang = checkpoint_language(ck)
-    want = json.load(open(os.path.join(CPU_RUN, "results.json")))["languages"][spec]["reproduce"][kind]
+    want = json.load(open(os.path.join(CPU_RUN, results)))["languages"][spec]["reproduce"][kind]
     got = reproduce_numbers(net, kind, lang, int(ck["L"]), n=want["n"])
     for key in ("nll_per_token", "elbo_per_token", "leakage"):
         if key in want:
