@@ -224,7 +224,10 @@ def evaluate_all(out, *, languages=None, num_samples=256, steps=(8, 16, 32, 64, 
     from neural.sample import NetworkDenoiser
 
     path = os.path.join(out, results_name)  # one file per evaluating process (they rewrite it whole)
-    doc = json.load(open(path)) if os.path.exists(path) else {}
+    doc = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            doc = json.load(f)
     doc.update({"L": 64, "device": describe_device("cpu"), "note": "CPU run (shared 2-core VM, 1 torch thread), L = 64 "
                 "(65 for interval-l5); see README.md", "steps": list(steps), "provenance": provenance()})
     doc.setdefault("languages", {})

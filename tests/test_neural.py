@@ -562,7 +562,8 @@ def _committed():
 
     out = []
     for path in sorted(glob.glob(os.path.join(CPU_RUN, "results*.json"))):
-        res = json.load(open(path))
+        with open(path) as f:
+            res = json.load(f)
         out += [(os.path.basename(path), spec, kind) for spec, b in sorted(res["languages"].items())
                 if "reproduce" in b for kind in ("mdm", "ar") if os.path.exists(os.path.join(CPU_RUN, f"{spec}-{kind}.pt"))]
     return out
@@ -584,7 +585,8 @@ def test_committed_checkpoint_reproduces_its_numbers(results, spec, kind):
     torch.load(path, weights_only=True)
     net, ck = load_checkpoint(path)
     lang = checkpoint_language(ck)
-    want = json.load(open(os.path.join(CPU_RUN, results)))["languages"][spec]["reproduce"][kind]
+    with open(os.path.join(CPU_RUN, results)) as f:
+        want = json.load(f)["languages"][spec]["reproduce"][kind]
     got = reproduce_numbers(net, kind, lang, int(ck["L"]), n=want["n"])
     for key in ("nll_per_token", "elbo_per_token", "leakage"):
         if key in want:
