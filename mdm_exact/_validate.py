@@ -22,9 +22,12 @@ def as_probability_array(a, name: str, *, ndim: int, shape=None) -> np.ndarray:
     Raises
     ------
     LanguageError
-        If ``a`` has the wrong number of dimensions or shape, holds NaN, infinite or
-        negative entries, or a row does not sum to 1 within ``STOCHASTIC_ATOL``.
+        If ``a`` holds anything but real numbers (booleans, strings such as ``"0.5"``,
+        complex numbers and None are refused, not coerced), has the wrong number of
+        dimensions or shape, holds NaN, infinite or negative entries, or a row does not sum
+        to 1 within ``STOCHASTIC_ATOL``.
     """
+    _reject_non_real(a, name)
     try:
         arr = np.array(a, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -54,6 +57,26 @@ def as_probability_array(a, name: str, *, ndim: int, shape=None) -> np.ndarray:
     # Renormalise away the tolerated rounding so downstream sums are exact to float64.
     arr = arr / arr.sum(axis=-1, keepdims=True)
     return np.ascontiguousarray(arr)
+
+
+def _reject_non_real(a, name: str) -> None:
+    """Refuse (never coerce) entries that are not real numbers: bool, str, complex, None, ..."""
+    if isinstance(a, np.ndarray):
+        if a.dtype.kind not in "iuf":
+            raise LanguageError(f"{name}: expected an array of real numbers, got dtype {a.dtype}")
+        return
+    stack = [(a, ())]
+    while stack:
+        obj, where = stack.pop()
+        if isinstance(obj, (list, tuple)):
+            if len(where) > 8:
+                raise LanguageError(f"{name}: nested more than 8 levels deep; expected a vector or matrix")
+            stack.extend((v, where + (i,)) for i, v in enumerate(obj))
+        elif isinstance(obj, np.ndarray):
+            _reject_non_real(obj, f"{name}{list(where)}")
+        elif isinstance(obj, (bool, np.bool_)) or not isinstance(obj, (int, float, np.integer, np.floating)):
+            at = f"entry {tuple(where)}" if where else "the value"
+            raise LanguageError(f"{name}: {at} is {obj!r} ({type(obj).__name__}); expected a real number")
 
 
 def as_length(L, name: str = "L") -> int:
@@ -112,3 +135,101 @@ def as_mask(revealed, shape, *, name: str = "revealed") -> np.ndarray:
     except ValueError:
         raise ValueError(f"{name}: shape {np.asarray(revealed).shape} does not match the tokens' shape {shape}") from None
     return np.ascontiguousarray(arr)
+
+
+# --------------------------------------------------------------------------- up-front size refusals
+#: Longest schedule a command builds: ``make_step_rule`` takes about 3.4 us and 8 bytes per step
+#: (measured: 34 s for 10^7 steps), so 10^6 steps cost about 3 s.
+MAX_SCHEDULE_STEPS = 10**6
+#: Longest sequence a Monte Carlo run draws: tables and per-position arrays of a batch hold
+#: about ``MC_BYTES_PER_POSITION`` bytes per position.
+MC_BYTES_PER_POSITION = 64
+#: Longest sequence of a Monte Carlo run (the paper's scale is L = 512).
+MAX_MC_LENGTH = 10**7
+#: Most token draws a Monte Carlo run may take (num_samples x L): at about 10^6-10^7 draws
+#: per second on one core, 10^12 draws is more than a day.
+MAX_MC_DRAWS = 10**12
+
+
+def _count(n, name, minimum=1):
+    return as_count(n, name, minimum=minimum)
+
+
+def check_schedule_steps(num_steps, name: str = "num_steps") -> int:
+    """Refuse a schedule of more than :data:`MAX_SCHEDULE_STEPS` steps before it is built."""
+    N = _count(num_steps, name)
+    if N > MAX_SCHEDULE_STEPS:
+        raise ValueError(
+            f"{name}: a schedule of N = {N:.4g} steps would take about {N * 3.4e-6:.3g} s and {8 * N / 2**30:.3g} GiB "
+            f"to build; the limit is N <= {MAX_SCHEDULE_STEPS:.0e}"
+        )
+    return N
+
+
+def check_exact_size(V: int, L, num_steps=None, *, max_states: int, max_work: float) -> None:
+    """Refuse an exact computation that cannot fit, from logarithms only (no big integers).
+
+    ``(V+1)^L`` DP states must be at most ``max_states``; every schedule step passes over at
+    least the ``V^L`` full sequences, so ``num_steps * V^L`` is a lower bound of the work that
+    the engine's own estimate refuses above ``max_work``.
+    """
+    import math
+
+    L = as_length(L, "L")
+    V = int(V)
+    log_states = L * math.log10(V + 1)
+    if log_states > math.log10(max_states):
+        raise ValueError(
+            f"exact engine: (V+1)^L = {V + 1}^{L} ~ 10^{log_states:.4g} DP states exceeds the limit MAX_STATES = "
+            f"{max_states} (memory); use Monte Carlo (mdm-theory sample) for this size"
+        )
+    if num_steps is not None:
+        N = _count(num_steps, "num_steps")
+        log_work = math.log10(N) + L * math.log10(V)
+        if log_work > math.log10(max_work):
+            raise ValueError(
+                f"exact engine: N = {N} steps at V = {V}, L = {L} take at least N V^L ~ 10^{log_work:.4g} DP updates, "
+                f"over the limit {max_work:.3g} (about {max_work * 3e-9:.0f} s); use fewer steps or Monte Carlo"
+            )
+
+
+def check_monte_carlo_size(L, num_samples, *, batch_size=None) -> None:
+    """Refuse a Monte Carlo run whose memory or number of token draws cannot fit, up front."""
+    import os
+
+    L = as_length(L, "L")
+    M = _count(num_samples, "num_samples")
+    batch = 1 if batch_size is None else _count(batch_size, "batch_size")
+    if L > MAX_MC_LENGTH:
+        raise ValueError(
+            f"Monte Carlo: L = {L} exceeds the limit MAX_MC_LENGTH = {MAX_MC_LENGTH:.0e} (one sequence alone would "
+            f"need about {MC_BYTES_PER_POSITION * L / 2**30:.3g} GiB of per-position arrays); use a shorter L"
+        )
+    need = MC_BYTES_PER_POSITION * L * min(batch, M)
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        have = 2**34
+    if need > have // 2:
+        raise ValueError(
+            f"Monte Carlo: L = {L} positions{'' if batch == 1 else f' x batch {batch}'} need about "
+            f"{need / 2**30:.3g} GiB, over the limit of half this machine's memory ({have / 2**31:.3g} GiB); "
+            f"use a shorter L" + ("" if batch == 1 else " or a smaller --batch-size")
+        )
+    if M * L > MAX_MC_DRAWS:
+        raise ValueError(
+            f"Monte Carlo: {M} samples x L = {L} is {M * L:.3g} token draws, over the limit {MAX_MC_DRAWS:.0e} "
+            f"(more than a day at 10^7 draws/s); use fewer samples or a shorter L"
+        )
+
+
+def check_eta(eta, name: str = "eta") -> float:
+    """A noise scale: finite and ``>= 0`` (``0`` = perfect model); NaN, negative and inf refused."""
+    import math
+
+    if isinstance(eta, bool) or not isinstance(eta, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name}: expected a finite noise scale >= 0 (0 = perfect model), got {eta!r}")
+    eta = float(eta)
+    if not math.isfinite(eta) or eta < 0:
+        raise ValueError(f"{name}: expected a finite noise scale >= 0 (0 = perfect model), got {eta!r}")
+    return eta

@@ -53,7 +53,7 @@ def language_from_dict(d: dict, *, source: str = "language") -> Language:
     kind = d.get("kind")
     if isinstance(kind, np.ndarray):
         kind = kind.item() if kind.ndim == 0 else kind
-    if kind not in _KEYS:
+    if not isinstance(kind, str) or kind not in _KEYS:
         raise LanguageError(f"{source}: unknown or missing 'kind' {kind!r}; expected one of {sorted(_KEYS)}")
     keys = set(d)
     missing, extra = _KEYS[kind] - keys, keys - _KEYS[kind]
@@ -67,12 +67,33 @@ def language_from_dict(d: dict, *, source: str = "language") -> Language:
         if kind == "hmm":
             return HMM(d["initial"], d["transition"], d["emission"])
         if kind == "ngram":
-            return NGram(_as_int(d["order"], "order", source), d["initial"], d["conditional"])
+            order = _as_int(d["order"], "order", source)
+            _check_order(order, d["conditional"], source)
+            return NGram(order, d["initial"], d["conditional"])
         return IntervalLanguage(_as_int(d["interval_length"], "interval_length", source))
     except LanguageError as exc:
         raise LanguageError(f"{source}: {exc}") from None
     except ValueError as exc:
         raise LanguageError(f"{source}: {exc}") from None
+
+
+def _check_order(order, conditional, source):
+    """Refuse an order whose ``V^(n-1)`` contexts cannot match the table, before computing ``V^(n-1)``."""
+    import math
+
+    shape = np.shape(conditional) if isinstance(conditional, np.ndarray) else None
+    if shape is None and isinstance(conditional, list):
+        shape = (len(conditional), len(conditional[0]) if conditional and isinstance(conditional[0], list) else 0)
+    if order < 2 or not shape or len(shape) != 2 or shape[1] < 1:
+        return  # the constructor says what is wrong
+    rows, V = shape
+    if V == 1 or rows < 1:
+        return
+    if (order - 1) * math.log(V) > math.log(rows) + 1e-9:
+        raise LanguageError(
+            f"order {order} with V = {V} tokens means V^(n-1) ~ 10^{(order - 1) * math.log10(V):.4g} contexts, "
+            f"but 'conditional' has {rows} rows; expected order = 1 + log_V(rows)"
+        )
 
 
 def _as_int(v, name, source):
@@ -81,6 +102,25 @@ def _as_int(v, name, source):
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
         raise LanguageError(f"{source}: {name} must be an integer, got {v!r}")
     return int(v)
+
+
+def _no_duplicate_keys(path):
+    def hook(pairs):
+        out = {}
+        for k, v in pairs:
+            if k in out:
+                raise LanguageError(f"{path}: the key {k!r} appears twice in one JSON object; expected each key once")
+            out[k] = v
+        return out
+
+    return hook
+
+
+def _no_constant(path):
+    def hook(name):
+        raise LanguageError(f"{path}: {name} is not a probability; expected finite real numbers")
+
+    return hook
 
 
 def save_language(lang: Language, path) -> Path:
@@ -131,16 +171,30 @@ def load_language(spec, *, seed=None) -> Language:
         )
     if not path.exists():
         raise FileNotFoundError(f"language file {path} does not exist")
+    if not path.is_file():
+        raise LanguageError(f"{path}: is a directory, not a language file")
     if suffix == ".json":
         try:
-            d = json.loads(path.read_text())
+            d = json.loads(path.read_text(), object_pairs_hook=_no_duplicate_keys(path),
+                           parse_constant=_no_constant(path))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise LanguageError(f"{path}: not valid JSON (truncated or corrupt?): {exc}") from None
+        except RecursionError:
+            raise LanguageError(f"{path}: JSON nested too deeply; expected vectors and matrices of numbers") from None
+        except OSError as exc:
+            raise LanguageError(f"{path}: cannot be read: {exc}") from None
     else:
         try:
-            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
-                d = {k: z[k] for k in z.files}
+            with open(path, "rb") as fh:
+                z = np.load(fh, allow_pickle=False)
+                if not isinstance(z, np.lib.npyio.NpzFile):
+                    raise LanguageError(f"{path}: holds a single .npy array, not a .npz archive of the language's "
+                                        f"keys (write it with mdm-theory language make -o FILE.npz)")
+                with z:
+                    d = {k: z[k] for k in z.files}
         except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+            if isinstance(exc, LanguageError):
+                raise
             raise LanguageError(f"{path}: not a readable .npz archive (truncated or corrupt?): {exc}") from None
     lang = language_from_dict(d, source=str(path))
     lang.name = str(path)

@@ -58,6 +58,8 @@ __all__ = [
 ]
 
 EXECUTORS = ("local", "dask", "serial")
+#: Most cells one config may expand to (each is validated, hashed and stored as one row).
+MAX_CELLS = 10**6
 
 
 # --------------------------------------------------------------------------- config files
@@ -162,6 +164,8 @@ def parse_config(data: dict, *, source="<config>", allow_import: bool = False) -
             cells.extend(expand_grid(block, allow_import=allow_import))
         except ValueError as exc:
             raise ValueError(f"{source}: [[cells]] block {i + 1}: {exc}") from None
+        if len(cells) > MAX_CELLS:
+            raise ValueError(f"{source}: more than MAX_CELLS = {MAX_CELLS:.0e} cells in all; split it into several sweeps")
     return SweepConfig(
         cells=cells,
         name=opts.get("name"),
@@ -202,6 +206,12 @@ def expand_grid(block: dict, *, allow_import: bool = False) -> list:
             axes.append((name, list(value)))
         else:
             axes.append((name, [value]))
+    n_cells = math.prod(len(vals) for _, vals in axes)
+    if n_cells > MAX_CELLS:
+        raise ValueError(
+            f"the grid has {' x '.join(str(len(v)) for _, v in axes if len(v) > 1)} = {n_cells:.4g} cells, over the "
+            f"limit MAX_CELLS = {MAX_CELLS:.0e} of one config (one stored row per cell); split it into several sweeps"
+        )
     cells = []
     for combo in itertools.product(*(vals for _, vals in axes)):
         cell = {"kind": kind}

@@ -37,6 +37,9 @@ def rule_from_args(args):
         return make_step_rule(args.rule)
     if args.steps is None:
         raise ValueError("--steps is required with a schedule (or give --step-sizes / --rule)")
+    from mdm_exact._validate import check_schedule_steps
+
+    check_schedule_steps(args.steps, "--steps")
     return make_step_rule(args.schedule or "linear", num_steps=args.steps)
 
 

@@ -42,9 +42,16 @@ def run(args) -> int:
     from mdm_exact.languages import load_language
     from mdm_exact.sampler.models import PerturbedModel
 
+    from mdm_exact._validate import check_eta, check_exact_size
+    from mdm_exact.sampler.exact import MAX_STATES, MAX_WORK
+
     if args.length < 1:
         raise ValueError(f"--length: expected L >= 1, got {args.length}")
+    args.eta = check_eta(args.eta, "--eta")
     lang = load_language(args.language, seed=args.language_seed)
+    # Refuse hopeless sizes before any table or schedule is built (logarithms only).
+    steps = args.steps if args.step_sizes is None and args.rule is None else None
+    check_exact_size(lang.vocab_size, args.length, steps, max_states=MAX_STATES, max_work=MAX_WORK)
     policy = policy_from_args(args)
     rule = rule_from_args(args) if policy is None else None
     model = PerturbedModel(lang, args.eta, rng=args.model_seed) if args.eta > 0 else None

@@ -78,6 +78,18 @@ def run_make(args) -> int:
     return 0
 
 
+#: Longest ``--length`` of ``language show`` (its exact counts cost at least linear time in L).
+MAX_SHOW_LENGTH = 1000
+
+
+def _check_show_length(L) -> None:
+    if L is not None and L > MAX_SHOW_LENGTH:
+        raise ValueError(
+            f"--length: the exact support size and entropy at L = {L} take L big-integer DP steps (about 3 s at "
+            f"L = 1000 for paper-hmm, 33 s at L = 4000 for paper-4gram); the limit is L <= {MAX_SHOW_LENGTH}"
+        )
+
+
 def show_info(lang, L=None, *, rng=None) -> dict:
     """The dictionary printed by ``language show`` (``rng``: randomness of a Monte Carlo entropy rate)."""
     from mdm_exact.languages import IntervalLanguage
@@ -90,6 +102,7 @@ def show_info(lang, L=None, *, rng=None) -> dict:
     if L is None:
         L = 2 * lang.interval_length if isinstance(lang, IntervalLanguage) else 6
     L = as_length(L, "--length")
+    _check_show_length(L)
     info["L"] = L
     t0 = time.perf_counter()
     try:
@@ -119,6 +132,7 @@ def show_info(lang, L=None, *, rng=None) -> dict:
 def run_show(args) -> int:
     from mdm_exact.languages import load_language
 
+    _check_show_length(args.length)  # before building the language
     lang = load_language(args.language, seed=args.seed)
     info = show_info(lang, args.length, rng=args.seed)
     if args.json:

@@ -63,6 +63,14 @@ def run(args) -> int:
         raise ValueError(f"--length: expected L >= 1, got {args.length}")
     if args.samples < 1:
         raise ValueError(f"--samples: expected M >= 1, got {args.samples}")
+    from mdm_exact._validate import check_eta, check_monte_carlo_size
+
+    args.eta = check_eta(args.eta, "--eta")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
+    if not 0 < args.ci_alpha < 1:
+        raise ValueError(f"--ci-alpha: expected a miscoverage in (0, 1), got {args.ci_alpha}")
+    check_monte_carlo_size(args.length, args.samples, batch_size=args.batch_size)
     lang = load_language(args.language, seed=args.language_seed)
     policy = policy_from_args(args)
     rule = rule_from_args(args) if policy is None else None
