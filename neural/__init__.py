@@ -9,6 +9,10 @@ Everything here needs PyTorch; :mod:`mdm_exact` never imports this package. Subm
 * :mod:`neural.sample` - schedule-driven MDM sampler with a per-sequence cache;
 * :mod:`neural.categorical` - float64 inverse-CDF draws (float32 Gumbel-max as an option);
 * :mod:`neural.data` - streamed exact samples, validation sets, entropy rates;
+* :mod:`neural.oracle` - :class:`~neural.oracle.ExactOracle`, the exact conditionals as a masked-LM module;
+* :mod:`neural.conformance` - ``check_sampler``: a user's sampler against the exact law of its policy;
+* :mod:`neural.leakage` - mass on impossible tokens and per-token KL, exact per context;
+* :mod:`neural.campaign`, :mod:`neural.cpu_runs` - the issue-14 evaluation and the CPU campaign;
 * :mod:`neural.train`, :mod:`neural.checkpoint`, :mod:`neural.evaluate`, :mod:`neural.gpu_run`,
   :mod:`neural.cli` (handlers of ``mdm-theory neural``).
 """
