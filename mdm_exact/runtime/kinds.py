@@ -246,7 +246,11 @@ def language_from_spec(language, language_seed=None):
 
 
 def _rule(L, rule, num_steps, sizes, probs, alpha):
+    from mdm_exact._validate import check_schedule_steps
     from mdm_exact.sampler.schedules import make_step_rule
+
+    if num_steps is not None and rule in ("linear", "cosine"):
+        check_schedule_steps(num_steps)
 
     return make_step_rule(rule, L=L, num_steps=num_steps, sizes=sizes, probs=probs, alpha=alpha)
 
@@ -272,9 +276,12 @@ def kind_exact(
     ``omit`` lists result keys to leave out (e.g. ``["rule"]``, the rule's echo, which the
     cell already determines).
     """
-    from mdm_exact.sampler.exact import exact_metrics
+    from mdm_exact._validate import check_exact_size
+    from mdm_exact.sampler.exact import MAX_STATES, MAX_WORK, exact_metrics
 
     lang = language_from_spec(language, language_seed)
+    check_exact_size(lang.vocab_size, L, num_steps if rule in ("linear", "cosine") else None,
+                     max_states=MAX_STATES, max_work=MAX_WORK)
     model = None
     if model_eta is not None:
         from mdm_exact.sampler.models import PerturbedModel
@@ -294,8 +301,10 @@ def kind_mc(
     ``alpha`` the schedule values for ``rule="alpha"``; ``omit`` lists result keys to leave
     out (e.g. ``["rule", "nfe_hist"]``).
     """
+    from mdm_exact._validate import check_monte_carlo_size
     from mdm_exact.sampler.montecarlo import run_monte_carlo
 
+    check_monte_carlo_size(L, num_samples, batch_size=batch_size)
     res = run_monte_carlo(
         language_from_spec(language, language_seed),
         L,
