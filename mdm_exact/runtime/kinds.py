@@ -36,6 +36,9 @@ __all__ = [
     "kind_exact",
     "kind_mc",
     "kind_dependencies",
+    "kind_policy_exact",
+    "kind_policy_mc",
+    "kind_best_schedule",
     "kind_check",
     "kind_square",
 ]
@@ -356,6 +359,62 @@ def kind_dependencies(
     }
 
 
+def _policy(L, policy, num_steps, sizes, schedule, block_length, temperature):
+    from mdm_exact.sampler.policies import make_policy
+
+    return make_policy(policy, L=L, num_steps=num_steps, step_sizes=None if sizes is None else tuple(int(v) for v in sizes),
+                       schedule_name=schedule, block_length=block_length, temperature=temperature)
+
+
+def kind_policy_exact(
+    *, language, L, policy, num_steps=None, sizes=None, schedule="linear", block_length=None, temperature=1.0,
+    language_seed=None, omit=None,
+):
+    """Exact metrics under an unmasking policy (issue 16; ``docs/policies.md``):
+    ``mdm_exact.sampler.adaptive_exact.policy_exact_metrics(lang, L, make_policy(policy, L=L, num_steps=,
+    step_sizes=sizes, schedule_name=schedule, block_length=, temperature=))``."""
+    from mdm_exact.sampler.adaptive_exact import policy_exact_metrics
+
+    lang = language_from_spec(language, language_seed)
+    pol = _policy(L, policy, num_steps, sizes, schedule, block_length, temperature)
+    return _omit(policy_exact_metrics(lang, L, pol).to_dict(), omit)
+
+
+def kind_policy_mc(
+    *, language, L, policy, num_samples, num_steps=None, sizes=None, schedule="linear", block_length=None,
+    temperature=1.0, seed=None, ci_alpha=0.05, batch_size=None, language_seed=None, omit=None,
+):
+    """Monte Carlo under an unmasking policy (issue 16): ``mdm_exact.sampler.adaptive_mc.run_policy_monte_carlo(
+    lang, L, make_policy(...), num_samples, rng=seed, ci_alpha=ci_alpha, batch_size=batch_size)``."""
+    from mdm_exact.sampler.adaptive_mc import run_policy_monte_carlo
+
+    lang = language_from_spec(language, language_seed)
+    pol = _policy(L, policy, num_steps, sizes, schedule, block_length, temperature)
+    res = run_policy_monte_carlo(lang, L, pol, num_samples, rng=seed, ci_alpha=ci_alpha, batch_size=batch_size)
+    return _omit(res.to_dict(), omit)
+
+
+def kind_best_schedule(*, language, L, num_steps, num_samples=None, seed=None, ci_alpha=0.05, language_seed=None):
+    """The best content-blind fixed sizes for each ``N`` in ``num_steps`` next to balanced sizes
+    (``mdm_exact.theory.schedule_opt.best_schedule``), from the exact information curve
+    (``num_samples`` omitted: ``information_curve_exact``) or a Monte Carlo one
+    (``information_curve_mc(lang, L, num_samples, rng=seed, ci_alpha=ci_alpha)``, with intervals).
+    Returns ``curve`` (``exact`` / ``mc``), ``Z`` (and ``Z_lo``, ``Z_hi`` for Monte Carlo) and
+    ``schedules`` (one ``best_schedule`` dict per ``N``)."""
+    from mdm_exact.theory.schedule_opt import best_schedule, information_curve_exact, information_curve_mc
+
+    lang = language_from_spec(language, language_seed)
+    steps = [int(n) for n in num_steps]
+    if num_samples is None:
+        curve = information_curve_exact(lang, L)
+        out = {"curve": "exact", "Z": curve}
+    else:
+        curve = information_curve_mc(lang, L, num_samples, rng=seed, ci_alpha=ci_alpha)
+        out = {"curve": "mc", "Z": curve.Z, "Z_lo": curve.lo, "Z_hi": curve.hi, "num_samples": int(num_samples)}
+    out["schedules"] = [best_schedule(curve, n) for n in steps]
+    return out
+
+
 def kind_check(*, names=None, quick=False):
     """Checks of the paper's bounds (``mdm_exact.theory.checks.run_checks(names, quick=)``)."""
     from mdm_exact.theory.checks import run_checks
@@ -392,5 +451,12 @@ register_kind("mc", kind_mc, params=_LANG + _RULE_PARAMS + ("num_samples", "seed
               required=("language", "L", "num_samples"), list_params=("sizes", "probs", "alpha", "omit"))
 register_kind("dependencies", kind_dependencies, params=("L", "order", "num_instances", "seed", "reading") + _RULE_PARAMS,
               required=("L", "order", "num_instances"), list_params=("sizes", "probs", "alpha"))
+_POLICY_PARAMS = _LANG + ("policy", "num_steps", "sizes", "schedule", "block_length", "temperature", "omit")
+register_kind("policy_exact", kind_policy_exact, params=_POLICY_PARAMS, required=("language", "L", "policy"),
+              list_params=("sizes", "omit"))
+register_kind("policy_mc", kind_policy_mc, params=_POLICY_PARAMS + ("num_samples", "seed", "ci_alpha", "batch_size"),
+              required=("language", "L", "policy", "num_samples"), list_params=("sizes", "omit"))
+register_kind("best_schedule", kind_best_schedule, params=_LANG + ("num_steps", "num_samples", "seed", "ci_alpha"),
+              required=("language", "L", "num_steps"), list_params=("num_steps",))
 register_kind("check", kind_check, params=("names", "quick"), list_params=("names",))
 register_kind("square", kind_square, params=("x", "sleep", "fail", "log"), required=("x",))
