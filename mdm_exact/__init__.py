@@ -21,7 +21,9 @@ Languages: :class:`Language` (the interface), :class:`NGram`, :class:`HMM`,
 :class:`RandomOrder`, :class:`LeftToRight`, :func:`draw_steps`. Engines:
 :func:`exact_output_law`, :func:`exact_metrics`, :func:`run_monte_carlo`,
 :func:`sample_idealised`, both returning :class:`SamplerResult`; imperfect models:
-:class:`PerturbedModel`.
+:class:`PerturbedModel`. Adaptive policies (confidence, margin, entropy, llada, threshold, eb,
+blocks): :class:`Policy`, :func:`make_policy`, :func:`policy_from_options`,
+:func:`policy_output_law`, :func:`policy_exact_metrics`, :func:`run_policy_monte_carlo`.
 """
 
 from importlib import import_module as _import_module
@@ -64,6 +66,13 @@ _FACE = {
     "sample_idealised": "mdm_exact.sampler.montecarlo",
     "SamplerResult": "mdm_exact.sampler.results",
     "PerturbedModel": "mdm_exact.sampler.models",
+    # adaptive unmasking policies (issue 16): one definition for every engine
+    "Policy": "mdm_exact.sampler.policies",
+    "make_policy": "mdm_exact.sampler.policies",
+    "policy_from_options": "mdm_exact.sampler.policies",
+    "policy_output_law": "mdm_exact.sampler.adaptive_exact",
+    "policy_exact_metrics": "mdm_exact.sampler.adaptive_exact",
+    "run_policy_monte_carlo": "mdm_exact.sampler.adaptive_mc",
 }
 
 __all__ = sorted(_FACE) + ["__version__"]
