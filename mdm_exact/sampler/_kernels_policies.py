@@ -1,8 +1,8 @@
 """Numba kernels of the adaptive-policy Monte Carlo engine (``mdm_exact.sampler.adaptive_mc``).
 
 One package import, THE lined-up HMM forward-backward
-(``mdm_exact.languages._kernels_aligned._hmm_aligned_chunk``). Each kernel has a NumPy twin in ``adaptive_mc`` (tests compare them with
-the same uniforms). Policy codes (constants passed as arguments):
+(``mdm_exact.languages._kernels_aligned._hmm_aligned_chunk``). Each kernel has a NumPy twin in
+``adaptive_mc`` (tests compare them with the same uniforms). Policy codes (constants passed as arguments):
 
 * score: 0 random, 1 confidence, 2 margin, 3 entropy, 4 llada;
 * count: 0 fixed sizes (``sizes[k]``, also the balanced block sizes), 1 binomial (``r[k]``),
