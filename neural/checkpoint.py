@@ -69,17 +69,75 @@ def save_checkpoint(path, net: Transformer, *, kind: str, step: int, seed: int, 
 
 
 def load_checkpoint(path, *, map_location="cpu"):
-    """Load a checkpoint safely; returns ``(net, ckpt)`` with the model in eval mode, float32 weights."""
+    """Load a checkpoint safely; returns ``(net, ckpt)`` with the model in eval mode, float32 weights.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        For a directory, a truncated or malformed file, a file that is not an mdm-theory
+        checkpoint, or one whose configuration, kind, length or weights do not fit together
+        (nothing in the file is executed: ``weights_only=True``).
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint {path!r} does not exist")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if not os.path.isfile(path):
+        raise ValueError(f"checkpoint {path!r} is a directory, expected a .pt file written by 'neural train'")
+    import pickle
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # torch warns about unknown pickle protocols of junk files
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise ValueError(f"checkpoint {path!r} holds objects other than tensors and primitives, or is corrupt; "
+                         f"it was refused and nothing in it was run") from None
+    except Exception as exc:  # noqa: BLE001 - RuntimeError, OSError, EOFError, KeyError, ... of a bad file
+        msg = " ".join(str(exc).split())[:160]
+        raise ValueError(f"checkpoint {path!r} cannot be read (truncated, corrupt or not a checkpoint): "
+                         f"{type(exc).__name__}: {msg}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path!r} is not an mdm-theory neural checkpoint (format {FORMAT!r})")
-    net = Transformer(ModelConfig(**ckpt["model_config"]))
-    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
+    _check_fields(ckpt, path)
+    try:
+        net = Transformer(ModelConfig(**ckpt["model_config"]))
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
+    except (TypeError, ValueError, RuntimeError, KeyError, AttributeError) as exc:
+        msg = " ".join(str(exc).split())[:200]
+        raise ValueError(f"checkpoint {path!r}: the model configuration and weights do not fit: {msg}") from None
     net.to(map_location).eval()
     return net, ckpt
+
+
+def _check_fields(ckpt, path) -> None:
+    """Types and consistency of a checkpoint's fields (before anything is built from them)."""
+    mc, kind, L = ckpt.get("model_config"), ckpt.get("kind"), ckpt.get("L")
+    if not isinstance(mc, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise ValueError(f"checkpoint {path!r}: model_config and state_dict must be dicts")
+    if not all(torch.is_tensor(v) for v in ckpt["state_dict"].values()):
+        raise ValueError(f"checkpoint {path!r}: state_dict must hold tensors only")
+    if kind not in ("mdm", "ar"):
+        raise ValueError(f"checkpoint {path!r}: kind must be 'mdm' or 'ar', got {kind!r}")
+    if bool(mc.get("causal")) != (kind == "ar"):
+        raise ValueError(f"checkpoint {path!r}: kind {kind!r} but model_config causal = {mc.get('causal')!r}")
+    block = mc.get("block_size")
+    if isinstance(L, bool) or not isinstance(L, int) or L < 1 or not isinstance(block, int) or L > block:
+        raise ValueError(f"checkpoint {path!r}: L = {L!r} must be an integer in [1, block_size = {block!r}]")
+
+
+def check_language(ckpt, lang) -> None:
+    """Refuse a language that does not match the checkpoint's model: vocabulary size, and a
+    length ``L`` the model was built for (a mismatch would score a different problem)."""
+    mc = ckpt["model_config"]
+    V = int(lang.vocab_size)
+    if int(mc.get("vocab_size", -1)) != V:
+        raise ValueError(f"checkpoint language has V = {V} tokens but the model was built for vocab_size = "
+                         f"{mc.get('vocab_size')}; the checkpoint's language_params do not belong to its model")
+    if int(ckpt["L"]) > int(mc.get("block_size", 0)):
+        raise ValueError(f"checkpoint L = {ckpt['L']} exceeds the model's block_size = {mc.get('block_size')}")
 
 
 def checkpoint_language(ckpt):
@@ -87,7 +145,14 @@ def checkpoint_language(ckpt):
     from neural.data import language_from_dict, resolve_language
 
     if ckpt.get("language_params"):
-        return language_from_dict(ckpt["language_params"])
-    if ckpt.get("language"):
-        return resolve_language(ckpt["language"])
-    raise ValueError("checkpoint stores neither language parameters nor a language spec")
+        try:
+            lang = language_from_dict(ckpt["language_params"])
+        except (TypeError, KeyError, AttributeError) as exc:
+            raise ValueError(f"checkpoint language_params are malformed: {exc}") from None
+    elif ckpt.get("language"):
+        lang = resolve_language(ckpt["language"])
+    else:
+        raise ValueError("checkpoint stores neither language parameters nor a language spec")
+    if isinstance(ckpt.get("model_config"), dict) and "L" in ckpt:
+        check_language(ckpt, lang)
+    return lang

@@ -27,6 +27,30 @@ def _positive(name, v):
     return v
 
 
+def _writable(name, path):
+    """Check an output path before any work: its folder exists and it is not a directory."""
+    import os
+
+    if path is None:
+        return None
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{name}: the folder {folder} does not exist (create it first)")
+    if os.path.isdir(path):
+        raise ValueError(f"{name}: {path} is a directory, expected a file name")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{name}: the folder {folder} is not writable")
+    return path
+
+
+def _positive_float(name, v):
+    import math
+
+    if v is None or not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name}: expected a finite number > 0, got {v}")
+    return v
+
+
 def _emit(args, result, text):
     if getattr(args, "output", None) and args.neural_command == "evaluate":
         with open(args.output, "w") as f:
@@ -53,6 +77,12 @@ def cmd_train(args) -> int:
     from neural.train import TrainConfig, train
 
     L = _positive("--length", args.length)
+    _writable("-o/--output", args.output)  # before training, not at save time
+    for name in ("batch_size", "max_steps", "eval_every", "val_size", "layers", "hidden", "heads"):
+        _positive("--" + name.replace("_", "-"), getattr(args, name))
+    _positive_float("--lr", args.lr)
+    if args.max_seconds is not None:
+        _positive_float("--max-seconds", args.max_seconds)
     lang = resolve_language(args.language, seed=args.language_seed)
     device = _device(args.device)
     mc = ModelConfig(vocab_size=int(lang.vocab_size), block_size=L, n_layer=args.layers, n_head=args.heads,
@@ -60,7 +90,10 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(kind=args.kind, L=L, batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps,
                       max_seconds=args.max_seconds, target_rel=args.target, eval_every=args.eval_every,
                       val_size=args.val_size, schedule=args.schedule, seed=args.seed, device=device)
-    res = train(lang, mc, cfg, log=None if args.json else print)
+    try:
+        res = train(lang, mc, cfg, log=None if args.json else print)
+    except FloatingPointError as exc:
+        raise ValueError(f"training diverged: {exc}; lower --lr (got {args.lr:g})") from None
     summary = res.summary()
     size = save_checkpoint(args.output, res.net, kind=args.kind, step=res.steps, seed=args.seed, L=L,
                            language=args.language, language_params=language_to_dict(lang),
@@ -96,6 +129,8 @@ def cmd_sample(args) -> int:
     from neural.evaluate import score_samples
     from neural.sample import NetworkDenoiser, sample_mdm
 
+    _writable("-o/--output", args.output)
+    _positive("--batch-size", args.batch_size)
     net, ck, lang, device = _load(args)
     L, n = int(ck["L"]), _positive("--num-samples", args.num_samples)
     if ck["kind"] == "mdm":
@@ -141,6 +176,8 @@ def cmd_evaluate(args) -> int:
     from neural.sample import NetworkDenoiser
 
     steps = _parse_steps(args.steps)
+    _writable("-o/--output", args.output)
+    _positive("--batch-size", args.batch_size)
     net, ck, lang, device = _load(args)
     L, n = int(ck["L"]), _positive("--num-samples", args.num_samples)
     result = {"checkpoint": args.checkpoint, "kind": ck["kind"], "L": L, "language": ck.get("language"),

@@ -320,7 +320,8 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
             res.final_val = v["mean"]
             if log is not None:
                 extra = "" if "leakage" not in row else f" leak={row['leakage']:.2e} kl={row['kl']:.2e}"
-                log(f"[{cfg.kind}] step {step} t={elapsed:.1f}s lr={row['lr']:.2e} loss={last_loss:.4f} "
+                loss_txt = "-" if math.isnan(last_loss) else f"{last_loss:.4f}"  # no training step yet at step 0
+                log(f"[{cfg.kind}] step {step} t={elapsed:.1f}s lr={row['lr']:.2e} loss={loss_txt} "
                     f"val={v['mean']:.4f} ratio={row['ratio']:.4f}{extra}")
             res.targets = {"quality": {"target_rel": cfg.target_rel, "met": bool(quality_ok), "ratio": row["ratio"]},
                            "leakage": None if cfg.leak_target is None else

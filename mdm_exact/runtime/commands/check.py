@@ -52,6 +52,10 @@ def run(args) -> int:
     from mdm_exact.theory import checks
 
     if args.list:
+        if args.json:
+            print(json.dumps({"statements": [{"name": name, "reference": st.reference, "believed": bool(st.believed)}
+                                             for name, st in checks.STATEMENTS.items()]}, indent=1))
+            return 0
         for name, st in checks.STATEMENTS.items():
             print(f"{name:14s} {'' if st.believed else '(finding expected) '}{st.reference}")
         return 0

@@ -1,0 +1,97 @@
+"""Bad language files are refused (exit 2, one line): nothing is coerced (issue 13)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from _bad_input import refused
+from mdm_exact._validate import LanguageError
+from mdm_exact.languages import load_language
+
+GOOD = {"kind": "ngram", "order": 2, "initial": [0.5, 0.5], "conditional": [[0.5, 0.5], [0.25, 0.75]]}
+HMM = {"kind": "hmm", "initial": [1.0, 0.0], "transition": [[0.5, 0.5], [0.5, 0.5]], "emission": [[1.0, 0.0], [0.0, 1.0]]}
+
+JSON_CASES = {
+    "bool": (json.dumps(dict(GOOD, initial=[True, False])), "is False (bool)"),
+    "bool-among-floats": (json.dumps(dict(GOOD, conditional=[[0.5, 0.5], [True, 0.0]])), "(bool)"),
+    "numeric-string": (json.dumps(dict(GOOD, initial=["0.5", 0.5])), "'0.5' (str)"),
+    "null": (json.dumps(dict(HMM, emission=[[1.0, None], [0.0, 1.0]])), "None"),
+    "nan": (json.dumps(dict(GOOD, initial=[float("nan"), 0.5])), "NaN is not a probability"),
+    "infinity": ('{"kind": "ngram", "order": 2, "initial": [Infinity, 0.5], "conditional": [[0.5, 0.5], [0.25, 0.75]]}',
+                 "Infinity"),
+    "duplicate-key": ('{"kind": "ngram", "order": 2, "initial": [0.5, 0.5], "initial": [0.9, 0.1], '
+                      '"conditional": [[0.5, 0.5], [0.25, 0.75]]}', "'initial' appears twice"),
+    "duplicate-nested": ('{"kind": "hmm", "initial": [1, 0], "transition": [[0.5, 0.5], [0.5, 0.5]], '
+                         '"emission": [[1, 0], [0, 1]], "kind": "hmm"}', "'kind' appears twice"),
+    "order-huge": (json.dumps(dict(GOOD, order=10**30)), "contexts"),
+    "order-bool": (json.dumps(dict(GOOD, order=True)), "order must be an integer"),
+    "order-string": (json.dumps(dict(GOOD, order="2")), "order must be an integer"),
+    "kind-list": (json.dumps(dict(GOOD, kind=["ngram"])), "'kind'"),
+    "kind-number": (json.dumps(dict(GOOD, kind=3)), "'kind'"),
+    "deep": ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    "deep-in-object": ('{"kind": "ngram", "order": 2, "initial": ' + "[" * 50 + "0.5" + "]" * 50
+                       + ', "conditional": [[0.5, 0.5], [0.25, 0.75]]}', "nested more than 8 levels"),
+    "truncated": (json.dumps(GOOD)[:30], "not valid JSON"),
+    "not-an-object": ("[1, 2]", "expected a JSON object"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(JSON_CASES))
+def test_bad_json_language_files(tmp_path, capsys, case):
+    text, needle = JSON_CASES[case]
+    path = tmp_path / f"{case}.json"
+    path.write_text(text)
+    for args in (["language", "show", path], ["exact", "--language", path, "--length", "2", "--steps", "2"],
+                 ["sample", "--language", path, "--length", "2", "--steps", "2", "--samples", "2"]):
+        err = refused(capsys, args, needle, folder=tmp_path)
+        assert str(path) in err
+
+
+def test_the_good_file_of_these_cases_loads(tmp_path):
+    p = tmp_path / "g.json"
+    p.write_text(json.dumps(GOOD))
+    assert load_language(p).vocab_size == 2
+    p.write_text(json.dumps(HMM))
+    assert load_language(p).vocab_size == 2
+
+
+def test_bad_npz_language_files(tmp_path, capsys):
+    np.save(tmp_path / "arr.npy", np.zeros(3))
+    os.replace(tmp_path / "arr.npy", tmp_path / "arr.npz")
+    np.savez(tmp_path / "complex.npz", kind=np.array("ngram"), order=np.array(2),
+             initial=np.array([0.5 + 0.0j, 0.5]), conditional=np.array([[0.5, 0.5], [0.25, 0.75]]))
+    np.savez(tmp_path / "boolean.npz", kind=np.array("ngram"), order=np.array(2),
+             initial=np.array([True, False]), conditional=np.array([[0.5, 0.5], [0.25, 0.75]]))
+    np.savez(tmp_path / "strings.npz", kind=np.array("ngram"), order=np.array(2),
+             initial=np.array(["0.5", "0.5"]), conditional=np.array([[0.5, 0.5], [0.25, 0.75]]))
+    np.savez(tmp_path / "kind-array.npz", kind=np.array(["ngram"]), order=np.array(2),
+             initial=np.array([0.5, 0.5]), conditional=np.array([[0.5, 0.5], [0.25, 0.75]]))
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    for name, needle in [("arr.npz", "single .npy array"), ("complex.npz", "dtype complex128"),
+                         ("boolean.npz", "dtype bool"), ("strings.npz", "dtype <U3"), ("kind-array.npz", "'kind'"),
+                         ("junk.npz", "not a readable .npz")]:
+        refused(capsys, ["language", "show", tmp_path / name], needle, folder=tmp_path)
+
+
+def test_a_directory_named_like_a_language_file(tmp_path, capsys):
+    (tmp_path / "x.json").mkdir()
+    (tmp_path / "y.npz").mkdir()
+    refused(capsys, ["language", "show", tmp_path / "x.json"], "is a directory", folder=tmp_path)
+    refused(capsys, ["exact", "--language", tmp_path / "y.npz", "--length", "2", "--steps", "2"], "is a directory",
+            folder=tmp_path)
+
+
+def test_python_api_refuses_the_same_values():
+    from mdm_exact.languages import HMM as HMMClass
+    from mdm_exact.languages import NGram
+
+    with pytest.raises(LanguageError, match="bool"):
+        NGram(2, [True, False], [[0.5, 0.5], [0.25, 0.75]])
+    with pytest.raises(LanguageError, match="str"):
+        HMMClass(["1", 0], [[0.5, 0.5], [0.5, 0.5]], [[1, 0], [0, 1]])
+    with pytest.raises(LanguageError, match="complex"):
+        NGram(2, np.array([0.5 + 1j, 0.5]), [[0.5, 0.5], [0.25, 0.75]])
+    lang = NGram(2, np.array([0.5, 0.5], dtype=np.float32), np.array([[1, 0], [0, 1]]))  # real dtypes still fine
+    assert lang.vocab_size == 2

@@ -1,0 +1,125 @@
+"""Bad checkpoints and options of ``mdm-theory neural`` are refused (exit 2, one line), and a
+checkpoint is checked against its language on load (issue 13)."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _bad_input import refused  # noqa: E402
+from mdm_exact.languages import NGram  # noqa: E402
+from neural.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from neural.data import language_to_dict  # noqa: E402
+from neural.model import ModelConfig, Transformer  # noqa: E402
+
+
+def _lang(V, seed=0):
+    rng = np.random.default_rng(seed)
+    return NGram(2, np.full(V, 1.0 / V), rng.dirichlet(np.ones(V), size=V))
+
+
+@pytest.fixture
+def ckpt(tmp_path):
+    """A tiny untrained 2-token MDM checkpoint (L = 4) and its folder."""
+    lang = _lang(2)
+    net = Transformer(ModelConfig(vocab_size=2, block_size=4, n_layer=1, n_head=2, n_embd=16, causal=False)).eval()
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, net, kind="mdm", step=0, seed=0, L=4, language="tiny", language_params=language_to_dict(lang))
+    return path
+
+
+def _variant(src, dst, **changes):
+    ck = torch.load(src, weights_only=True)
+    ck.update(changes)
+    torch.save(ck, dst)
+    return dst
+
+
+def _evaluate(path):
+    return ["neural", "evaluate", "--checkpoint", path, "--steps", "2", "--num-samples", "4", "--kl-contexts", "0"]
+
+
+def test_a_checkpoint_with_another_languages_parameters_is_refused(ckpt, tmp_path, capsys):
+    bad = _variant(ckpt, tmp_path / "v16.pt", language_params=language_to_dict(_lang(16)))
+    refused(capsys, _evaluate(bad), "V = 16", "vocab_size = 2", folder=tmp_path)
+    refused(capsys, ["neural", "sample", "--checkpoint", bad, "--steps", "2", "--num-samples", "2"], "vocab_size = 2",
+            folder=tmp_path)
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"kind": "ar"}, "causal = False"),
+    ({"kind": "gpt"}, "kind must be"),
+    ({"L": 10**6}, "block_size = 4"),
+    ({"L": 0}, "L = 0"),
+    ({"model_config": "x"}, "must be dicts"),
+    ({"state_dict": {"w": 1}}, "tensors only"),
+    ({"format": "other"}, "not an mdm-theory neural checkpoint"),
+], ids=["kind-vs-causal", "kind", "L-too-long", "L-zero", "config", "state", "format"])
+def test_inconsistent_checkpoints_are_refused(ckpt, tmp_path, capsys, change, needle):
+    refused(capsys, _evaluate(_variant(ckpt, tmp_path / "bad.pt", **change)), needle, folder=tmp_path)
+
+
+def test_weights_of_another_shape_are_refused(ckpt, tmp_path, capsys):
+    ck = torch.load(ckpt, weights_only=True)
+    cfg = dict(ck["model_config"], n_embd=32)
+    refused(capsys, _evaluate(_variant(ckpt, tmp_path / "shape.pt", model_config=cfg)), "do not fit", folder=tmp_path)
+
+
+def test_malformed_files_are_refused_and_nothing_in_them_runs(ckpt, tmp_path, capsys):
+    data = ckpt.read_bytes()
+    (tmp_path / "half.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "junk.pt").write_bytes(b"\x80\x04junk" * 20)
+    (tmp_path / "dir.pt").mkdir()
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps({"format": "mdm-theory-neural-1", "x": Evil()}))
+    for name, needle in [("half.pt", "cannot be read"), ("empty.pt", "cannot be read"), ("junk.pt", "cannot be read"),
+                         ("dir.pt", "is a directory"), ("evil.pt", "nothing in it was run")]:
+        refused(capsys, _evaluate(tmp_path / name), needle, folder=tmp_path)
+    assert not marker.exists()
+    refused(capsys, _evaluate(tmp_path / "missing.pt"), "does not exist", folder=tmp_path)
+
+
+def test_load_checkpoint_api_raises_value_error(ckpt, tmp_path):
+    (tmp_path / "half.pt").write_bytes(ckpt.read_bytes()[:100])
+    with pytest.raises(ValueError, match="cannot be read"):
+        load_checkpoint(tmp_path / "half.pt")
+    net, ck = load_checkpoint(ckpt)
+    assert ck["L"] == 4
+
+
+TRAIN = ["neural", "train", "--language", "paper-2gram", "--kind", "mdm", "--length", "4", "--layers", "1",
+         "--hidden", "16", "--heads", "2", "--max-steps", "2", "--eval-every", "1", "--val-size", "4", "--batch-size", "2"]
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["-o", "{tmp}/missing/x.pt"], "does not exist (create it first)"),
+    (["-o", "{tmp}"], "is a directory"),
+    (["-o", "{tmp}/x.pt", "--batch-size", "0"], "--batch-size: expected a positive integer, got 0"),
+    (["-o", "{tmp}/x.pt", "--lr", "nan"], "--lr: expected a finite number > 0"),
+    (["-o", "{tmp}/x.pt", "--lr", "-1"], "--lr"),
+    (["-o", "{tmp}/x.pt", "--max-steps", "0"], "--max-steps"),
+], ids=["missing-folder", "directory", "batch-0", "lr-nan", "lr-negative", "steps-0"])
+def test_train_checks_options_before_training(tmp_path, capsys, extra, needle):
+    refused(capsys, TRAIN + [e.format(tmp=tmp_path) for e in extra], needle, folder=tmp_path)
+
+
+def test_sample_and_evaluate_check_batch_size_and_output(ckpt, tmp_path, capsys):
+    refused(capsys, _evaluate(ckpt) + ["--batch-size", "0"], "--batch-size", folder=tmp_path)
+    refused(capsys, _evaluate(ckpt) + ["-o", tmp_path / "no" / "r.json"], "does not exist", folder=tmp_path)
+    refused(capsys, ["neural", "sample", "--checkpoint", ckpt, "--steps", "2", "--num-samples", "2", "-o",
+                     tmp_path / "no" / "t.npy"], "does not exist", folder=tmp_path)
+
+
+@pytest.mark.slow
+def test_a_diverging_training_is_one_line(tmp_path, capsys):
+    refused(capsys, TRAIN + ["-o", tmp_path / "x.pt", "--lr", "1e6"], "training diverged", "lower --lr",
+            folder=tmp_path, max_seconds=60)
