@@ -90,11 +90,17 @@ def _load_toml(path):
             import tomli as tomllib
         except ModuleNotFoundError:
             raise ValueError("reading TOML needs Python >= 3.11 (tomllib) or the 'tomli' package") from None
-    with open(path, "rb") as fh:
-        try:
+    try:
+        with open(path, "rb") as fh:
             return tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"sweep config {path}: invalid TOML: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"sweep config {path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"sweep config {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except RecursionError:
+        raise ValueError(f"sweep config {path}: nested too deeply") from None
+    except OSError as exc:
+        raise ValueError(f"sweep config {path}: cannot be read: {exc}") from None
 
 
 def load_config(path, *, allow_import: bool = False) -> SweepConfig:
@@ -110,6 +116,8 @@ def load_config(path, *, allow_import: bool = False) -> SweepConfig:
         If the file does not exist.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"sweep config {path} is a directory, expected a TOML file")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"sweep config {path} does not exist")
     cfg = parse_config(_load_toml(path), source=path, allow_import=allow_import)
@@ -327,6 +335,8 @@ def run_cells(
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if workers is not None and (int(workers) != workers or workers < 1):
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    if executor == "dask" and scheduler and client is None:
+        _probe_scheduler(scheduler)  # before the store is opened or created
     if not isinstance(store, ResultStore):
         store = ResultStore(store)
     for p in plugins:
@@ -552,7 +562,12 @@ def _run_dask(todo, finish, workers, plugins, scheduler, client):
     cluster = own_client = None
     if client is None:
         if scheduler:
-            client = own_client = Client(scheduler)
+            _probe_scheduler(scheduler)
+            try:
+                client = own_client = Client(scheduler, timeout=DASK_CONNECT_SECONDS)
+            except (OSError, TimeoutError) as exc:
+                raise ValueError(f"cannot connect to the Dask scheduler at {scheduler} within {DASK_CONNECT_SECONDS} s "
+                                 f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]})") from None
         else:
             cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True)
             client = own_client = Client(cluster)
@@ -586,6 +601,33 @@ def _run_dask(todo, finish, workers, plugins, scheduler, client):
             own_client.close()
         if cluster is not None:
             cluster.close()
+
+
+DASK_CONNECT_SECONDS = 10
+
+
+def _probe_scheduler(address: str) -> None:
+    """Fail at once (one TCP connect, 3 s at most) when nothing listens at a tcp:// scheduler address."""
+    import socket as _socket
+    import urllib.parse as _up
+
+    if "://" not in address:
+        address = "tcp://" + address
+    u = _up.urlsplit(address)
+    if u.scheme not in ("tcp", "tls"):
+        return  # inproc://, ucx://, ...: left to distributed
+    try:
+        host, port = u.hostname, u.port
+    except ValueError:
+        host = port = None
+    if not host or not port:
+        raise ValueError(f"Dask scheduler address {address!r}: expected tcp://HOST:PORT")
+    try:
+        with _socket.create_connection((host, port), timeout=3):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot reach the Dask scheduler at {address} ({exc.strerror or exc}); start one "
+                         f"(dask scheduler) or run without --scheduler") from None
 
 
 def summarize(records) -> dict:

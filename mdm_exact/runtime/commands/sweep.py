@@ -84,6 +84,10 @@ def _run_config(path, args) -> int:
     workers = args.workers if args.workers is not None else cfg.workers
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
+    if scheduler:
+        from mdm_exact.runtime.sweep import _probe_scheduler
+
+        _probe_scheduler(scheduler)  # an unreachable scheduler is refused before the store is created
     store = ResultStore(store_path)
     old = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     try:
