@@ -16,7 +16,7 @@ import numpy as np
 from scipy.special import rel_entr
 
 from mdm_exact.theory import bounds
-from reports.cells import language_label, make_language, make_rule
+from reports.cells import cell_language, language_label, make_language, make_rule
 
 
 def bound(name: str):
@@ -418,6 +418,199 @@ def fig6(cfg, runner, *, reports_dir):
     return {"rows": rows, "num_samples": cfg["num_samples"]}
 
 
+# =========================================================================== Figures 7 and 8 (issue 16)
+FIG7_DEFAULTS = {
+    "c7_language": "interval-l3",
+    "c7_L_exact": [6, 9],
+    "c7_L_mc": [48, 192],
+    "c7_steps_per_token": [0.1667, 0.3333, 0.6667, 1.0],
+    "c7_num_samples": 400,
+    "c7_curve_samples": 64,
+    "c7_thresholds": [0.3, 0.6, 0.9],
+    "c7_eb": [0.5, 1.0, 2.0, 4.0],
+    "c7_llada_exact_max_draws": 1e7,
+    "languages": ["paper-2gram", "paper-hmm"],
+    "L": 512,
+    "steps": [32, 128],
+    "num_samples": 256,
+    "curve_samples": 64,
+    "scores": ["confidence", "margin", "entropy", "llada"],
+    "thresholds": [0.5, 0.9],
+    "eb": [0.5, 4.0],
+    "low_ser": 0.05,
+    "few_nfe": 0.25,
+}
+FIG8_DEFAULTS = {
+    "languages": ["paper-2gram-t0", "paper-hmm-t0"],
+    "L": 512,
+    "steps": [32, 128],
+    "num_samples": 256,
+    "scores": ["confidence", "margin", "entropy", "llada"],
+    "thresholds": [0.5, 0.9],
+    "eb": [0.5, 4.0],
+    "data_ppl_samples": 1000,
+}
+#: Result keys of policy cells the figures never read (the rule's echo, the NFE histogram, the language's description).
+POLICY_MC_OMIT = ("rule", "nfe_hist", "language")
+
+
+def _policy_cell(runner, language, L, policy, *, sizes=None, num_samples=None):
+    """A ``policy_exact`` cell, or with ``num_samples`` a ``policy_mc`` cell (seed from its identity)."""
+    base = {"language": cell_language(language), "L": int(L), "policy": str(policy)}
+    if sizes is not None:
+        base["sizes"] = [int(s) for s in sizes]
+    if num_samples is None:
+        return {"kind": "policy_exact", **base, "omit": ["rule"]}
+    n = int(num_samples)
+    seed = runner.seed_for({"kind": "policy_mc", **base, "num_samples": n, "alpha": runner.alpha})
+    return {"kind": "policy_mc", **base, "num_samples": n, "seed": seed, "ci_alpha": runner.alpha, "omit": list(POLICY_MC_OMIT)}
+
+
+def _schedule_cell(runner, language, L, steps, num_samples=None):
+    """A ``best_schedule`` cell: exact information curve, or a Monte Carlo one with ``num_samples``."""
+    base = {"kind": "best_schedule", "language": cell_language(language), "L": int(L), "num_steps": [int(n) for n in steps]}
+    if num_samples is None:
+        return base
+    n = int(num_samples)
+    return {**base, "num_samples": n, "seed": runner.seed_for({**base, "num_samples": n, "alpha": runner.alpha}),
+            "ci_alpha": runner.alpha}
+
+
+def _blind_cell(runner, language, L, sizes, num_samples=None):
+    """Content-blind random positions with fixed sizes (= the ``random`` policy): exact or Monte Carlo."""
+    rule = {"rule": "fixed", "sizes": [int(s) for s in sizes]}
+    if num_samples is None:
+        return runner.exact_cell(language, L, rule)
+    return runner.mc_cell(language, L, rule, int(num_samples), instance_kl=False)
+
+
+def _exact_affordable(language, L, policy, sizes, llada_max_draws):
+    """Whether to run this case on the adaptive exact engine: always, except ``llada``, whose exact law enumerates
+    about ``N (2V)^L`` joint draws in Python loops (``docs/policies.md``); beyond ``llada_max_draws`` it runs by
+    Monte Carlo."""
+    if policy != "llada":
+        return True
+    V = int(make_language(language).vocab_size)
+    return len(sizes) * (2 * V) ** int(L) <= float(llada_max_draws)
+
+
+def _point(family, param, r, exact):
+    """One point of a policy panel from a cell result (exact: no intervals)."""
+    def ci(key):
+        if exact:
+            return [r.get(key), None, None]
+        return _ci(r, key)
+
+    nfe = [r["nfe_mean"], None, None] if exact else [r["nfe_mean"], *(r.get("nfe_ci") or [None, None])]
+    return {"family": family, "param": param, "exact": bool(exact), "nfe": nfe, "ser": ci("ser"), "gen_ppl": ci("gen_ppl"),
+            "mean_log_prob_per_token": ci("mean_log_prob_per_token"), "entropy_model": r.get("entropy_model") if exact else None,
+            "entropy_data": r.get("entropy_data") if exact else None, "engine": r.get("engine"),
+            "num_samples": r.get("num_samples_done", r.get("num_samples"))}
+
+
+def _policy_panel(runner, language, L, steps, *, scores, thresholds, ebs, num_samples, exact, curve_samples=None,
+                  with_schedule=True, llada_max_draws=0):
+    """Every policy on one (language, L): top-k scores and uniform sizes at each N, threshold:g, eb:g, and the
+    best content-blind sizes (Chen-Cong-Li DP on the information curve). ``exact``: the exact engines (llada beyond
+    ``llada_max_draws`` joint draws runs by Monte Carlo with ``num_samples``)."""
+    from mdm_exact.sampler.schedules import balanced_sizes
+
+    steps = [int(n) for n in steps]
+    cells, keys = [], []
+    for N in steps:
+        sizes = balanced_sizes(int(L), N)
+        cells.append(_blind_cell(runner, language, L, sizes, None if exact else num_samples))
+        keys.append(("uniform sizes (random)", N, exact))
+        for s in scores:
+            ex = exact and _exact_affordable(language, L, s, sizes, llada_max_draws)
+            cells.append(_policy_cell(runner, language, L, s, sizes=sizes, num_samples=None if ex else num_samples))
+            keys.append((s, N, ex))
+    for fam, gs in (("threshold", thresholds), ("eb", ebs)):
+        for g in gs:
+            cells.append(_policy_cell(runner, language, L, f"{fam}:{float(g):g}", num_samples=None if exact else num_samples))
+            keys.append((fam, float(g), exact))
+    res = runner.run_all(cells)
+    points = [_point(fam, prm, r, ex) for (fam, prm, ex), r in zip(keys, res)]
+    panel = {"language": language_label(language), "L": int(L), "exact": bool(exact), "steps": steps, "points": points,
+             "num_samples": None if exact else int(num_samples)}
+    if with_schedule:
+        sched = runner.run(_schedule_cell(runner, language, L, steps, None if exact else curve_samples), "best schedule")
+        opt_cells, rows = [], []
+        for s in sched["schedules"]:
+            rows.append({k: s.get(k) for k in ("num_steps", "optimal_sizes", "optimal_kl", "optimal_kl_ci", "uniform_sizes",
+                                                "uniform_kl", "uniform_kl_ci")})
+            opt_cells.append(_blind_cell(runner, language, L, s["optimal_sizes"], None if exact else num_samples))
+        for row, r in zip(rows, runner.run_all(opt_cells)):
+            points.append({**_point("best content-blind sizes", row["num_steps"], r, exact), "sizes": row["optimal_sizes"]})
+        panel["schedules"] = rows
+        panel["curve"] = sched["curve"]
+        if sched["curve"] == "exact":  # how far the exact information curve is from a straight line
+            Z = np.asarray(sched["Z"], dtype=float)
+            panel["curve_max_second_difference"] = float(np.max(np.abs(np.diff(Z, 2)))) if Z.size > 2 else 0.0
+        panel["curve_samples"] = sched.get("num_samples")
+    return panel
+
+
+def _low_ser_summary(panel, target):
+    """Per family: the smallest mean NFE among the points with SER <= target (the estimate), and its SER interval."""
+    out = {}
+    for p in panel["points"]:
+        s = p["ser"][0]
+        if s is None or s > target:
+            continue
+        best = out.get(p["family"])
+        if best is None or p["nfe"][0] < best["nfe"]:
+            out[p["family"]] = {"nfe": p["nfe"][0], "nfe_over_L": p["nfe"][0] / panel["L"], "param": p["param"],
+                                "ser": p["ser"], "entropy_model": p.get("entropy_model"), "gen_ppl": p["gen_ppl"][0]}
+    return out
+
+
+def fig7(cfg, runner):
+    """SER against mean NFE for every unmasking policy (issue 16): Example C.7 at several L, thresholded Table-1 languages."""
+    common = {"scores": list(cfg["scores"])}
+    panels = []
+    c7 = cfg["c7_language"]
+    for L, exact in [(int(L), True) for L in cfg["c7_L_exact"]] + [(int(L), False) for L in cfg["c7_L_mc"]]:
+        steps = sorted({max(1, min(L, int(round(float(c) * L)))) for c in cfg["c7_steps_per_token"]})
+        panels.append(_policy_panel(runner, c7, L, steps, thresholds=cfg["c7_thresholds"], ebs=cfg["c7_eb"],
+                                    num_samples=cfg["c7_num_samples"], exact=exact, curve_samples=cfg["c7_curve_samples"],
+                                    llada_max_draws=cfg["c7_llada_exact_max_draws"], **common))
+    for lang in cfg["languages"]:
+        panels.append(_policy_panel(runner, lang, cfg["L"], cfg["steps"], thresholds=cfg["thresholds"], ebs=cfg["eb"],
+                                    num_samples=cfg["num_samples"], exact=False, curve_samples=cfg["curve_samples"], **common))
+    target = float(cfg["low_ser"])
+    for p in panels:
+        p["low_ser"] = _low_ser_summary(p, target)
+        if p["exact"]:  # H(q) at this L, from the exact cells
+            p["entropy_data"] = next((q["entropy_data"] for q in p["points"] if q.get("entropy_data") is not None), None)
+    l = getattr(make_language(c7), "interval_length", None)
+    return {"c7_language": c7, "l": l, "panels": panels, "low_ser": target, "few_nfe": float(cfg["few_nfe"]),
+            "alpha": runner.alpha}
+
+
+def fig8(cfg, runner):
+    """Generative perplexity against mean NFE for every unmasking policy on the threshold-0 languages (issue 16)."""
+    panels = []
+    for lang in cfg["languages"]:
+        p = _policy_panel(runner, lang, cfg["L"], cfg["steps"], scores=list(cfg["scores"]), thresholds=cfg["thresholds"],
+                          ebs=cfg["eb"], num_samples=cfg["num_samples"], exact=False, with_schedule=False)
+        try:
+            h = float(make_language(lang).entropy(int(cfg["L"]))) / int(cfg["L"])
+        except (NotImplementedError, ValueError, MemoryError):
+            h = None
+        # the exact sampler (one position per step, left to right: x ~ q) estimates exp(H(q)/L) for any language;
+        # with Figure 1's sample count this is Figure 1's AR cell (shared in the store)
+        ar = runner.run(runner.mc_cell(lang, int(cfg["L"]), {"rule": "left-to-right"}, int(cfg["data_ppl_samples"]),
+                                       instance_kl=True), "data perplexity")
+        p["entropy_rate"] = h
+        p["data_ppl_mc"] = _ci(ar, "gen_ppl")
+        p["data_ppl_samples"] = int(cfg["data_ppl_samples"])
+        p["data_ppl"] = math.exp(h) if h is not None else ar["gen_ppl"]
+        p["data_ppl_source"] = "exact" if h is not None else "monte carlo"
+        panels.append(p)
+    return {"panels": panels, "alpha": runner.alpha}
+
+
 FIGURES = {
     "fig1_steps": (fig1, FIG1_DEFAULTS),
     "fig2_ter_length": (fig2, FIG2_DEFAULTS),
@@ -425,4 +618,6 @@ FIGURES = {
     "fig4_lemmas": (fig4, FIG4_DEFAULTS),
     "fig5_exact_vs_mc": (fig5, FIG5_DEFAULTS),
     "fig6_neural": (fig6, FIG6_DEFAULTS),
+    "fig7_policy_pareto": (fig7, FIG7_DEFAULTS),
+    "fig8_policy_ppl": (fig8, FIG8_DEFAULTS),
 }

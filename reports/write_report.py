@@ -14,6 +14,8 @@ TITLES = {
     "fig4_lemmas": "Lemmas C.5, A.1 and B.11 against exact and measured values",
     "fig5_exact_vs_mc": "Exact enumeration against Monte Carlo at small L",
     "fig6_neural": "Learned MDM against the idealised sampler",
+    "fig7_policy_pareto": "Adaptive unmasking policies: SER against network calls",
+    "fig8_policy_ppl": "Adaptive unmasking policies: generative perplexity against network calls",
 }
 
 INTRO = """\
