@@ -57,3 +57,50 @@ def mean_ci(values, ci_alpha: float = 0.05) -> tuple[float, float, float]:
     se = float(v.std(ddof=1) / np.sqrt(v.size))
     z = normal_quantile(ci_alpha)
     return m, m - z * se, m + z * se
+
+
+def clip_nonnegative(value):
+    """``max(value, 0.0)`` for a quantity that is mathematically ``>= 0`` (KL, entropy, total
+    correlation), so float64 rounding never shows as ``-5e-16``; None and inf pass through.
+
+    Only for exact values whose negative part is rounding: the clipped amount is at most a
+    few ulps of the terms summed. NaN raises (always a bug upstream).
+    """
+    if value is None:
+        return None
+    v = float(value)
+    if v != v:
+        raise ValueError("clip_nonnegative: NaN")
+    return v if v > 0.0 else 0.0
+
+
+def log_scale_mean_ci(log_values, ci_alpha: float = 0.05) -> tuple[float, float, float]:
+    """Mean of the positive values ``exp(log_values)`` with an interval on the log scale.
+
+    Returns ``(mean, lo, hi)`` with ``0 <= lo <= mean <= hi``: the delta-method interval for
+    ``log(mean)``, ``log(mean) +- z * SE(mean) / mean``, mapped back by ``exp``; it has the
+    same first-order coverage as ``mean +- z SE`` but never goes below zero. Everything is
+    computed from ``w = exp(log_values - max)``, so no value overflows before the final
+    ``exp`` (which gives ``inf`` only when the mean itself exceeds the float64 range). With
+    one value the interval is ``(0, inf)``.
+    """
+    a = np.asarray(log_values, dtype=np.float64).ravel()
+    if np.any(np.isnan(a)):
+        raise ValueError("log_scale_mean_ci: input contains NaN")
+    if a.size == 0:
+        raise ValueError("log_scale_mean_ci: no values")
+    amax = float(a.max())
+    if amax == -np.inf:
+        return 0.0, 0.0, 0.0
+    if amax == np.inf:
+        return np.inf, 0.0, np.inf
+    w = np.exp(a - amax)  # (n,) in (0, 1]
+    mw = float(w.mean())
+    log_mean = amax + float(np.log(mw))
+    with np.errstate(over="ignore"):
+        mean = float(np.exp(log_mean))
+        if a.size < 2:
+            return mean, 0.0, np.inf
+        rel = float(w.std(ddof=1)) / (mw * np.sqrt(a.size))  # SE(mean) / mean, scale-free
+        half = normal_quantile(ci_alpha) * rel
+        return mean, float(np.exp(log_mean - half)), float(np.exp(log_mean + half))

@@ -37,7 +37,7 @@ import numpy as np
 from mdm_exact._validate import as_count, as_length
 from mdm_exact.sampler.policies import TIE_ATOL, Policy
 from mdm_exact.sampler.results import SamplerResult
-from mdm_exact.stats import clopper_pearson, mean_ci
+from mdm_exact.stats import clopper_pearson, log_scale_mean_ci, mean_ci
 
 __all__ = [
     "run_policy_monte_carlo",
@@ -330,7 +330,7 @@ def run_policy_monte_carlo(lang, L, policy: Policy, num_samples, *, rng=None, ci
     if lpt.size:
         m, lo, hi = mean_ci(lpt, ci_alpha)
         gppl, gppl_ci = math.exp(-m), [math.exp(-hi), math.exp(-lo) if lo > -np.inf else math.inf]
-        m2, lo2, hi2 = mean_ci(np.exp(-lpt), ci_alpha)
+        m2, lo2, hi2 = log_scale_mean_ci(-lpt, ci_alpha)  # positive: log-scale interval, never < 0
         seqm, seqm_ci, mlpt, mlpt_ci = m2, [lo2, hi2], m, [lo, hi]
     else:
         gppl = gppl_ci = seqm = seqm_ci = mlpt = mlpt_ci = None

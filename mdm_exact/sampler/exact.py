@@ -49,7 +49,8 @@ import numpy as np
 from scipy.special import entr, logsumexp, rel_entr
 
 from mdm_exact.sampler import metrics as _metrics
-from mdm_exact._validate import as_length
+from mdm_exact._validate import as_length, check_exact_size
+from mdm_exact.stats import clip_nonnegative
 from mdm_exact.languages.base import all_sequences
 from mdm_exact.sampler.results import SamplerResult
 from mdm_exact.sampler.schedules import FixedSizes, LeftToRight, RandomOrder, ScheduleSteps, StepRule, expected_nonempty_steps
@@ -320,6 +321,7 @@ def exact_output_law(lang, L, rule, *, model=None, max_work=None, _use_kernel=Tr
     """
     L = as_length(L)
     V = int(lang.vocab_size)
+    check_exact_size(V, L, None, max_states=MAX_STATES, max_work=MAX_WORK)  # before the plan: no (V+1)^L bigint
     plan = step_plan(rule, L)
     _check_size(V, L, plan, max_work)
     log_Q, cond = _resolve_tables(lang, L, model)
@@ -481,6 +483,7 @@ def exact_metrics(lang, L, rule, *, model=None, max_work=None) -> SamplerResult:
     """
     L = as_length(L)
     V = int(lang.vocab_size)
+    check_exact_size(V, L, None, max_states=MAX_STATES, max_work=MAX_WORK)  # before the plan: no (V+1)^L bigint
     plan = step_plan(rule, L)
     _check_size(V, L, plan, max_work)
     log_Q, cond = _resolve_tables(lang, L, model)
@@ -504,8 +507,8 @@ def exact_metrics(lang, L, rule, *, model=None, max_work=None) -> SamplerResult:
     else:
         eps = None
 
-    def fin(v):
-        return None if v is None or not math.isfinite(v) else float(v)
+    def fin(v):  # every quantity below is >= 0: rounding is clipped (never printed as -5e-16)
+        return None if v is None or not math.isfinite(v) else clip_nonnegative(v)
 
     kl_total = fin(terms["instance_kl_total"])
     return SamplerResult(
@@ -526,7 +529,7 @@ def exact_metrics(lang, L, rule, *, model=None, max_work=None) -> SamplerResult:
             "log_ter_gap": fin(kl_qp / L),
             "instance_kl_per_step": [fin(v) for v in terms["instance_kl_per_step"]],
             "token_kl_per_step": [fin(v) for v in terms["token_kl_per_step"]],
-            "tc_per_step": [float(v) for v in terms["tc_per_step"]],
+            "tc_per_step": [clip_nonnegative(v) for v in terms["tc_per_step"]],
             "entropy_model": _metrics.entropy(log_p),
             "entropy_data": _metrics.entropy(log_q),
             "total_correlation_data": _metrics.total_correlation(log_q, V, L),

@@ -23,6 +23,8 @@ import math
 import numpy as np
 from scipy.special import entr, logsumexp
 
+from mdm_exact.stats import clip_nonnegative
+
 __all__ = [
     "as_log_law",
     "kl_divergence",
@@ -82,13 +84,13 @@ def kl_divergence(log_p, log_q) -> float:
     if np.any(b[pos] == -np.inf):
         return math.inf
     terms = np.exp(a[pos]) * (a[pos] - b[pos])  # (|supp p|,) rel_entr(p, q) pointwise
-    return float(terms.sum())
+    return clip_nonnegative(terms.sum())  # KL >= 0: rounding never shows as -5e-16
 
 
 def entropy(log_p) -> float:
     """Shannon entropy ``H(p)`` in nats (``scipy.special.entr``)."""
     a = as_log_law(log_p)
-    return float(entr(np.exp(a)).sum())
+    return clip_nonnegative(entr(np.exp(a)).sum())
 
 
 def sequence_error_rate(log_p, log_q) -> float:
@@ -157,4 +159,4 @@ def total_correlation(log_p, V: int, L: int) -> float:
     With one sampling step the idealised sampler draws every position from its marginal, so
     ``KL(q || p) = TC(q)`` exactly.
     """
-    return float(marginal_entropies(log_p, V, L).sum() - entropy(log_p))
+    return clip_nonnegative(marginal_entropies(log_p, V, L).sum() - entropy(log_p))  # TC >= 0

@@ -43,7 +43,7 @@ from mdm_exact.languages import HMM, IntervalLanguage, NGram
 from mdm_exact.languages._draw import inverse_cdf
 from mdm_exact.sampler.results import SamplerResult
 from mdm_exact.sampler.schedules import LeftToRight, ScheduleSteps, StepRule, draw_steps, expected_nonempty_steps
-from mdm_exact.stats import clopper_pearson, mean_ci
+from mdm_exact.stats import clopper_pearson, log_scale_mean_ci, mean_ci
 
 #: Number of sequences per randomness chunk (fixed: results do not depend on batch size/threads).
 CHUNK = 512
@@ -305,7 +305,7 @@ def run_monte_carlo(
         ``instance_kl_per_token`` (``None`` without ``instance_kl``), ``ci_alpha``. Intervals
         (``intervals``, keys as in ``to_dict()``): ``ser_ci`` (Clopper-Pearson), ``gen_ppl_ci``
         (the normal interval of the mean per-token NLL, mapped through ``exp``: an interval on
-        the log scale), ``gen_ppl_seq_mean_ci`` (normal), ``mean_log_prob_per_token_ci``,
+        the log scale), ``gen_ppl_seq_mean_ci`` (delta method on the log scale, never below 0), ``mean_log_prob_per_token_ci``,
         ``nfe_ci``, ``instance_kl_total_ci`` and ``instance_kl_per_token_ci`` (mean +- z SE).
         Extras: ``num_errors``, ``num_in_support``, ``mean_log_prob_per_token`` (over samples
         in ``supp q``), ``nfe_hist``, ``nfe_expected`` (STATEMENTS.md §4.E), the dependency
@@ -407,12 +407,13 @@ def run_monte_carlo(
         kl = kl_total / L  # (done,)
         if np.any(np.isnan(kl)):
             raise RuntimeError("instance KL: NaN in the per-sample estimates (a bug)")
+        # E_tau KL >= 0: the interval is intersected with [0, inf) (same coverage)
         m_, lo, hi = mean_ci(kl, ci_alpha)
         out["instance_kl_per_token"] = m_
-        out["instance_kl_per_token_ci"] = [lo, hi]
+        out["instance_kl_per_token_ci"] = [max(lo, 0.0), max(hi, 0.0)]
         m_, lo, hi = mean_ci(kl_total, ci_alpha)
         out["instance_kl_total"] = m_
-        out["instance_kl_total_ci"] = [lo, hi]
+        out["instance_kl_total_ci"] = [max(lo, 0.0), max(hi, 0.0)]
     else:
         for k in ("instance_kl_per_token", "instance_kl_total"):
             out[k] = None
@@ -472,8 +473,9 @@ def _estimates(log_q, nfe, L, ci_alpha):
         out["mean_log_prob_per_token_ci"] = [lo, hi]
         out["gen_ppl"] = math.exp(-m)
         out["gen_ppl_ci"] = [math.exp(-hi), math.exp(-lo) if lo > -np.inf else math.inf]
-        ppl = np.exp(-lpt)  # (n_in,) per-sequence perplexities
-        m2, lo2, hi2 = mean_ci(ppl, ci_alpha)
+        # per-sequence perplexities exp(-lpt): positive, heavy-tailed; interval on the log scale (never < 0,
+        # no overflow before the final exp)
+        m2, lo2, hi2 = log_scale_mean_ci(-lpt, ci_alpha)
         out["gen_ppl_seq_mean"] = m2
         out["gen_ppl_seq_mean_ci"] = [lo2, hi2]
     else:

@@ -136,7 +136,7 @@ def _report(args, res) -> int:
             return "undefined (no sample in supp q)" if key != "instance_kl_per_token" else "not computed"
         return f"{v:.6g}  [{c[0]:.6g}, {c[1]:.6g}]"
 
-    print(f"  intervals: {pct:g}% (SER Clopper-Pearson; gen-ppl on the log scale; others mean +- z SE)")
+    print(f"  intervals: {pct:g}% (SER Clopper-Pearson; gen-ppl and per-seq gen-ppl on the log scale; KL clipped at 0; others mean +- z SE)")
     print(f"  SER                                      {ci('ser')}")
     print(f"  generative perplexity (token-weighted)   {ci('gen_ppl')}")
     print(f"  generative perplexity (per-seq mean)     {ci('gen_ppl_seq_mean')}")
