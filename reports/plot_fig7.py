@@ -60,9 +60,11 @@ def draw_panel(ax, panel, ykey, *, ylog=False):
         ax.plot(x * jit, y, mk, color=col, ms=6 if mk != "*" else 9, ls="none", zorder=4,
                 mfc=col if all(p["exact"] for p in pts) else "white", mew=1.2)
         if fam in ("threshold", "eb"):
-            for xi, yi, p in zip(x, y, pts):
+            for i, (xi, yi, p) in enumerate(zip(x, y, pts)):  # labels staggered so that coinciding points stay readable
                 if np.isfinite(yi):
-                    ax.annotate(f"{p['param']:g}", (xi * jit, yi), textcoords="offset points", xytext=(3, 3), fontsize=7, color=col)
+                    dy = (4 + 8 * (i % 3)) * (1 if fam == "eb" else -1) - (0 if fam == "eb" else 4)
+                    ax.annotate(f"{p['param']:g}", (xi * jit, yi), textcoords="offset points", xytext=(3, dy), fontsize=7,
+                                color=col)
     L = panel["L"]
     ax.axvline(L, color="0.5", lw=0.7, ls=":", zorder=1)
     ax.set_xscale("log", base=2)
@@ -130,9 +132,10 @@ def _table1_text(d):
                       and p["ser"][2] is not None and p["ser"][2] < u["ser"][1]]
             worse = [p["family"] for p in panel["points"] if p["family"] in COUNTED[2:] and p["param"] == N
                      and p["ser"][1] is not None and p["ser"][1] > u["ser"][2]]
-            out.append(f"{panel['language']} N = {N} (uniform {u['ser'][0]:.3g}): lower SER with disjoint intervals "
-                       f"{', '.join(better) or 'none'}, higher {', '.join(worse) or 'none'}")
-    return ("Against uniform random positions at equal N elsewhere: " + "; ".join(out) + ". ") if out else ""
+            out.append(f"{panel['language']} N = {N} (uniform {u['ser'][0]:.3g}): lower {', '.join(better) or 'none'}, "
+                       f"higher {', '.join(worse) or 'none'}")
+    return ("Top-k scores against uniform random positions at equal N elsewhere (SER intervals disjoint): "
+            + "; ".join(out) + ". ") if out else ""
 
 
 def _kl_text(d):
@@ -157,22 +160,21 @@ def _kl_text(d):
 def _verdict(d):
     """Which panels have an adaptive policy with SER <= low_ser at E NFE <= few_nfe L, next to uniform sizes there."""
     f = float(d.get("few_nfe", 0.25))
-    hits, blind = [], []
+    hits = []
     for panel in d["panels"]:
         low = panel["low_ser"]
         u = low.get("uniform sizes (random)")
-        for fam, v in low.items():
-            if fam in ("uniform sizes (random)", "best content-blind sizes") or v["nfe_over_L"] > f:
-                continue
-            hits.append(f"{_fmt_point(v, fam)} on {panel['language']} at L = {panel['L']}"
-                        + (f" (uniform sizes: {u['nfe_over_L']:.2f} L)" if u else " (uniform sizes never on this grid)"))
-        if u and u["nfe_over_L"] <= f:
-            blind.append(f"{panel['language']} at L = {panel['L']}")
+        fams = [(fam, v) for fam, v in low.items()
+                if fam not in ("uniform sizes (random)", "best content-blind sizes") and v["nfe_over_L"] <= f]
+        if fams:
+            who = ", ".join(f"{fam}{':' + format(v['param'], 'g') if fam in ('threshold', 'eb') else ''} "
+                            f"({v['nfe_over_L']:.2f} L)" for fam, v in fams)
+            hits.append(f"{panel['language']} at L = {panel['L']}: {who}; uniform random sizes there: "
+                        + (f"{u['nfe_over_L']:.2f} L" if u else "not on this grid"))
     if not hits:
-        return (f"No adaptive policy reaches SER <= {d['low_ser']:g} with E NFE <= {f:g} L on any panel. "
-                + (f"Uniform random sizes do on {', '.join(blind)}. " if blind else ""))
-    return (f"SER <= {d['low_ser']:g} with E NFE <= {f:g} L: " + "; ".join(hits) + ". "
-            + (f"Uniform random sizes do so too on {', '.join(blind)}. " if blind else ""))
+        return f"Verdict: no adaptive policy reaches SER <= {d['low_ser']:g} with E NFE <= {f:g} L on any panel. "
+    return (f"Verdict: SER <= {d['low_ser']:g} with E NFE <= {f:g} L only on " + "; ".join(hits)
+            + f"; on every other panel no adaptive policy gets there with E NFE <= {f:g} L. ")
 
 
 def caption(rec) -> str:
