@@ -92,14 +92,18 @@ def main(argv=None) -> int:
         return 0 if not argv else 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, NotImplementedError) as exc:
-        print(f"mdm-theory {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # e.g. `mdm-theory ... --json | head`: the reader left, nothing to report
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (ValueError, OSError, NotImplementedError) as exc:  # bad input, missing / unwritable files
+        print(f"mdm-theory {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:  # a size the up-front estimates let through: still one line
+        print(f"mdm-theory {args.command}: error: out of memory ({' '.join(str(exc).split()) or 'MemoryError'}); "
+              f"use a smaller size", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"mdm-theory {args.command}: interrupted; finished results are kept", file=sys.stderr)
         return 130
