@@ -110,7 +110,7 @@ def _chi2_full_law(tokens, log_p, V):
             "cells": int(o.size)}
 
 
-def _two_sample(lang, x, y, V, alpha_each):
+def _two_sample(lang, x, y, V):
     from scipy import stats
 
     tests = []
@@ -205,7 +205,7 @@ def check_sampler(generate, lang, L, *, policy="random", steps=None, step_sizes=
     else:
         m = int(reference_num_samples or num_samples)
         y = reference_samples(lang, L, pol, m, rng=np_rng)
-        tests = _two_sample(lang, x, y, V, None)
+        tests = _two_sample(lang, x, y, V)
         k = len(tests) - 1 + L  # Bonferroni: SER, gen-ppl, and one test per position
         each = ci_alpha / k
         for t in tests:
