@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
+from mdm_exact._validate import LanguageError
 from mdm_exact.languages import HMM, NGram, all_sequences
 from mdm_exact.languages.base import brute_force_conditional_marginals, brute_force_log_prob_revealed
 
@@ -38,3 +39,15 @@ def test_reference_inference_matches_brute_force(L):
         )
         p = np.exp(lp[np.isfinite(lp)])
         assert_allclose(lang.entropy(L), -(p * np.log(p)).sum(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("order", [10**30, 40])
+def test_ngram_refuses_a_huge_order_at_once(order):
+    """An order whose V^(n-1) table could never match is refused before V^(n-1) is computed
+    (a crafted file or checkpoint with "order": 10**30 hung here)."""
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(LanguageError, match="order"):
+        NGram(order, np.ones(4) / 4, np.ones((4, 2)) / 2)
+    assert time.perf_counter() - t0 < 0.5

@@ -18,6 +18,8 @@ position, a masked position ``O(alive x V)``. ``_fb`` is the plain NumPy referen
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from mdm_exact._validate import LanguageError, as_count, as_length, as_probability_array
@@ -48,6 +50,11 @@ class NGram(Language):
         n = int(order)
         cond = as_probability_array(conditional, "conditional", ndim=2)
         C, V = cond.shape
+        if V > 1 and n - 1 > math.log(max(C, 1)) / math.log(V) + 1:  # refuse before computing a huge V^(n-1)
+            raise LanguageError(
+                f"conditional: order {n} needs V^(n-1) = {V}^{n - 1} rows (about 10^{(n - 1) * math.log10(V):.3g}), "
+                f"got shape {cond.shape}"
+            )
         if C != V ** (n - 1):
             raise LanguageError(
                 f"conditional: expected V^(n-1) = {V}^{n - 1} = {V ** (n - 1)} rows for order {n} "
