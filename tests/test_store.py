@@ -300,7 +300,7 @@ def test_recovery_reads_rows_only_in_the_write_ahead_log(tmp_path):
     _assert_genuine(rows, originals)
     assert wal_keys <= {r["key"] for r in rows}
     # ... and the raw page scan alone decodes the WAL frames (overflow chains included):
-    from mdm_exact.runtime.store import _scan_pages
+    from mdm_exact.runtime.sqlite_file import _scan_pages
 
     scanned = {row[0] for row in _scan_pages((crash / "s.sqlite-wal").read_bytes(), wal=True) if len(row) == 14}
     assert wal_keys <= scanned
