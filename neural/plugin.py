@@ -137,7 +137,7 @@ def kind_neural(
     L = int(ckpt["L"]) if L is None else int(L)
     out = {"checkpoint_sha256": digest, "L": L, "causal": bool(net.config.causal)}
     if net.config.causal:
-        out["ar"] = evaluate_ar(net, lang, L, num_samples=num_samples, batch_size=batch_size, seed=seed)
+        out["ar"] = evaluate_ar(net, lang, L, num_samples=num_samples, batch_size=batch_size, rng=seed)
     else:
         if steps is None:
             raise ValueError("a neural cell of an MDM checkpoint needs 'steps' (numbers of sampling steps)")
@@ -145,7 +145,7 @@ def kind_neural(
 
         steps = [int(s) for s in (steps if isinstance(steps, (list, tuple)) else [steps])]
         out["mdm"] = evaluate_mdm(NetworkDenoiser(net), lang, L, steps, num_samples=num_samples,
-                                  batch_size=batch_size, seed=seed, rule=rule, ordering=ordering,
+                                  batch_size=batch_size, rng=seed, rule=rule, ordering=ordering,
                                   reference_samples=reference_samples)
     return out
 

@@ -293,6 +293,27 @@ def test_neural_kind_needs_an_existing_checkpoint(tmp_path):
         sweep.validate_cell({"kind": "neural", "checkpoint": "a.pt", "epochs": 3})
 
 
+@pytest.mark.parametrize("kind", ["mdm", "ar"])
+def test_neural_kind_scores_a_committed_checkpoint(kind):
+    """A neural cell runs end to end on a committed L = 64 checkpoint (the kind passes the current
+    keywords of neural.evaluate): SER in [0, 1] inside its interval, and the same numbers for the
+    same seed (timings aside)."""
+    import os
+
+    pytest.importorskip("torch")  # the neural extra, not one of our packages
+    ck = os.path.join(os.path.dirname(__file__), "..", "reports", "neural", "cpu-l64", f"paper-2gram-{kind}.pt")
+    cell = {"kind": "neural", "checkpoint": ck, "num_samples": 8, "seed": 3}
+    if kind == "mdm":
+        cell["steps"] = [4]
+    def scores(res):
+        row = dict(res["mdm"][0] if kind == "mdm" else res["ar"])
+        return {k: v for k, v in row.items() if not k.endswith("seconds")}
+
+    row, again = scores(compute_cell(cell)), scores(compute_cell(cell))
+    assert row == again
+    assert 0.0 <= row["ser"] <= 1.0 and row["ser_ci"][0] <= row["ser"] <= row["ser_ci"][1]
+
+
 # --------------------------------------------------------------------------- a config file is not a program
 
 
