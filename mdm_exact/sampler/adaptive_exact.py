@@ -375,22 +375,7 @@ def policy_exact_metrics(lang, L, policy: Policy, *, model=None) -> SamplerResul
     V = int(lang.vocab_size)
     log_Q = log_joint_table(lang, L)
     log_q = log_Q[(slice(0, V),) * L].ravel()  # (V^L,)
-    log_p = law.log_p
-    kl_qp = _metrics.kl_divergence(log_q, log_p)
-    kl_pq = _metrics.kl_divergence(log_p, log_q)
-    ser = _metrics.sequence_error_rate(log_p, log_q)
-    try:
-        gppl = _metrics.generative_perplexity(log_p, log_q, L)
-        gppl_seq = _metrics.generative_perplexity_seq_mean(log_p, log_q, L)
-        inside = (log_q > -np.inf) & (log_p > -np.inf)
-        w = np.exp(log_p[inside])
-        mlpt = float((w * log_q[inside]).sum() / w.sum() / L)
-    except ValueError:
-        gppl = gppl_seq = mlpt = None
-
-    def fin(v):
-        return None if v is None or not math.isfinite(v) else float(v)
-
+    m = _metrics.law_metrics(law.log_p, log_q, V, L)
     nfe = law.nfe_pmf
     return SamplerResult(
         engine="exact",
@@ -398,21 +383,16 @@ def policy_exact_metrics(lang, L, policy: Policy, *, model=None) -> SamplerResul
         V=V,
         num_steps=int(policy.num_steps if not policy.adaptive_count else law.num_steps),
         rule=policy.to_dict(),
-        ser=ser,
-        gen_ppl=gppl,
-        gen_ppl_seq_mean=gppl_seq,
+        ser=m["ser"],
+        gen_ppl=m["gen_ppl"],
+        gen_ppl_seq_mean=m["gen_ppl_seq_mean"],
         nfe_mean=float(np.dot(np.arange(nfe.size), nfe)),
         instance_kl_total=None,
         instance_kl_per_token=None,
         extra={
             "policy": policy.name,
-            "kl_data_model": fin(kl_qp),
-            "kl_model_data": fin(kl_pq),
-            "log_ter_gap": fin(kl_qp / L),
-            "entropy_model": _metrics.entropy(log_p),
-            "entropy_data": _metrics.entropy(log_q),
-            "total_correlation_data": _metrics.total_correlation(log_q, V, L),
-            "mean_log_prob_per_token": mlpt,
+            **{k: m[k] for k in ("kl_data_model", "kl_model_data", "log_ter_gap", "entropy_model", "entropy_data",
+                                 "total_correlation_data", "mean_log_prob_per_token")},
             "nfe_pmf": [float(v) for v in nfe],
         },
     )

@@ -491,14 +491,7 @@ def exact_metrics(lang, L, rule, *, model=None, max_work=None) -> SamplerResult:
     log_p = _law_from_tables(log_Q, cond, V, L, plan, perfect=perfect)
     full = _full_states(V, L)
     log_q = log_Q.ravel()[full]  # (V^L,)
-    kl_qp = _metrics.kl_divergence(log_q, log_p)
-    kl_pq = _metrics.kl_divergence(log_p, log_q)
-    ser = _metrics.sequence_error_rate(log_p, log_q)
-    try:
-        gppl = _metrics.generative_perplexity(log_p, log_q, L)
-        gppl_seq = _metrics.generative_perplexity_seq_mean(log_p, log_q, L)
-    except ValueError:
-        gppl = gppl_seq = None
+    m = _metrics.law_metrics(log_p, log_q, V, L)
     terms = instance_kl_terms(lang, L, rule, model=model, _tables=(log_Q, cond))
     if perfect:
         eps = 0.0
@@ -517,22 +510,22 @@ def exact_metrics(lang, L, rule, *, model=None, max_work=None) -> SamplerResult:
         V=V,
         num_steps=len(plan),
         rule=rule.to_dict(),
-        ser=ser,
-        gen_ppl=gppl,
-        gen_ppl_seq_mean=gppl_seq,
+        ser=m["ser"],
+        gen_ppl=m["gen_ppl"],
+        gen_ppl_seq_mean=m["gen_ppl_seq_mean"],
         nfe_mean=float(expected_nonempty_steps(rule, L)),
         instance_kl_total=kl_total,
         instance_kl_per_token=None if kl_total is None else kl_total / L,
         extra={
-            "kl_data_model": fin(kl_qp),
-            "kl_model_data": fin(kl_pq),
-            "log_ter_gap": fin(kl_qp / L),
+            "kl_data_model": m["kl_data_model"],
+            "kl_model_data": m["kl_model_data"],
+            "log_ter_gap": m["log_ter_gap"],
             "instance_kl_per_step": [fin(v) for v in terms["instance_kl_per_step"]],
             "token_kl_per_step": [fin(v) for v in terms["token_kl_per_step"]],
             "tc_per_step": [clip_nonnegative(v) for v in terms["tc_per_step"]],
-            "entropy_model": _metrics.entropy(log_p),
-            "entropy_data": _metrics.entropy(log_q),
-            "total_correlation_data": _metrics.total_correlation(log_q, V, L),
+            "entropy_model": m["entropy_model"],
+            "entropy_data": m["entropy_data"],
+            "total_correlation_data": m["total_correlation_data"],
             "epsilon_learning": eps,
         },
     )

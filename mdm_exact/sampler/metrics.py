@@ -160,3 +160,41 @@ def total_correlation(log_p, V: int, L: int) -> float:
     ``KL(q || p) = TC(q)`` exactly.
     """
     return clip_nonnegative(marginal_entropies(log_p, V, L).sum() - entropy(log_p))  # TC >= 0
+
+
+def law_metrics(log_p, log_q, V: int, L: int) -> dict:
+    r"""The exact metrics of a model law ``log_p`` against the data law ``log_q`` (both (V^L,)).
+
+    The keys the exact engines share (:func:`mdm_exact.sampler.exact.exact_metrics`,
+    :func:`mdm_exact.sampler.adaptive_exact.policy_exact_metrics`): ``ser``, ``gen_ppl`` and
+    ``gen_ppl_seq_mean`` (``None`` at SER 1), ``mean_log_prob_per_token``
+    (:math:`E_p[\log q(x) \mid x \in \mathrm{supp}\,q] / L`, ``None`` at SER 1),
+    ``kl_data_model`` = KL(q||p), ``kl_model_data`` = KL(p||q), ``log_ter_gap`` = KL(q||p)/L
+    (each ``None`` when infinite), ``entropy_model``, ``entropy_data``, ``total_correlation_data``.
+    """
+    kl_qp = kl_divergence(log_q, log_p)
+    kl_pq = kl_divergence(log_p, log_q)
+    try:
+        gppl = generative_perplexity(log_p, log_q, L)
+        gppl_seq = generative_perplexity_seq_mean(log_p, log_q, L)
+        inside = (log_q > -np.inf) & (log_p > -np.inf)
+        w = np.exp(log_p[inside])
+        mlpt = float((w * log_q[inside]).sum() / w.sum() / L)
+    except ValueError:  # no model mass inside supp q (SER = 1)
+        gppl = gppl_seq = mlpt = None
+
+    def finite(v):
+        return float(v) if math.isfinite(v) else None
+
+    return {
+        "ser": sequence_error_rate(log_p, log_q),
+        "gen_ppl": gppl,
+        "gen_ppl_seq_mean": gppl_seq,
+        "mean_log_prob_per_token": mlpt,
+        "kl_data_model": finite(kl_qp),
+        "kl_model_data": finite(kl_pq),
+        "log_ter_gap": finite(kl_qp / L),
+        "entropy_model": entropy(log_p),
+        "entropy_data": entropy(log_q),
+        "total_correlation_data": total_correlation(log_q, V, L),
+    }
