@@ -282,6 +282,18 @@ def _full_states(V: int, L: int) -> np.ndarray:
     return idx[(slice(0, V),) * L].ravel()
 
 
+def _prepare(lang, L, rule, model, max_work):
+    """Validated ``L``, ``V``, the step plan and the tables of one exact run; sizes are refused
+    before anything large is built."""
+    L = as_length(L)
+    V = int(lang.vocab_size)
+    check_exact_size(V, L, None, max_states=MAX_STATES, max_work=MAX_WORK)  # before the plan: no (V+1)^L bigint
+    plan = step_plan(rule, L)
+    _check_size(V, L, plan, max_work)
+    log_Q, cond = _resolve_tables(lang, L, model)
+    return L, V, plan, log_Q, cond
+
+
 def exact_output_law(lang, L, rule, *, model=None, max_work=None, _use_kernel=True) -> np.ndarray:
     r"""Exact ``log p(x)`` of the idealised sampler for all ``V^L`` sequences.
 
@@ -319,12 +331,7 @@ def exact_output_law(lang, L, rule, *, model=None, max_work=None, _use_kernel=Tr
     STATEMENTS.md §1.7: :math:`p(x) = \sum_\tau \Pr(\tau) \prod_k \prod_{j\in M_k}
     p_\theta(x_j \mid x_{M_{<k}})`. See the module docstring for the algorithm.
     """
-    L = as_length(L)
-    V = int(lang.vocab_size)
-    check_exact_size(V, L, None, max_states=MAX_STATES, max_work=MAX_WORK)  # before the plan: no (V+1)^L bigint
-    plan = step_plan(rule, L)
-    _check_size(V, L, plan, max_work)
-    log_Q, cond = _resolve_tables(lang, L, model)
+    L, V, plan, log_Q, cond = _prepare(lang, L, rule, model, max_work)
     return _law_from_tables(log_Q, cond, V, L, plan, perfect=model is None or model is lang, use_kernel=_use_kernel)
 
 
@@ -481,12 +488,7 @@ def exact_metrics(lang, L, rule, *, model=None, max_work=None) -> SamplerResult:
     ``total_correlation_data``, ``epsilon_learning`` (``0`` for the perfect model; the
     model's value when it has ``epsilon_learning``).
     """
-    L = as_length(L)
-    V = int(lang.vocab_size)
-    check_exact_size(V, L, None, max_states=MAX_STATES, max_work=MAX_WORK)  # before the plan: no (V+1)^L bigint
-    plan = step_plan(rule, L)
-    _check_size(V, L, plan, max_work)
-    log_Q, cond = _resolve_tables(lang, L, model)
+    L, V, plan, log_Q, cond = _prepare(lang, L, rule, model, max_work)
     perfect = model is None or model is lang
     log_p = _law_from_tables(log_Q, cond, V, L, plan, perfect=perfect)
     full = _full_states(V, L)
