@@ -135,15 +135,20 @@ MC_CASES = [
     ("hmm", "entropy", dict(step_sizes=(3, 2), temperature=0.0)),
     ("bigram", "confidence", dict(num_steps=3, schedule_name="cosine")),
     ("bigram", "llada", dict(step_sizes=(2, 2, 1))),
+    ("trigram-chain", "threshold:0.7", dict()),
+    ("trigram-chain", "entropy", dict(num_steps=3)),
 ]
 
 
 @pytest.mark.parametrize("lang_kind, policy, opts", MC_CASES, ids=[f"{a}-{b}-{i}" for i, (a, b, _) in enumerate(MC_CASES)])
-def test_monte_carlo_matches_exact_law(lang_kind, policy, opts):
+def test_monte_carlo_matches_exact_law(lang_kind, policy, opts, monkeypatch):
     """Output law, NFE law (chi-square), SER (Clopper-Pearson, width < 0.04) and mean log q per
     token (mean +- z SE) against the exact engine; false-fail rate 1e-6 for the whole test."""
     if lang_kind == "hmm":
         lang = _hmm()
+    elif lang_kind == "trigram-chain":  # the sparse-chain kernel (not the window chain)
+        monkeypatch.setattr(M, "NGRAM_HMM_STATES", 0)
+        lang = NGram(3, np.array([0.4, 0.3, 0.3, 0.0]), np.array([[0.5, 0.5], [0.0, 1.0], [0.6, 0.4], [0.3, 0.7]]))
     else:
         lang = NGram(2, np.array([0.5, 0.3, 0.2]), np.array([[0.0, 0.6, 0.4], [0.7, 0.0, 0.3], [0.5, 0.5, 0.0]]))
     L = 5
@@ -238,3 +243,60 @@ def test_ngram_window_chain_is_the_ngram(order, V):
     assert_array_equal(x1, x2)
     assert_array_equal(n1, n2)
     assert M._PolicyEngine(lang, 12, pol).kind == "ngram-hmm"
+
+
+CHAIN_POLICIES = POLICIES + [("threshold:0.9", dict()), ("eb:2", dict()), ("llada", dict(num_steps=6, block_length=4))]
+
+
+@pytest.mark.parametrize("order, V, seed", [(3, 3, 1), (4, 2, 2), (5, 2, 4), (4, 3, 5)])
+def test_chain_kernel_matches_reference(order, V, seed, monkeypatch):
+    """The sparse-chain policy kernel (segment-wise refresh of the conditionals between pinned
+    windows) draws the same samples and NFE as the reference loop on ``NGram.conditional_marginals``
+    with the same uniforms, for every policy; random n-grams with zeros, so rows that leave the
+    support (uniform conditionals from then on) are exercised."""
+    from mdm_exact.languages import random_ngram
+
+    monkeypatch.setattr(M, "NGRAM_HMM_STATES", 0)  # small n-grams would run on the window chain
+    lang = random_ngram(order, V, 2.0, 0.3, rng=seed)
+    L = 12
+    dead = 0
+    for policy, opts in CHAIN_POLICIES:
+        pol = make_policy(policy, L=L, **opts)
+        assert M._PolicyEngine(lang, L, pol).kind == "ngram-chain"
+        x1, n1, lq1 = M.sample_policy(lang, L, pol, 200, rng=7)
+        x2, n2, _ = M.sample_policy(lang, L, pol, 200, rng=7, method="reference")
+        assert_array_equal(x1, x2, err_msg=f"{policy} {opts}")
+        assert_array_equal(n1, n2, err_msg=f"{policy} {opts}")
+        dead += int(np.sum(np.isinf(lq1)))
+    if order != 4 or V != 2:  # (4, 2, 2) has no zero reachable by these policies
+        assert dead > 0
+
+
+@pytest.mark.parametrize("preset", ["paper-3gram", "paper-4gram"])
+def test_paper_ngrams_run_on_the_chain_kernel(preset):
+    """The paper's 3- and 4-gram (64 and 512 contexts) take the chain kernel by default, with the
+    reference loop's samples at L = 48 (threshold: one reveal per step, segments split by pins)."""
+    lang = make_preset(preset)
+    L = 48
+    for policy, opts in [("threshold:0.9", {}), ("margin", dict(num_steps=8, block_length=12)), ("llada", dict(num_steps=6))]:
+        pol = make_policy(policy, L=L, **opts)
+        assert M._PolicyEngine(lang, L, pol).kind == "ngram-chain"
+        x1, n1, _ = M.sample_policy(lang, L, pol, 48, rng=3)
+        x2, n2, _ = M.sample_policy(lang, L, pol, 48, rng=3, method="reference")
+        assert_array_equal(x1, x2)
+        assert_array_equal(n1, n2)
+
+
+def test_chain_kernel_identical_across_threads(monkeypatch):
+    lang = make_preset("paper-3gram")
+    pol = make_policy("eb:1", L=20)
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        x1, n1, _ = M.sample_policy(lang, 20, pol, 150, rng=5, batch_size=64)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        x2, n2, _ = M.sample_policy(lang, 20, pol, 150, rng=5)
+    finally:
+        numba.set_num_threads(old)
+    assert_array_equal(x1, x2)
+    assert_array_equal(n1, n2)

@@ -1,7 +1,7 @@
 """Every Numba kernel module under ``NUMBA_DISABLE_JIT=1`` (STYLE.md §3.5).
 
-A subprocess runs the kernels of ``mdm_exact.languages._kernels``, ``mdm_exact.sampler._kernels_exact``
-and ``mdm_exact.sampler._kernels_mc`` as plain Python on tiny cases, checks them there against
+A subprocess runs the kernels of ``mdm_exact.languages._kernels``, ``mdm_exact.sampler._kernels_exact``,
+``mdm_exact.sampler._kernels_mc`` and ``mdm_exact.sampler._kernels_policies`` as plain Python on tiny cases, checks them there against
 their NumPy references (brute-force marginals, the plain-Python DP, ``reference_run``, the
 ``separators`` module, the NumPy inverse-CDF twin), and prints what it computed; this process
 (jitted) recomputes the same and asserts equality: the compiled kernels and their Python
@@ -70,6 +70,18 @@ S, D, D_lit, m, pairs = mc.step_dependencies(steps, 3, num_steps=4)
 S_ref, D_ref = separators.instance_dependencies(steps, 3, reading="corrected", num_steps=4)
 assert_array_equal(S, S_ref); assert_array_equal(D, D_ref)
 out["dependencies"] = D.tolist()
+# sampler/_kernels_policies: the lined-up HMM and the sparse-chain policy kernels against the reference loop
+from mdm_exact.sampler import adaptive_mc as amc
+from mdm_exact.sampler.policies import make_policy
+amc.NGRAM_HMM_STATES = 0  # the trigram on the sparse chain kernel (segment refresh), not the window chain
+for name, plang, pn, opts in (("pol-hmm", h_dense, "llada", {"num_steps": 3}), ("pol-chain", langs["trigram"], "threshold:0.6", {}),
+                              ("pol-chain-topk", langs["trigram"], "confidence", {"num_steps": 3})):
+    pol = make_policy(pn, L=6, **opts)
+    assert amc._PolicyEngine(plang, 6, pol).kind == ("hmm" if name == "pol-hmm" else "ngram-chain")
+    xf, nf, _ = amc.sample_policy(plang, 6, pol, 40, rng=1, method="fast")
+    xr, nr, _ = amc.sample_policy(plang, 6, pol, 40, rng=1, method="reference")
+    assert_array_equal(xf, xr); assert_array_equal(nf, nr)
+    out[name] = {"x": xf.tolist(), "nfe": nf.tolist()}
 print(json.dumps(out))
 """
 
@@ -88,7 +100,8 @@ def python_kernels():
 
 def test_kernels_as_plain_python_match_their_references(python_kernels):
     """The subprocess asserted kernel == reference under NUMBA_DISABLE_JIT=1 for all three modules."""
-    assert {"hmm-dense", "hmm-csr", "trigram", "note-c8", "exact", "mc-hmm", "mc-ngram", "mc-interval", "dependencies"} <= set(
+    assert {"hmm-dense", "hmm-csr", "trigram", "note-c8", "exact", "mc-hmm", "mc-ngram", "mc-interval", "dependencies",
+            "pol-hmm", "pol-chain", "pol-chain-topk"} <= set(
         python_kernels
     )
 
@@ -110,3 +123,5 @@ def test_compiled_kernels_equal_their_python_source(python_kernels):
         np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
         np.testing.assert_allclose(a[~np.isnan(a)], b[~np.isnan(b)], rtol=1e-12, atol=1e-12)
     assert jit["dependencies"] == python_kernels["dependencies"]
+    for name in ("pol-hmm", "pol-chain", "pol-chain-topk"):
+        assert jit[name] == python_kernels[name]

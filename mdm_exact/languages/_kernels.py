@@ -178,118 +178,128 @@ def _chain_log_evidence(init, digits, start, indptr, indices, data, emis, tok_ed
         out[b] = -np.inf if dead else log_c
 
 
-@njit(cache=True, parallel=True)
-def _chain_posterior(init, digits, start, indptr, indices, data, emis, tok_edge, x, revealed, log_ev, marg):
-    # as _chain_log_evidence (no powers); log_ev (B,) f8 out; marg (B, L, V) f8 out: q(x_k = v | x_R)
-    B, L = x.shape
+@njit(cache=True)
+def _chain_posterior_row(init, digits, start, indptr, indices, data, emis, tok_edge, xb, rb, mb, alive, val, cnt, stamp,
+                         acc, beta, beta_prev, post):
+    """One row of :func:`_chain_posterior`: ``mb`` (L, V) written with ``q(x_k = v | x_R)``; returns
+    ``log q(x_R)`` (-inf: impossible, then ``mb`` is uniform at masked and one-hot at revealed
+    positions). Scratch (reset here): ``alive`` (L, S) i8, ``val`` (L, S), ``cnt`` (L,) i8,
+    ``stamp`` (S,) i8, ``acc``, ``beta``, ``beta_prev``, ``post`` (S,). Shared with the
+    adaptive-policy kernel (``mdm_exact.sampler._kernels_policies``)."""
+    L = xb.shape[0]
     S = init.shape[0]
     V = emis.shape[1]
-    for b in prange(B):
-        xb = x[b]
-        rb = revealed[b]
-        alive = np.empty((L, S), dtype=np.int64)  # (L, S) alive states per position (first cnt[k])
-        val = np.empty((L, S))  # (L, S) normalised forward messages on them
-        cnt = np.zeros(L, dtype=np.int64)  # (L,)
-        stamp = np.full(S, -1, dtype=np.int64)
-        acc = np.zeros(S)
-        na = _start_alive(init, digits, emis, xb, rb, start, alive[start], val[start])
-        c = _normalise(na, val[start])
-        dead = na == 0 or c == 0.0
-        log_c = 0.0 if dead else np.log(c)
-        cnt[start] = na
-        k = start + 1
-        while not dead and k < L:
-            nb = _step_alive(
-                k, cnt[k - 1], alive[k - 1], val[k - 1], indptr, indices, data, emis, tok_edge, rb[k], xb[k], stamp, acc, alive[k], val[k]
-            )
-            c = _normalise(nb, val[k])
-            cnt[k] = nb
-            if nb == 0 or c == 0.0:
-                dead = True
-            else:
-                log_c += np.log(c)
-            k += 1
-        mb = marg[b]
+    for s in range(S):
+        stamp[s] = -1
+        acc[s] = 0.0
+    for k in range(L):
+        cnt[k] = 0
+    na = _start_alive(init, digits, emis, xb, rb, start, alive[start], val[start])
+    c = _normalise(na, val[start])
+    dead = na == 0 or c == 0.0
+    log_c = 0.0 if dead else np.log(c)
+    cnt[start] = na
+    k = start + 1
+    while not dead and k < L:
+        nb = _step_alive(
+            k, cnt[k - 1], alive[k - 1], val[k - 1], indptr, indices, data, emis, tok_edge, rb[k], xb[k], stamp, acc, alive[k], val[k]
+        )
+        c = _normalise(nb, val[k])
+        cnt[k] = nb
+        if nb == 0 or c == 0.0:
+            dead = True
+        else:
+            log_c += np.log(c)
+        k += 1
+    for k in range(L):
+        for v in range(V):
+            mb[k, v] = 0.0
+    if dead:
         for k in range(L):
-            for v in range(V):
-                mb[k, v] = 0.0
-        if dead:
-            log_ev[b] = -np.inf
-            for k in range(L):
-                if rb[k]:
-                    mb[k, xb[k]] = 1.0
-                else:
-                    for v in range(V):
-                        mb[k, v] = 1.0 / V
-            continue
-        log_ev[b] = log_c
-        beta = np.empty(S)
-        beta_prev = np.empty(S)
-        post = np.empty(S)
-        for i in range(cnt[L - 1]):
-            beta[alive[L - 1, i]] = 1.0
-        for k in range(L - 1, start - 1, -1):
-            n = cnt[k]
-            z = 0.0
-            for i in range(n):
-                g = val[k, i] * beta[alive[k, i]]
-                post[i] = g
-                z += g
-            if z == 0.0:  # only by float underflow of a possible context; avoid 0/0
-                z = 1.0
             if rb[k]:
                 mb[k, xb[k]] = 1.0
             else:
-                for i in range(n):
-                    g = post[i] / z
-                    if g == 0.0:
-                        continue
-                    s = alive[k, i]
-                    for v in range(V):
-                        e = emis[s, v]
-                        if e != 0.0:
-                            mb[k, v] += g * e
-            if k == start:
-                for kk in range(start):
-                    if rb[kk]:
-                        mb[kk, xb[kk]] = 1.0
-                    else:
-                        for i in range(n):
-                            mb[kk, digits[kk, alive[k, i]]] += post[i] / z
-                break
-            # backward message at k-1, only on states alive there
-            rev = rb[k]
-            tok = xb[k]
-            direct = rev and tok_edge.shape[0] > 0
-            mx = 0.0
-            for i in range(cnt[k - 1]):
-                s = alive[k - 1, i]
-                w = 0.0
-                if direct:
-                    j = tok_edge[s, tok]
-                    if j >= 0:
-                        t = indices[j]
-                        w = data[j] * emis[t, tok] * beta[t]
-                    beta_prev[s] = w
-                    if w > mx:
-                        mx = w
+                for v in range(V):
+                    mb[k, v] = 1.0 / V
+        return -np.inf
+    for i in range(cnt[L - 1]):
+        beta[alive[L - 1, i]] = 1.0
+    for k in range(L - 1, start - 1, -1):
+        n = cnt[k]
+        z = 0.0
+        for i in range(n):
+            g = val[k, i] * beta[alive[k, i]]
+            post[i] = g
+            z += g
+        if z == 0.0:  # only by float underflow of a possible context; avoid 0/0
+            z = 1.0
+        if rb[k]:
+            mb[k, xb[k]] = 1.0
+        else:
+            for i in range(n):
+                g = post[i] / z
+                if g == 0.0:
                     continue
-                for j in range(indptr[s], indptr[s + 1]):
+                s = alive[k, i]
+                for v in range(V):
+                    e = emis[s, v]
+                    if e != 0.0:
+                        mb[k, v] += g * e
+        if k == start:
+            for kk in range(start):
+                if rb[kk]:
+                    mb[kk, xb[kk]] = 1.0
+                else:
+                    for i in range(n):
+                        mb[kk, digits[kk, alive[k, i]]] += post[i] / z
+            break
+        # backward message at k-1, only on states alive there
+        rev = rb[k]
+        tok = xb[k]
+        direct = rev and tok_edge.shape[0] > 0
+        mx = 0.0
+        for i in range(cnt[k - 1]):
+            s = alive[k - 1, i]
+            w = 0.0
+            if direct:
+                j = tok_edge[s, tok]
+                if j >= 0:
                     t = indices[j]
-                    e = 1.0
-                    if rev:
-                        e = emis[t, tok]
-                        if e == 0.0:
-                            continue
-                    w += data[j] * e * beta[t]
+                    w = data[j] * emis[t, tok] * beta[t]
                 beta_prev[s] = w
                 if w > mx:
                     mx = w
-            if mx > 0.0:
-                for i in range(cnt[k - 1]):
-                    s = alive[k - 1, i]
-                    beta_prev[s] = beta_prev[s] / mx
-            beta, beta_prev = beta_prev, beta
+                continue
+            for j in range(indptr[s], indptr[s + 1]):
+                t = indices[j]
+                e = 1.0
+                if rev:
+                    e = emis[t, tok]
+                    if e == 0.0:
+                        continue
+                w += data[j] * e * beta[t]
+            beta_prev[s] = w
+            if w > mx:
+                mx = w
+        if mx > 0.0:
+            for i in range(cnt[k - 1]):
+                s = alive[k - 1, i]
+                beta_prev[s] = beta_prev[s] / mx
+        beta, beta_prev = beta_prev, beta
+    return log_c
+
+
+@njit(cache=True, parallel=True)
+def _chain_posterior(init, digits, start, indptr, indices, data, emis, tok_edge, x, revealed, log_ev, marg):
+    # log_ev (B,) f8 out; marg (B, L, V) f8 out: q(x_k = v | x_R); rows in parallel (_chain_posterior_row)
+    B, L = x.shape
+    S = init.shape[0]
+    for b in prange(B):
+        alive = np.empty((L, S), dtype=np.int64)  # (L, S) alive states per position (first cnt[k])
+        val = np.empty((L, S))  # (L, S) normalised forward messages on them
+        log_ev[b] = _chain_posterior_row(init, digits, start, indptr, indices, data, emis, tok_edge, x[b], revealed[b],
+                                         marg[b], alive, val, np.zeros(L, dtype=np.int64), np.full(S, -1, dtype=np.int64),
+                                         np.zeros(S), np.empty(S), np.empty(S), np.empty(S))
 
 
 @njit(cache=True, parallel=True)

@@ -1,7 +1,9 @@
 """Numba kernels of the adaptive-policy Monte Carlo engine (``mdm_exact.sampler.adaptive_mc``).
 
-One package import, THE lined-up HMM forward-backward
-(``mdm_exact.languages._kernels_aligned._hmm_aligned_chunk``). Each kernel has a NumPy twin in
+Two package imports: THE lined-up HMM forward-backward
+(``mdm_exact.languages._kernels_aligned._hmm_aligned_chunk``) and THE sparse-chain posterior of one
+sequence (``mdm_exact.languages._kernels._chain_posterior_row``, which also serves
+``NGram.conditional_marginals``). Each kernel has a NumPy twin in
 ``adaptive_mc`` (tests compare them with the same uniforms). Policy codes (constants passed as arguments):
 
 * score: 0 random, 1 confidence, 2 margin, 3 entropy, 4 llada;
@@ -12,6 +14,12 @@ The HMM kernel runs the sequences of a fixed chunk *lined up*: at every step one
 forward-backward over all positions for the whole chunk, each position a matrix-matrix product
 ``(chunk, S) @ (S, S)`` (BLAS through ``np.dot``), so the conditionals at every candidate cost
 ``4 L S^2`` flops per sequence and step at GEMM speed.
+
+The chain kernel (n-grams with more contexts than a dense product pays for: the 3- and 4-gram
+of Table 1) runs each sequence on its own (``prange`` over sequences) with the sparse
+alive-state forward-backward of the n-gram's own ``conditional_marginals``, computed only at the
+steps where that sequence reveals something; its conditionals are bitwise those of
+``NGram.conditional_marginals``, so it draws the same samples as the reference loop.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from mdm_exact.languages._kernels import _chain_posterior_row
 from mdm_exact.languages._kernels_aligned import _hmm_aligned_chunk
 
 
@@ -299,3 +308,140 @@ def _hmm_policy_run(pi, A, AT, B, BT, score, count, sizes, rprobs, gamma, block_
             nfe_out[r0 + b] = nfe[b]
             for i in range(L):
                 x_out[r0 + b, i] = x[b, i]
+
+
+@njit(cache=True)
+def _row_needs(rev_row, k, count, sizes, rprobs, block_length, u_count_k):
+    """Whether one sequence reveals a position at step ``k`` (the condition of the HMM kernel's
+    per-chunk test, for one row)."""
+    L = rev_row.shape[0]
+    nc = 0
+    blk = -1
+    for i in range(L):
+        if not rev_row[i]:
+            if block_length > 0:
+                if blk < 0:
+                    blk = i // block_length
+                if i // block_length != blk:
+                    continue
+            nc += 1
+    if nc == 0:
+        return False
+    if count == 0:
+        return sizes[k] > 0
+    if count == 1:
+        return _binomial_count(nc, rprobs[k], u_count_k) > 0
+    return True
+
+
+@njit(cache=True)
+def _chain_refresh(init, ones, digits, h, indptr, indices, data, emis, tok_edge, x, rev, fresh, all_dirty, cond, pin, cum,
+                   alive, val, cnt, stamp, acc, beta, beta_prev, post):
+    """Bring ``cond`` (L, V) up to date with ``q(x_i | x_R)`` after the reveals flagged in ``fresh``
+    (all of it when ``all_dirty``); returns False when ``x_R`` is impossible (then ``cond`` is
+    uniform at masked and one-hot at revealed positions, as in the full posterior).
+
+    A run of ``h + 1`` revealed tokens ending at ``p`` (a pin) fixes the chain's state there, so
+    the posterior falls apart into segments between consecutive pins (the pins' windows
+    included at both ends), and only the segments holding a fresh reveal are recomputed, each by
+    :func:`_chain_posterior_row` on its slice (chain start ``h``: the pinned context; the first
+    segment starts with the n-gram's own ``init``, the others with ``ones``). The state at a pin
+    is a single alive context with forward value ``1.0`` and backward value ``1.0`` after
+    normalisation in the full pass as well, so every recomputed value is bitwise the full
+    posterior's (tests compare the samples with the reference loop)."""
+    L = x.shape[0]
+    V = emis.shape[1]
+    run = 0
+    cum[0] = 0
+    for p in range(L):
+        run = run + 1 if rev[p] else 0
+        pin[p] = p >= h and run >= h + 1
+        cum[p + 1] = cum[p] + (1 if (all_dirty or fresh[p]) else 0)
+    a = 0
+    first = True
+    ok = True
+    p = 0
+    while ok:
+        b = L - 1  # segment [a, b]: ends at the next pin after the window that starts it, or at L - 1
+        q = a + h + 1 if not first else h
+        while q < L:
+            if pin[q]:
+                b = q
+                break
+            q += 1
+        if cum[b + 1] - cum[a] > 0:
+            m = b - a + 1
+            lg = _chain_posterior_row(init if first else ones, digits, h, indptr, indices, data, emis, tok_edge, x[a:b + 1],
+                                      rev[a:b + 1], cond[a:b + 1], alive[:m], val[:m], cnt[:m], stamp, acc, beta, beta_prev,
+                                      post)
+            if lg == -np.inf:
+                ok = False
+        if b >= L - 1:
+            break
+        a = b - h
+        first = False
+    if not ok:
+        for i in range(L):
+            for v in range(V):
+                cond[i, v] = 1.0 / V
+            if rev[i]:
+                for v in range(V):
+                    cond[i, v] = 0.0
+                cond[i, x[i]] = 1.0
+    return ok
+
+
+@njit(cache=True, parallel=True)
+def _chain_policy_run(init, digits, start, indptr, indices, data, emis, tok_edge, score, count, sizes, rprobs, gamma,
+                      block_length, temperature, atol, num_steps, u_tok, u_order, u_count, x_out, nfe_out):
+    """Adaptive-policy sampler on a sparse chain (an n-gram's ``_chain()``, chain start ``start = n - 2``),
+    one sequence per ``prange`` iteration; the conditionals are refreshed segment by segment
+    (:func:`_chain_refresh`). Uniform layout as :func:`_hmm_policy_run`; x_out (n, L) i8 and nfe_out
+    (n,) i8 written. No result depends on the thread count (rows are independent)."""
+    n, L = x_out.shape
+    S = init.shape[0]
+    V = emis.shape[1]
+    n_tok = u_tok.shape[0]
+    ones = np.ones(S)
+    for b in prange(n):
+        alive = np.empty((L, S), dtype=np.int64)
+        val = np.empty((L, S))
+        cnt = np.zeros(L, dtype=np.int64)
+        stamp = np.empty(S, dtype=np.int64)
+        acc = np.empty(S)
+        beta = np.empty(S)
+        beta_prev = np.empty(S)
+        post = np.empty(S)
+        cond = np.empty((L, V))
+        x = np.zeros(L, dtype=np.int64)
+        rev = np.zeros(L, dtype=np.bool_)
+        s = np.empty(L)
+        left = np.empty(L, dtype=np.bool_)
+        chosen = np.empty(L, dtype=np.bool_)
+        tok = np.zeros(L, dtype=np.int64)
+        w = np.empty(V)
+        fresh = np.zeros(L, dtype=np.bool_)
+        was = np.zeros(L, dtype=np.bool_)
+        pin = np.zeros(L, dtype=np.bool_)
+        cum = np.zeros(L + 1, dtype=np.int64)
+        nfe = 0
+        alive_row = True  # x_R possible so far (once impossible, always: cond stays uniform)
+        started = False
+        for k in range(num_steps):
+            if not _row_needs(rev, k, count, sizes, rprobs, block_length, u_count[k, b]):
+                continue
+            if alive_row:
+                for i in range(L):
+                    fresh[i] = rev[i] and not was[i]
+                    was[i] = rev[i]
+                alive_row = _chain_refresh(init, ones, digits, start, indptr, indices, data, emis, tok_edge, x, rev, fresh,
+                                           not started, cond, pin, cum, alive, val, cnt, stamp, acc, beta, beta_prev, post)
+                started = True
+            kt = k if n_tok > 1 else 0
+            got = _select_row(cond, rev, x, k, score, count, sizes, rprobs, gamma, block_length, temperature, atol,
+                              u_tok[kt, b], u_order[b], u_count[k, b], s, left, tok, w, chosen)
+            if got > 0:
+                nfe += 1
+        nfe_out[b] = nfe
+        for i in range(L):
+            x_out[b, i] = x[i]

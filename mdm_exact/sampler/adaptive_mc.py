@@ -11,6 +11,10 @@ scores them all), so each step is one full forward-backward. Engines:
 * ``ngram-hmm`` (:class:`~mdm_exact.languages.NGram` with at most :data:`NGRAM_HMM_STATES`
   contexts, e.g. every bigram of the paper): the same kernel on the window chain of
   :func:`ngram_window_chain`.
+* ``ngram-chain`` (any other :class:`~mdm_exact.languages.NGram`, e.g. the paper's 3- and
+  4-gram): :func:`mdm_exact.sampler._kernels_policies._chain_policy_run`, one sequence per
+  thread with the n-gram's own sparse forward-backward (``NGram.conditional_marginals``'
+  kernel, bitwise the same conditionals) at the steps where it reveals something.
 * ``reference`` (any language, any ``model`` with ``conditional_marginals``): the plain batched
   NumPy loop :func:`reference_policy_run`, calling :meth:`Policy.select` itself. With
   ``conditionals=hmm_conditionals_numpy`` it is the NumPy twin of the kernel (same uniforms,
@@ -54,8 +58,8 @@ __all__ = [
 CHUNK = 64
 METHODS = ("auto", "fast", "reference")
 #: n-grams with at most this many contexts ``V^(n-1)`` run on the HMM kernel as a window chain
-#: (:func:`ngram_window_chain`); larger ones use the reference loop (a dense ``C x C`` product per
-#: position would cost more than the n-gram's own sparse forward-backward).
+#: (:func:`ngram_window_chain`); larger ones use the sparse chain kernel (a dense ``C x C`` product
+#: per position would cost more than the n-gram's own sparse forward-backward).
 NGRAM_HMM_STATES = 32
 _SCORE_CODE = {"random": 0, "confidence": 1, "margin": 2, "entropy": 3, "llada": 4}
 _COUNT_CODE = {"sizes": 0, "block-sizes": 0, "schedule": 1, "threshold": 2, "eb": 3}
@@ -194,6 +198,9 @@ class _PolicyEngine:
             elif isinstance(lang, NGram) and L >= lang.order - 1 and lang.vocab_size ** (lang.order - 1) <= NGRAM_HMM_STATES:
                 self.kind = "ngram-hmm"
                 chain = ngram_window_chain(lang)
+            elif isinstance(lang, NGram) and L >= lang.order - 1:
+                self.kind = "ngram-chain"
+                self._chain = (np.ascontiguousarray(lang.initial, dtype=np.float64), lang.order - 2) + tuple(lang._chain())
         if chain is not None:
             A = np.ascontiguousarray(chain[1], dtype=np.float64)
             Bm = np.ascontiguousarray(chain[2], dtype=np.float64)
@@ -219,13 +226,19 @@ class _PolicyEngine:
             if cf is None:
                 cf = (self.model if self.model is not None else self.lang).conditional_marginals
             return reference_policy_run(cf, self.policy, self.L, u_tok, u_order, u_count)
-        from mdm_exact.sampler._kernels_policies import _hmm_policy_run
+        from mdm_exact.sampler._kernels_policies import _chain_policy_run, _hmm_policy_run
 
         n = u_order.shape[0]
         x = np.empty((n, self.L), dtype=np.int64)  # (n, L)
         nfe = np.empty(n, dtype=np.int64)  # (n,)
-        pi, A, AT, Bm, BT = self._hmm
         score, count, sizes, rprobs, gamma, blk, T = self._codes
+        if self.kind == "ngram-chain":
+            init, start, digits, indptr, indices, data, emis, tok_edge = self._chain
+            _chain_policy_run(init, digits, start, indptr, indices, data, emis, tok_edge, score, count, sizes, rprobs, gamma,
+                              blk, T, TIE_ATOL, self.policy.num_steps, np.ascontiguousarray(u_tok),
+                              np.ascontiguousarray(u_order), np.ascontiguousarray(u_count), x, nfe)
+            return x, nfe
+        pi, A, AT, Bm, BT = self._hmm
         _hmm_policy_run(pi, A, AT, Bm, BT, score, count, sizes, rprobs, gamma, blk, T, TIE_ATOL, self.policy.num_steps,
                         CHUNK, np.ascontiguousarray(u_tok), np.ascontiguousarray(u_order), np.ascontiguousarray(u_count), x, nfe)
         return x, nfe
