@@ -439,6 +439,7 @@ FIG7_DEFAULTS = {
     "eb": [0.5, 4.0],
     "low_ser": 0.05,
     "few_nfe": 0.25,
+    "count_policy_samples": {},
 }
 FIG8_DEFAULTS = {
     "languages": ["paper-2gram-t0", "paper-hmm-t0"],
@@ -449,6 +450,7 @@ FIG8_DEFAULTS = {
     "thresholds": [0.5, 0.9],
     "eb": [0.5, 4.0],
     "data_ppl_samples": 1000,
+    "count_policy_samples": {},
 }
 #: Result keys of policy cells the figures never read (the rule's echo, the NFE histogram, the language's description).
 POLICY_MC_OMIT = ("rule", "nfe_hist", "language")
@@ -509,10 +511,12 @@ def _point(family, param, r, exact):
 
 
 def _policy_panel(runner, language, L, steps, *, scores, thresholds, ebs, num_samples, exact, curve_samples=None,
-                  with_schedule=True, llada_max_draws=0):
+                  with_schedule=True, llada_max_draws=0, count_samples=None):
     """Every policy on one (language, L): top-k scores and uniform sizes at each N, threshold:g, eb:g, and the
     best content-blind sizes (Chen-Cong-Li DP on the information curve). ``exact``: the exact engines (llada beyond
-    ``llada_max_draws`` joint draws runs by Monte Carlo with ``num_samples``)."""
+    ``llada_max_draws`` joint draws runs by Monte Carlo with ``num_samples``). ``count_samples``: Monte Carlo
+    samples of the threshold/eb points when they differ from ``num_samples`` (they reveal about one position per
+    step on the paper's n-grams, so each sample costs about L full posteriors)."""
     from mdm_exact.sampler.schedules import balanced_sizes
 
     steps = [int(n) for n in steps]
@@ -527,12 +531,14 @@ def _policy_panel(runner, language, L, steps, *, scores, thresholds, ebs, num_sa
             keys.append((s, N, ex))
     for fam, gs in (("threshold", thresholds), ("eb", ebs)):
         for g in gs:
-            cells.append(_policy_cell(runner, language, L, f"{fam}:{float(g):g}", num_samples=None if exact else num_samples))
+            m = num_samples if count_samples is None else int(count_samples)
+            cells.append(_policy_cell(runner, language, L, f"{fam}:{float(g):g}", num_samples=None if exact else m))
             keys.append((fam, float(g), exact))
     res = runner.run_all(cells)
     points = [_point(fam, prm, r, ex) for (fam, prm, ex), r in zip(keys, res)]
     panel = {"language": language_label(language), "L": int(L), "exact": bool(exact), "steps": steps, "points": points,
-             "num_samples": None if exact else int(num_samples)}
+             "num_samples": None if exact else int(num_samples),
+             "count_samples": None if exact or count_samples is None else int(count_samples)}
     if with_schedule:
         sched = runner.run(_schedule_cell(runner, language, L, steps, None if exact else curve_samples), "best schedule")
         opt_cells, rows = [], []
@@ -577,7 +583,8 @@ def fig7(cfg, runner):
                                     llada_max_draws=cfg["c7_llada_exact_max_draws"], **common))
     for lang in cfg["languages"]:
         panels.append(_policy_panel(runner, lang, cfg["L"], cfg["steps"], thresholds=cfg["thresholds"], ebs=cfg["eb"],
-                                    num_samples=cfg["num_samples"], exact=False, curve_samples=cfg["curve_samples"], **common))
+                                    num_samples=cfg["num_samples"], exact=False, curve_samples=cfg["curve_samples"],
+                                    count_samples=dict(cfg.get("count_policy_samples", {})).get(lang), **common))
     target = float(cfg["low_ser"])
     for p in panels:
         p["low_ser"] = _low_ser_summary(p, target)
@@ -593,7 +600,8 @@ def fig8(cfg, runner):
     panels = []
     for lang in cfg["languages"]:
         p = _policy_panel(runner, lang, cfg["L"], cfg["steps"], scores=list(cfg["scores"]), thresholds=cfg["thresholds"],
-                          ebs=cfg["eb"], num_samples=cfg["num_samples"], exact=False, with_schedule=False)
+                          ebs=cfg["eb"], num_samples=cfg["num_samples"], exact=False, with_schedule=False,
+                          count_samples=dict(cfg.get("count_policy_samples", {})).get(lang))
         try:
             h = float(make_language(lang).entropy(int(cfg["L"]))) / int(cfg["L"])
         except (NotImplementedError, ValueError, MemoryError):

@@ -74,6 +74,8 @@ def draw_panel(ax, panel, ykey, *, ylog=False):
     if ylog:
         ax.set_yscale("log")
     how = "exact" if panel["exact"] else f"Monte Carlo, {panel['num_samples']} samples"
+    if not panel["exact"] and panel.get("count_samples") not in (None, panel["num_samples"]):
+        how += f"; threshold/eb {panel['count_samples']}"
     ax.set_title(f"{panel['language']}, L = {L} ({how})", fontsize=9)
 
 

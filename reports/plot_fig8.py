@@ -53,7 +53,9 @@ def caption(rec) -> str:
         mc = panel.get("data_ppl_mc") or [None, None, None]
         ref = dp if panel.get("data_ppl_source") == "exact" or mc[1] is None else mc[1]  # below the whole data interval
         below = [p for p in pts if dp is not None and p["gen_ppl"][2] is not None and p["gen_ppl"][2] < ref]
+        cs = panel.get("count_samples")
         s = (f"{panel['language']} at L = {panel['L']} ({panel['num_samples']} samples per point"
+             + (f", {cs} for threshold/eb" if cs not in (None, panel["num_samples"]) else "")
              + (f"; data perplexity exp(H(q)/L) = {dp:.4g}" if dp is not None else "")
              + ("" if panel.get("data_ppl_source") == "exact" or mc[1] is None
                 else f" [{mc[1]:.4g}, {mc[2]:.4g}] from {panel['data_ppl_samples']} exact (left-to-right) samples") + "): "
