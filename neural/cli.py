@@ -83,15 +83,25 @@ def cmd_train(args) -> int:
     _positive_float("--lr", args.lr)
     if args.max_seconds is not None:
         _positive_float("--max-seconds", args.max_seconds)
+    if args.leak_target is not None:
+        _positive_float("--leak-target", args.leak_target)
+    for flag, v, ok in (("--ema", args.ema, 0.0 <= args.ema < 1.0), ("--warmup-frac", args.warmup_frac, 0.0 <= args.warmup_frac < 1.0),
+                        ("--tail-frac", args.tail_frac, 0.0 < args.tail_frac <= 1.0)):
+        if not ok:  # also NaN
+            rng = {"--ema": "0 <= value < 1", "--warmup-frac": "0 <= value < 1", "--tail-frac": "0 < value <= 1"}[flag]
+            raise ValueError(f"{flag}: expected {rng}, got {v!r}")
+    if args.state is not None:
+        _writable("--state", args.state)
     lang = resolve_language(args.language, seed=args.language_seed)
     device = _device(args.device)
     mc = ModelConfig(vocab_size=int(lang.vocab_size), block_size=L, n_layer=args.layers, n_head=args.heads,
                      n_embd=args.hidden, causal=args.kind == "ar")
     cfg = TrainConfig(kind=args.kind, L=L, batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps,
                       max_seconds=args.max_seconds, target_rel=args.target, eval_every=args.eval_every,
-                      val_size=args.val_size, schedule=args.schedule, seed=args.seed, device=device)
+                      val_size=args.val_size, schedule=args.schedule, seed=args.seed, device=device,
+                      leak_target=args.leak_target, ema=args.ema, warmup_frac=args.warmup_frac, tail_frac=args.tail_frac)
     try:
-        res = train(lang, mc, cfg, log=None if args.json else print)
+        res = train(lang, mc, cfg, log=None if args.json else print, state_path=args.state, resume=args.state is not None)
     except FloatingPointError as exc:
         raise ValueError(f"training diverged: {exc}; lower --lr (got {args.lr:g})") from None
     summary = res.summary()

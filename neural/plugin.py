@@ -77,6 +77,17 @@ def register_command(subparsers) -> None:
     t.add_argument("--target", type=float, default=None,
                    help="stop when validation NLL (AR) / ELBO (MDM) per token <= (1 + target) x entropy rate "
                    "(default 0.02 AR, 0.05 MDM)")
+    t.add_argument("--leak-target", type=float, default=None,
+                   help="also require the measured leakage (mass on impossible tokens) per token <= this to stop "
+                   "(issue 14: 1e-4; default: no leakage target)")
+    t.add_argument("--ema", type=float, default=0.0,
+                   help="EMA decay of the evaluated and saved weights, 0 <= value < 1 (default 0: off)")
+    t.add_argument("--warmup-frac", type=float, default=0.1, help="linear warm-up, fraction of the run (default 0.1)")
+    t.add_argument("--tail-frac", type=float, default=1.0,
+                   help="cosine decay over the last this fraction of the run (default 1.0: the whole run)")
+    t.add_argument("--state", default=None,
+                   help="resumable training state file: saved every minute and at the end; an interrupted run "
+                   "given the same options and --state continues where it stopped")
     t.add_argument("--eval-every", type=int, default=50, help="validate every this many steps (default 50)")
     t.add_argument("--val-size", type=int, default=256, help="validation sequences (default 256)")
     t.add_argument("--schedule", default="linear", choices=["linear", "loglinear", "cosine"],

@@ -107,7 +107,14 @@ TRAIN = ["neural", "train", "--language", "paper-2gram", "--kind", "mdm", "--len
     (["-o", "{tmp}/x.pt", "--lr", "nan"], "--lr: expected a finite number > 0"),
     (["-o", "{tmp}/x.pt", "--lr", "-1"], "--lr"),
     (["-o", "{tmp}/x.pt", "--max-steps", "0"], "--max-steps"),
-], ids=["missing-folder", "directory", "batch-0", "lr-nan", "lr-negative", "steps-0"])
+    (["-o", "{tmp}/x.pt", "--leak-target", "0"], "--leak-target: expected a finite number > 0"),
+    (["-o", "{tmp}/x.pt", "--ema", "1"], "--ema: expected 0 <= value < 1, got 1.0"),
+    (["-o", "{tmp}/x.pt", "--ema", "nan"], "--ema: expected 0 <= value < 1"),
+    (["-o", "{tmp}/x.pt", "--tail-frac", "0"], "--tail-frac: expected 0 < value <= 1"),
+    (["-o", "{tmp}/x.pt", "--warmup-frac", "1"], "--warmup-frac: expected 0 <= value < 1"),
+    (["-o", "{tmp}/x.pt", "--state", "{tmp}/nope/s.pt"], "--state: the folder"),
+], ids=["missing-folder", "directory", "batch-0", "lr-nan", "lr-negative", "steps-0", "leak-0", "ema-1", "ema-nan",
+        "tail-0", "warmup-1", "state-folder"])
 def test_train_checks_options_before_training(tmp_path, capsys, extra, needle):
     refused(capsys, TRAIN + [e.format(tmp=tmp_path) for e in extra], needle, folder=tmp_path)
 

@@ -487,6 +487,28 @@ def test_cli_train_sample_evaluate(tmp_path, capsys, tiny_language_registry):
     assert "steps" in capsys.readouterr().err
 
 
+def test_cli_train_targets_ema_and_resume(tmp_path, capsys, tiny_language_registry):
+    """``neural train --leak-target --ema --state``: the summary names both targets; a run cut by
+    ``--max-seconds`` resumes from its saved state when called again with the same options (only
+    the wall-clock cap may differ), and other options are refused in one line."""
+    from mdm_exact.runtime.cli import main
+
+    ck, st = tmp_path / "m.pt", tmp_path / "m.state.pt"
+    base = ["neural", "train", "--language", "tiny-bigram", "--kind", "ar", "--length", "6", "--layers", "1",
+            "--hidden", "16", "--heads", "2", "--batch-size", "8", "--eval-every", "3", "--val-size", "8",
+            "--max-steps", "6", "--leak-target", "1e-4", "--ema", "0.9", "--tail-frac", "0.5", "--state", str(st),
+            "-o", str(ck), "--json"]
+    assert main(base + ["--max-seconds", "1e-9"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["stop_reason"] == "max_seconds" and first["steps"] < 6 and st.exists()
+    assert set(first["targets"]) == {"quality", "leakage"} and first["targets"]["leakage"]["target"] == 1e-4
+    assert main(base + ["--lr", "1e-3"]) == 2
+    assert "cannot resume" in capsys.readouterr().err
+    assert main(base) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["resumed_from_step"] == first["steps"] and second["steps"] == 6
+
+
 def test_gpu_run_tiny(tmp_path, tiny_language_registry):
     """The prepared GPU script end to end on CPU at a tiny size (well under 60 s of CPU time)."""
     from neural import gpu_run
