@@ -206,3 +206,34 @@ def test_the_claim_of_a_dead_sweep_is_taken_over(tmp_path):
     assert [r["status"] for r in recs] == ["ok"] * 3 and not any(r["cached"] for r in recs)
     assert time.monotonic() - t0 < 10
     assert store.claimed(keys[0]) is None and store.claimed(keys[1]) is None
+
+
+def test_a_cell_finished_by_another_sweep_before_the_claim_is_not_recomputed(tmp_path, monkeypatch):
+    """The race behind the concurrent-sweeps test: sweep A stores cell 0 (``put`` drops A's claim)
+    just before sweep B claims it; B then finds no claim, so the claim succeeds, and B must take
+    A's stored result instead of computing the cell a second time. Cells the store held as
+    errors before B started are still recomputed."""
+    from mdm_exact.runtime.sweep import run_cells
+
+    log = tmp_path / "computed.log"
+    cells = [{"kind": "square", "x": x, "log": str(log)} for x in range(3)]
+    store = ResultStore(tmp_path / "s.sqlite")
+    store.put_error(cells[2], "an old failure", seconds=0.0)
+    real_claim = ResultStore.claim
+    calls = []
+
+    def claim(self, keys, owner, lease_seconds, **kw):
+        if not calls:  # another sweep finishes cell 0 between B's start and B's first claim
+            other = ResultStore(tmp_path / "s.sqlite")
+            other.put(cells[0], {"x": 0, "y": 0, "by": "A"}, seconds=0.5)
+            other.close()
+        calls.append(list(keys))
+        return real_claim(self, keys, owner, lease_seconds, **kw)
+
+    monkeypatch.setattr(ResultStore, "claim", claim)
+    recs = run_cells(cells, store, executor="serial", progress=False)
+    assert recs[0]["cached"] and recs[0]["result"]["by"] == "A"
+    assert [r["cached"] for r in recs[1:]] == [False, False] and recs[2]["status"] == "ok"
+    computed = sorted(int(line.split()[0]) for line in log.read_text().splitlines())
+    assert computed == [1, 2]
+    assert store.claimed(config_key(cells[0])) is None

@@ -345,6 +345,7 @@ def run_cells(
     keys = [config_key(c) for c in cells]
 
     records: dict[str, dict] = {}
+    stale: dict[str, dict | None] = {}
     todo: list[tuple[str, dict, object]] = []
     queued = set()
     for cell, key, spec in zip(cells, keys, specs):
@@ -357,6 +358,7 @@ def run_cells(
                             "error": None, "seconds": 0.0, "stored_seconds": found["seconds"]}
         else:
             todo.append((key, cell, spec.func))
+            stale[key] = store.get_record(cell) if force else found  # what the store held before this sweep
     if not (isinstance(lease_seconds, (int, float)) and math.isfinite(lease_seconds) and lease_seconds > 0):
         raise ValueError(f"lease_seconds must be a finite number > 0, got {lease_seconds!r}")
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
@@ -399,19 +401,36 @@ def run_cells(
         renewer = threading.Thread(target=_renew_claims, args=(store, owner, lease_seconds, stop), daemon=True)
         renewer.start()
         try:
+            def taken_over(key, cell):
+                """The record another sweep stored for ``cell`` since this one started (or None)."""
+                found = store.get_record(cell)
+                return None if found is None or found == stale[key] else found
+
+            def cached(key, cell, found):
+                records[key] = {"key": key, "config": cell, "status": found["status"], "cached": True,
+                                "result": found["result"], "error": found["error"], "seconds": 0.0,
+                                "stored_seconds": found["seconds"]}
+
             waiting = todo
             while waiting:
                 mine, waiting = _claim(store, waiting, owner, lease_seconds)
-                if mine:
-                    execute(mine)
+                # a claim on a cell whose result another sweep stored (``put`` drops its claim) in the
+                # meantime: take the stored result instead of computing it a second time
+                fresh = []
+                for key, cell, func in mine:
+                    if (found := taken_over(key, cell)) is not None:
+                        cached(key, cell, found)
+                        store.release([key], owner)
+                    else:
+                        fresh.append((key, cell, func))
+                if fresh:
+                    execute(fresh)
                 elif waiting:
                     time.sleep(min(0.5, lease_seconds / 4))
                 still = []
                 for key, cell, func in waiting:  # claimed by another sweep: done once its claim is gone
-                    if store.claimed(key) is None and (found := store.get_record(cell)) is not None:
-                        records[key] = {"key": key, "config": cell, "status": found["status"], "cached": True,
-                                        "result": found["result"], "error": found["error"], "seconds": 0.0,
-                                        "stored_seconds": found["seconds"]}
+                    if store.claimed(key) is None and (found := taken_over(key, cell)) is not None:
+                        cached(key, cell, found)
                     else:
                         still.append((key, cell, func))
                 waiting = still

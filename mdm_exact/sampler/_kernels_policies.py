@@ -233,6 +233,30 @@ def _select_row(cond, rev, xrow, k, score, count, sizes, rprobs, gamma, block_le
     return n_rev
 
 
+@njit(cache=True)
+def _row_needs(rev_row, k, count, sizes, rprobs, block_length, u_count_k):
+    """Whether one sequence reveals a position at step ``k``: it has a candidate and the step's
+    count is not 0 (``threshold``/``eb`` always reveal one at least)."""
+    L = rev_row.shape[0]
+    nc = 0
+    blk = -1
+    for i in range(L):
+        if not rev_row[i]:
+            if block_length > 0:
+                if blk < 0:
+                    blk = i // block_length
+                if i // block_length != blk:
+                    continue
+            nc += 1
+    if nc == 0:
+        return False
+    if count == 0:
+        return sizes[k] > 0
+    if count == 1:
+        return _binomial_count(nc, rprobs[k], u_count_k) > 0
+    return True
+
+
 # THE lined-up forward-backward (one BLAS product per position), shared with
 # HMM.conditional_marginals: built once in mdm_exact.languages._kernels_aligned.
 _hmm_conditionals_chunk = _hmm_aligned_chunk
@@ -275,25 +299,9 @@ def _hmm_policy_run(pi, A, AT, B, BT, score, count, sizes, rprobs, gamma, block_
             # which rows reveal something at this step (the network is called only for them)
             need = False
             for b in range(m):
-                nc = 0
-                blk = -1
-                for i in range(L):
-                    if not rev[b, i]:
-                        if block_length > 0:
-                            if blk < 0:
-                                blk = i // block_length
-                            if i // block_length != blk:
-                                continue
-                        nc += 1
-                if nc > 0:
-                    if count == 0:
-                        if sizes[k] > 0:
-                            need = True
-                    elif count == 1:
-                        if _binomial_count(nc, rprobs[k], u_count[k, r0 + b]) > 0:
-                            need = True
-                    else:
-                        need = True
+                if _row_needs(rev[b], k, count, sizes, rprobs, block_length, u_count[k, r0 + b]):
+                    need = True
+                    break
             if not need:
                 continue
             _hmm_conditionals_chunk(pi, A, AT, B, BT, x, rev, alpha, beta, post, cV, cond, dead, 1e-100)
@@ -308,30 +316,6 @@ def _hmm_policy_run(pi, A, AT, B, BT, score, count, sizes, rprobs, gamma, block_
             nfe_out[r0 + b] = nfe[b]
             for i in range(L):
                 x_out[r0 + b, i] = x[b, i]
-
-
-@njit(cache=True)
-def _row_needs(rev_row, k, count, sizes, rprobs, block_length, u_count_k):
-    """Whether one sequence reveals a position at step ``k`` (the condition of the HMM kernel's
-    per-chunk test, for one row)."""
-    L = rev_row.shape[0]
-    nc = 0
-    blk = -1
-    for i in range(L):
-        if not rev_row[i]:
-            if block_length > 0:
-                if blk < 0:
-                    blk = i // block_length
-                if i // block_length != blk:
-                    continue
-            nc += 1
-    if nc == 0:
-        return False
-    if count == 0:
-        return sizes[k] > 0
-    if count == 1:
-        return _binomial_count(nc, rprobs[k], u_count_k) > 0
-    return True
 
 
 @njit(cache=True)
