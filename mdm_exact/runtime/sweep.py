@@ -358,7 +358,7 @@ def run_cells(
                             "error": None, "seconds": 0.0, "stored_seconds": found["seconds"]}
         else:
             todo.append((key, cell, spec.func))
-            stale[key] = store.get_record(cell) if force else found  # what the store held before this sweep
+            stale[key] = found  # what the store held before this sweep: None or an error (None with force)
     if not (isinstance(lease_seconds, (int, float)) and math.isfinite(lease_seconds) and lease_seconds > 0):
         raise ValueError(f"lease_seconds must be a finite number > 0, got {lease_seconds!r}")
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
@@ -415,10 +415,11 @@ def run_cells(
             while waiting:
                 mine, waiting = _claim(store, waiting, owner, lease_seconds)
                 # a claim on a cell whose result another sweep stored (``put`` drops its claim) in the
-                # meantime: take the stored result instead of computing it a second time
+                # meantime: take the stored result instead of computing it a second time (with
+                # force every claimed cell is computed, and no stored row is read)
                 fresh = []
                 for key, cell, func in mine:
-                    if (found := taken_over(key, cell)) is not None:
+                    if not force and (found := taken_over(key, cell)) is not None:
                         cached(key, cell, found)
                         store.release([key], owner)
                     else:
