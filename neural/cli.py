@@ -85,11 +85,11 @@ def cmd_train(args) -> int:
         _positive_float("--max-seconds", args.max_seconds)
     if args.leak_target is not None:
         _positive_float("--leak-target", args.leak_target)
-    for flag, v, ok in (("--ema", args.ema, 0.0 <= args.ema < 1.0), ("--warmup-frac", args.warmup_frac, 0.0 <= args.warmup_frac < 1.0),
-                        ("--tail-frac", args.tail_frac, 0.0 < args.tail_frac <= 1.0)):
+    for flag, v, ok, want in (("--ema", args.ema, 0.0 <= args.ema < 1.0, "0 <= value < 1"),
+                              ("--warmup-frac", args.warmup_frac, 0.0 <= args.warmup_frac < 1.0, "0 <= value < 1"),
+                              ("--tail-frac", args.tail_frac, 0.0 < args.tail_frac <= 1.0, "0 < value <= 1")):
         if not ok:  # also NaN
-            rng = {"--ema": "0 <= value < 1", "--warmup-frac": "0 <= value < 1", "--tail-frac": "0 < value <= 1"}[flag]
-            raise ValueError(f"{flag}: expected {rng}, got {v!r}")
+            raise ValueError(f"{flag}: expected {want}, got {v!r}")
     if args.state is not None:
         _writable("--state", args.state)
     lang = resolve_language(args.language, seed=args.language_seed)

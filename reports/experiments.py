@@ -529,9 +529,9 @@ def _policy_panel(runner, language, L, steps, *, scores, thresholds, ebs, num_sa
             ex = exact and _exact_affordable(language, L, s, sizes, llada_max_draws)
             cells.append(_policy_cell(runner, language, L, s, sizes=sizes, num_samples=None if ex else num_samples))
             keys.append((s, N, ex))
+    m = num_samples if count_samples is None else int(count_samples)
     for fam, gs in (("threshold", thresholds), ("eb", ebs)):
         for g in gs:
-            m = num_samples if count_samples is None else int(count_samples)
             cells.append(_policy_cell(runner, language, L, f"{fam}:{float(g):g}", num_samples=None if exact else m))
             keys.append((fam, float(g), exact))
     res = runner.run_all(cells)
@@ -584,7 +584,7 @@ def fig7(cfg, runner):
     for lang in cfg["languages"]:
         panels.append(_policy_panel(runner, lang, cfg["L"], cfg["steps"], thresholds=cfg["thresholds"], ebs=cfg["eb"],
                                     num_samples=cfg["num_samples"], exact=False, curve_samples=cfg["curve_samples"],
-                                    count_samples=dict(cfg.get("count_policy_samples", {})).get(lang), **common))
+                                    count_samples=cfg["count_policy_samples"].get(lang), **common))
     target = float(cfg["low_ser"])
     for p in panels:
         p["low_ser"] = _low_ser_summary(p, target)
@@ -601,7 +601,7 @@ def fig8(cfg, runner):
     for lang in cfg["languages"]:
         p = _policy_panel(runner, lang, cfg["L"], cfg["steps"], scores=list(cfg["scores"]), thresholds=cfg["thresholds"],
                           ebs=cfg["eb"], num_samples=cfg["num_samples"], exact=False, with_schedule=False,
-                          count_samples=dict(cfg.get("count_policy_samples", {})).get(lang))
+                          count_samples=cfg["count_policy_samples"].get(lang))
         try:
             h = float(make_language(lang).entropy(int(cfg["L"]))) / int(cfg["L"])
         except (NotImplementedError, ValueError, MemoryError):

@@ -140,20 +140,14 @@ def _greedy_pick(s, left, L, atol):
 
 
 @njit(cache=True)
-def _select_row(cond, rev, xrow, k, score, count, sizes, rprobs, gamma, block_length, temperature, atol,
-                u_tok, u_order, u_count, s, left, tok, w, chosen):
-    """One step of the policy for one sequence: updates ``xrow`` and ``rev`` in place.
-
-    ``cond`` (L, V) conditionals; returns the number of positions revealed. Twin of
-    ``Policy.select``.
-    """
+def _candidates(rev, block_length, left):
+    """Mark in ``left`` (bool (L,)) the candidates, the masked positions of the leftmost unfinished
+    block (all masked positions when ``block_length`` is 0); returns their number."""
     L = rev.shape[0]
-    # candidates: masked positions of the leftmost unfinished block
     nc = 0
     blk = -1
     for i in range(L):
         left[i] = False
-        chosen[i] = False
         if not rev[i]:
             if block_length > 0:
                 if blk < 0:
@@ -162,6 +156,21 @@ def _select_row(cond, rev, xrow, k, score, count, sizes, rprobs, gamma, block_le
                     continue
             left[i] = True
             nc += 1
+    return nc
+
+
+@njit(cache=True)
+def _select_row(cond, rev, xrow, k, score, count, sizes, rprobs, gamma, block_length, temperature, atol,
+                u_tok, u_order, u_count, s, left, tok, w, chosen):
+    """One step of the policy for one sequence: updates ``xrow`` and ``rev`` in place.
+
+    ``cond`` (L, V) conditionals; returns the number of positions revealed. Twin of
+    ``Policy.select``.
+    """
+    L = rev.shape[0]
+    nc = _candidates(rev, block_length, left)
+    for i in range(L):
+        chosen[i] = False
     if nc == 0:
         return 0
     if count == 0:
@@ -234,20 +243,10 @@ def _select_row(cond, rev, xrow, k, score, count, sizes, rprobs, gamma, block_le
 
 
 @njit(cache=True)
-def _row_needs(rev_row, k, count, sizes, rprobs, block_length, u_count_k):
+def _row_needs(rev_row, k, count, sizes, rprobs, block_length, u_count_k, left):
     """Whether one sequence reveals a position at step ``k``: it has a candidate and the step's
-    count is not 0 (``threshold``/``eb`` always reveal one at least)."""
-    L = rev_row.shape[0]
-    nc = 0
-    blk = -1
-    for i in range(L):
-        if not rev_row[i]:
-            if block_length > 0:
-                if blk < 0:
-                    blk = i // block_length
-                if i // block_length != blk:
-                    continue
-            nc += 1
+    count is not 0 (``threshold``/``eb`` always reveal one at least); ``left`` (L,) scratch."""
+    nc = _candidates(rev_row, block_length, left)
     if nc == 0:
         return False
     if count == 0:
@@ -299,7 +298,7 @@ def _hmm_policy_run(pi, A, AT, B, BT, score, count, sizes, rprobs, gamma, block_
             # which rows reveal something at this step (the network is called only for them)
             need = False
             for b in range(m):
-                if _row_needs(rev[b], k, count, sizes, rprobs, block_length, u_count[k, r0 + b]):
+                if _row_needs(rev[b], k, count, sizes, rprobs, block_length, u_count[k, r0 + b], left):
                     need = True
                     break
             if not need:
@@ -344,7 +343,6 @@ def _chain_refresh(init, ones, digits, h, indptr, indices, data, emis, tok_edge,
     a = 0
     first = True
     ok = True
-    p = 0
     while ok:
         b = L - 1  # segment [a, b]: ends at the next pin after the window that starts it, or at L - 1
         q = a + h + 1 if not first else h
@@ -412,7 +410,7 @@ def _chain_policy_run(init, digits, start, indptr, indices, data, emis, tok_edge
         alive_row = True  # x_R possible so far (once impossible, always: cond stays uniform)
         started = False
         for k in range(num_steps):
-            if not _row_needs(rev, k, count, sizes, rprobs, block_length, u_count[k, b]):
+            if not _row_needs(rev, k, count, sizes, rprobs, block_length, u_count[k, b], left):
                 continue
             if alive_row:
                 for i in range(L):
