@@ -255,12 +255,13 @@ class NGram(Language):
             self.__dict__["_ctx_marg_cache"] = out
         return out[:rows]
 
-    def context_transition_powers(self, G):
+    def context_transition_powers(self, G, *, transposed=False):
         """Powers ``T^1 .. T^G`` of the context-chain transition, shape (G, C, C), C = V^(n-1).
 
         ``T[c, (c mod V^(n-2)) V + v] = conditional[c, v]``; ``T^g = T^(g-1) T``. Cached and
-        grown on demand (read-only). The Monte Carlo engine jumps masked stretches of up to
-        ``G`` positions with them (it chooses ``G`` within its memory limit).
+        grown on demand (read-only). ``transposed=True``: ``(T^g)^T``, each C-contiguous. The
+        Monte Carlo engine jumps masked stretches of up to ``G`` positions with them (it chooses
+        ``G`` within its memory limit).
         """
         G = as_count(G, "G")
         P = self.__dict__.get("_ctx_power_cache")
@@ -280,7 +281,14 @@ class NGram(Language):
                 newP[g] = newP[g - 1] @ T
             newP.setflags(write=False)
             P = self.__dict__["_ctx_power_cache"] = newP
-        return P[:G]
+        if not transposed:
+            return P[:G]
+        PT = self.__dict__.get("_ctx_power_t_cache")
+        if PT is None or PT.shape[0] < G:
+            PT = np.ascontiguousarray(P[:G].transpose(0, 2, 1))  # (G, C, C)
+            PT.setflags(write=False)
+            self.__dict__["_ctx_power_t_cache"] = PT
+        return PT[:G]
 
     def entropy(self, L):
         """Exact ``H(q)`` over length ``L`` in nats: ``H(initial) + sum_k E[H(conditional[c_k])]``."""

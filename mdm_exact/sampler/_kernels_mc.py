@@ -292,13 +292,43 @@ def _digits(x_row, rev, lo, hi, V, skip, buf):
     return cnt
 
 
+@njit(cache=True)
+def _runs(x_row, rev, lo, hi, V, buf):
+    """The digit strings at positions ``lo..hi`` compatible with the revealed tokens, as runs
+    of consecutive values: returns ``(nb, run)``, the strings being ``buf[i] * run + q`` for
+    ``i < nb``, ``q < run``, in ascending order; ``run = V^t`` for the ``t`` masked positions at
+    the end of the window. The kernels loop over a run through slices and ``range``: indices
+    Numba can prove non-negative, so LLVM vectorises those loops (a gathered index gets a
+    negative-index check per access, which it does not)."""
+    t = hi
+    run = 1
+    while t >= lo and not rev[t]:
+        run *= V
+        t -= 1
+    return _digits(x_row, rev, lo, t, V, -1, buf), run
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _dot_runs(row, vec, nb, run, buf):  # sum over the runs (nb, run, buf) of row[c] vec[c]
+    acc = 0.0
+    for j in range(nb):
+        s = buf[j] * run
+        a = row[s : s + run]
+        b = vec[s : s + run]
+        for q in range(run):
+            acc += a[q] * b[q]
+    return acc
+
+
 @njit(cache=True, fastmath={"contract"})
 def _ngram_fstep(cond, V, R, h, x_row, rev, k, F, buf):
     """F[k] from F[k-1] (k > h) on the contexts compatible with the revealed tokens; returns
     the total mass. Target ``c' = pre V + v`` collects ``F[k-1, a R + pre] cond[a R + pre, v]``
-    over the tokens ``a`` allowed at position ``k-1-h``; the emission check at ``k`` is the
-    restriction of ``v``. Entries of ``F[k]`` outside the compatible set are never read."""
-    npre = _digits(x_row, rev, k - h, k - 1, V, -1, buf)  # window without its last position
+    over the tokens ``a`` allowed at position ``k-1-h``, in ascending ``a``; the emission check
+    at ``k`` is the restriction of ``v``. Entries of ``F[k]`` outside the compatible set are
+    never read. The prefixes ``pre`` come as runs (:func:`_runs`), so a masked stretch is a
+    contiguous multiply-add over ``run * V`` entries."""
+    nb, run = _runs(x_row, rev, k - h, k - 1, V, buf)  # window without its last position
     p0 = k - 1 - h
     a0 = 0
     a1 = V
@@ -310,32 +340,56 @@ def _ngram_fstep(cond, V, R, h, x_row, rev, k, F, buf):
     if rev[k]:
         v0 = x_row[k]
         v1 = v0 + 1
-    tot = 0.0
-    for i in range(npre):
-        pre = buf[i]
-        tb = pre * V
-        for v in range(v0, v1):
-            F[k, tb + v] = 0.0
+    full = v1 - v0 == V
+    out = F[k]
+    prev = F[k - 1]
+    n = run * V
+    for i in range(nb):
+        b = buf[i] * run
+        ob = out[b * V : b * V + n]
+        if full:
+            for c in range(n):
+                ob[c] = 0.0
+        else:
+            for q in range(run):
+                ob[q * V + v0] = 0.0
         for a in range(a0, a1):
-            src = a * R + pre
-            fs = F[k - 1, src]
-            if fs != 0.0:
-                for v in range(v0, v1):
-                    F[k, tb + v] += fs * cond[src, v]
-        for v in range(v0, v1):
-            tot += F[k, tb + v]
+            s = a * R + b
+            pb = prev[s : s + run]
+            cb = cond[s : s + run]
+            if full:
+                for q in range(run):
+                    fs = pb[q]
+                    for v in range(V):
+                        ob[q * V + v] += fs * cb[q, v]
+            else:
+                for q in range(run):
+                    ob[q * V + v0] += pb[q] * cb[q, v0]
+    tot = 0.0
+    for i in range(nb):
+        ob = out[buf[i] * n : buf[i] * n + n]
+        if full:
+            for c in range(n):
+                tot += ob[c]
+        else:
+            for q in range(run):
+                tot += ob[q * V + v0]
     if tot > 0.0:
-        for i in range(npre):
-            tb = buf[i] * V
-            for v in range(v0, v1):
-                F[k, tb + v] /= tot
+        for i in range(nb):
+            ob = out[buf[i] * n : buf[i] * n + n]
+            if full:
+                for c in range(n):
+                    ob[c] /= tot
+            else:
+                for q in range(run):
+                    ob[q * V + v0] /= tot
     return tot
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
 def _ngram_bstep(cond, V, R, h, x_row, rev, k, Bk, buf):
     """Bk[k] from Bk[k+1] (emission check at k+1) on the compatible contexts, scaled by its max."""
-    npre = _digits(x_row, rev, k - h + 1, k, V, -1, buf)  # window without its first position
+    nb, run = _runs(x_row, rev, k - h + 1, k, V, buf)  # window without its first position
     pa = k - h
     a0 = 0
     a1 = V
@@ -347,23 +401,37 @@ def _ngram_bstep(cond, V, R, h, x_row, rev, k, Bk, buf):
     if rev[k + 1]:
         v0 = x_row[k + 1]
         v1 = v0 + 1
+    full = v1 - v0 == V
+    out = Bk[k]
+    nxt = Bk[k + 1]
+    n = run * V
     m = 0.0
-    for i in range(npre):
-        pre = buf[i]
-        tb = pre * V
+    for i in range(nb):
+        b = buf[i] * run
+        nx = nxt[b * V : b * V + n]
         for a in range(a0, a1):
-            c = a * R + pre
-            acc = 0.0
-            for v in range(v0, v1):
-                acc += cond[c, v] * Bk[k + 1, tb + v]
-            Bk[k, c] = acc
-            if acc > m:
-                m = acc
+            s = a * R + b
+            ob = out[s : s + run]
+            cb = cond[s : s + run]
+            if full:
+                for q in range(run):
+                    acc = 0.0
+                    for v in range(V):
+                        acc += cb[q, v] * nx[q * V + v]
+                    ob[q] = acc
+                    m = max(m, acc)
+            else:
+                for q in range(run):
+                    acc = cb[q, v0] * nx[q * V + v0]
+                    ob[q] = acc
+                    m = max(m, acc)
     if m > 0.0:
-        for i in range(npre):
-            pre = buf[i]
-            for a in range(a0, a1):
-                Bk[k, a * R + pre] /= m
+        for a in range(a0, a1):
+            for i in range(nb):
+                s = a * R + buf[i] * run
+                ob = out[s : s + run]
+                for q in range(run):
+                    ob[q] /= m
 
 
 @njit(cache=True)
@@ -411,53 +479,126 @@ def _walk_cost(rev, lo, hi, h, V):
 
 
 @njit(cache=True, fastmath={"contract"})
-def _ngram_fjump(Tp, V, h, x_row, rev, k, r, F, buf, buf2):
+def _ngram_fjump(Tp, TpT, V, h, x_row, rev, k, r, F, buf, buf2):
     """F[r] from F[k] through g = r - k transitions with all positions k+1..r-1 masked:
-    ``F[r, c'] = sum_c F[k, c] (T^g)[c, c']`` on the compatible contexts; returns the mass."""
-    nk = _digits(x_row, rev, k - h, k, V, -1, buf)
-    nr = _digits(x_row, rev, r - h, r, V, -1, buf2)
+    ``F[r, c'] = sum_c F[k, c] (T^g)[c, c']`` on the compatible contexts; returns the mass.
+    Contiguous along the target's runs (rows of ``T^g``) or, for a target without runs and a
+    source with them, along the source's runs (rows of ``(T^g)^T``, ``TpT``)."""
+    nb, run = _runs(x_row, rev, r - h, r, V, buf2)
+    out = F[r]
+    src = F[k]
+    tot = 0.0
+    if run == 1:
+        nbk, runk = _runs(x_row, rev, k - h, k, V, buf)
+        if runk > 1:
+            TT = TpT[r - k - 1]
+            for j in range(nb):
+                c2 = buf2[j]
+                acc = _dot_runs(TT[c2], src, nbk, runk, buf)
+                out[c2] = acc
+                tot += acc
+        else:  # both sides scattered (one context per run): plain gathers
+            T = Tp[r - k - 1]
+            for j in range(nb):
+                out[buf2[j]] = 0.0
+            for i in range(nbk):
+                c = buf[i]
+                fc = src[c]
+                if fc != 0.0:
+                    Tr = T[c]
+                    for j in range(nb):
+                        c2 = buf2[j]
+                        out[c2] += fc * Tr[c2]
+            for j in range(nb):
+                tot += out[buf2[j]]
+        if tot > 0.0:
+            for j in range(nb):
+                out[buf2[j]] /= tot
+        return tot
     T = Tp[r - k - 1]
-    for i in range(nr):
-        F[r, buf2[i]] = 0.0
+    nk = _digits(x_row, rev, k - h, k, V, -1, buf)
+    for j in range(nb):
+        ob = out[buf2[j] * run : buf2[j] * run + run]
+        for q in range(run):
+            ob[q] = 0.0
     for i in range(nk):
         c = buf[i]
-        fc = F[k, c]
+        fc = src[c]
         if fc != 0.0:
-            for i2 in range(nr):
-                c2 = buf2[i2]
-                F[r, c2] += fc * T[c, c2]
-    tot = 0.0
-    for i in range(nr):
-        tot += F[r, buf2[i]]
+            Tr = T[c]
+            for j in range(nb):
+                s = buf2[j] * run
+                ob = out[s : s + run]
+                tr = Tr[s : s + run]
+                for q in range(run):
+                    ob[q] += fc * tr[q]
+    for j in range(nb):
+        ob = out[buf2[j] * run : buf2[j] * run + run]
+        for q in range(run):
+            tot += ob[q]
     if tot > 0.0:
-        for i in range(nr):
-            F[r, buf2[i]] /= tot
+        for j in range(nb):
+            ob = out[buf2[j] * run : buf2[j] * run + run]
+            for q in range(run):
+                ob[q] /= tot
     return tot
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
-def _ngram_bjump(Tp, V, h, x_row, rev, k, r, Bk, buf, buf2):
-    """Bk[r] from Bk[k] (r < k, positions r+1..k-1 masked, emission check at k), scaled by its max."""
-    nr = _digits(x_row, rev, r - h, r, V, -1, buf)
-    nk = _digits(x_row, rev, k - h, k, V, -1, buf2)
-    T = Tp[k - r - 1]
+def _ngram_bjump(Tp, TpT, V, h, x_row, rev, k, r, Bk, buf, buf2):
+    """Bk[r] from Bk[k] (r < k, positions r+1..k-1 masked, emission check at k), scaled by its
+    max. Dots along the runs of the window at k (rows of ``T^g``) or, when that window has no
+    runs and the one at r has, multiply-adds along r's runs (rows of ``(T^g)^T``, ``TpT``)."""
+    nbr, runr = _runs(x_row, rev, r - h, r, V, buf)
+    nbk, runk = _runs(x_row, rev, k - h, k, V, buf2)
+    nxt = Bk[k]
+    out = Bk[r]
     m = 0.0
-    for i in range(nr):
-        c = buf[i]
-        acc = 0.0
-        for i2 in range(nk):
-            c2 = buf2[i2]
-            acc += T[c, c2] * Bk[k, c2]
-        Bk[r, c] = acc
-        if acc > m:
-            m = acc
+    if runk == 1 and runr > 1:
+        TT = TpT[k - r - 1]
+        for i in range(nbr):
+            ob = out[buf[i] * runr : buf[i] * runr + runr]
+            for q in range(runr):
+                ob[q] = 0.0
+        for j in range(nbk):
+            c2 = buf2[j]
+            w = nxt[c2]
+            if w != 0.0:
+                Tc = TT[c2]
+                for i in range(nbr):
+                    s = buf[i] * runr
+                    ob = out[s : s + runr]
+                    tc = Tc[s : s + runr]
+                    for q in range(runr):
+                        ob[q] += w * tc[q]
+        for i in range(nbr):
+            ob = out[buf[i] * runr : buf[i] * runr + runr]
+            for q in range(runr):
+                m = max(m, ob[q])
+    else:
+        T = Tp[k - r - 1]
+        for i in range(nbr):
+            c0 = buf[i] * runr
+            for q in range(runr):
+                Tr = T[c0 + q]
+                if runk == 1:
+                    acc = 0.0
+                    for j in range(nbk):
+                        c2 = buf2[j]
+                        acc += Tr[c2] * nxt[c2]
+                else:
+                    acc = _dot_runs(Tr, nxt, nbk, runk, buf2)
+                out[c0 + q] = acc
+                m = max(m, acc)
     if m > 0.0:
-        for i in range(nr):
-            Bk[r, buf[i]] /= m
+        for i in range(nbr):
+            ob = out[buf[i] * runr : buf[i] * runr + runr]
+            for q in range(runr):
+                ob[q] /= m
 
 
 @njit(cache=True)
-def _ngram_fadvance(cond, Tp, V, R, h, jump_penalty, x_row, rev, kk, t, F, buf, buf2):
+def _ngram_fadvance(cond, Tp, TpT, V, R, h, jump_penalty, x_row, rev, kk, t, F, buf, buf2):
     """One move of a forward walk from F[kk] towards t > kk: the masked stretch after kk in
     one jump with T^g (g <= G) when that is cheaper than g one-position steps, else one step.
     Returns (the position r reached, its mass; <= 0: the revealed tokens are impossible)."""
@@ -466,24 +607,24 @@ def _ngram_fadvance(cond, Tp, V, R, h, jump_penalty, x_row, rev, kk, t, F, buf, 
     while r < t and not rev[r] and r - kk < G:
         r += 1
     if r - kk >= 2 and _digits_count(rev, kk - h, kk, V) * _digits_count(rev, r - h, r, V) * jump_penalty < _walk_cost(rev, kk + 1, r, h, V):
-        return r, _ngram_fjump(Tp, V, h, x_row, rev, kk, r, F, buf, buf2)
+        return r, _ngram_fjump(Tp, TpT, V, h, x_row, rev, kk, r, F, buf, buf2)
     return kk + 1, _ngram_fstep(cond, V, R, h, x_row, rev, kk + 1, F, buf)
 
 
 @njit(cache=True)
-def _ngram_fwalk(cond, Tp, V, R, h, jump_penalty, x_row, rev, k, t, F, buf, buf2):
+def _ngram_fwalk(cond, Tp, TpT, V, R, h, jump_penalty, x_row, rev, k, t, F, buf, buf2):
     """F[k+1..t] from F[k] by :func:`_ngram_fadvance` moves (positions jumped over are not
     written); returns the last mass (1.0 when k == t; <= 0: the revealed tokens are
     impossible, the walk stops there)."""
     tot = 1.0
     kk = k
     while kk < t and tot > 0.0:
-        kk, tot = _ngram_fadvance(cond, Tp, V, R, h, jump_penalty, x_row, rev, kk, t, F, buf, buf2)
+        kk, tot = _ngram_fadvance(cond, Tp, TpT, V, R, h, jump_penalty, x_row, rev, kk, t, F, buf, buf2)
     return tot
 
 
 @njit(cache=True)
-def _ngram_one(init, cond, prior, Tp, V, n, jump_penalty, steps_row, x_row, u_row, score, check, F, Bk, w, lst, lst2):
+def _ngram_one(init, cond, prior, Tp, TpT, V, n, jump_penalty, steps_row, x_row, u_row, score, check, F, Bk, w, lst, lst2):
     """One sequence of the idealised sampler for an n-gram (L >= n-1); returns (log p_tau, nfe).
 
     The chain state at position k >= h = n-2 is the context window ending at k. A run of n-1
@@ -563,14 +704,14 @@ def _ngram_one(init, cond, prior, Tp, V, n, jump_penalty, steps_row, x_row, u_ro
                     if r0 < k and rev[r0] and fval[r0] and cj - r0 >= 2 and cj - r0 <= G:
                         cost = _digits_count(rev, r0 - h, r0, V) * _digits_count(rev, cj - h, cj, V)
                         if cost * jump_penalty < _walk_cost(rev, k + 1, cj, h, V):
-                            tot = _ngram_fjump(Tp, V, h, x_row, rev, r0, cj, F, lst, lst2)
+                            tot = _ngram_fjump(Tp, TpT, V, h, x_row, rev, r0, cj, F, lst, lst2)
                             fval[cj] = True
                             fhz[cj] = fhz[r0]
                             if tot <= 0.0:
                                 dead = True
                             kk = cj
                 while kk < cj and not dead:
-                    r, tot = _ngram_fadvance(cond, Tp, V, R, h, jump_penalty, x_row, rev, kk, cj, F, lst, lst2)
+                    r, tot = _ngram_fadvance(cond, Tp, TpT, V, R, h, jump_penalty, x_row, rev, kk, cj, F, lst, lst2)
                     fval[r] = True
                     fhz[r] = fhz[kk]
                     if tot <= 0.0:
@@ -610,7 +751,7 @@ def _ngram_one(init, cond, prior, Tp, V, n, jump_penalty, steps_row, x_row, u_ro
                     if r1 < k and rev[r1] and bval[r1] and r1 - cj >= 2 and r1 - cj <= G:
                         cost = _digits_count(rev, cj - h, cj, V) * _digits_count(rev, r1 - h, r1, V)
                         if cost * jump_penalty < _walk_cost(rev, cj + 1, k, h, V):
-                            _ngram_bjump(Tp, V, h, x_row, rev, r1, cj, Bk, lst, lst2)
+                            _ngram_bjump(Tp, TpT, V, h, x_row, rev, r1, cj, Bk, lst, lst2)
                             bval[cj] = True
                             bhz[cj] = bhz[r1]
                             kk = cj
@@ -619,7 +760,7 @@ def _ngram_one(init, cond, prior, Tp, V, n, jump_penalty, steps_row, x_row, u_ro
                     while r > cj and not rev[r] and kk - r < G:
                         r -= 1
                     if kk - r >= 2 and _digits_count(rev, r - h, r, V) * _digits_count(rev, kk - h, kk, V) * jump_penalty < _walk_cost(rev, r + 1, kk, h, V):
-                        _ngram_bjump(Tp, V, h, x_row, rev, kk, r, Bk, lst, lst2)
+                        _ngram_bjump(Tp, TpT, V, h, x_row, rev, kk, r, Bk, lst, lst2)
                     else:
                         r = kk - 1
                         _ngram_bstep(cond, V, R, h, x_row, rev, r, Bk, lst)
@@ -689,12 +830,12 @@ def _ngram_one(init, cond, prior, Tp, V, n, jump_penalty, steps_row, x_row, u_ro
                             if not fval[k0]:
                                 tot = _ngram_fstart(init, V, h, x_row, rev, k0, pinned[k0], F, lst)
                             if tot > 0.0:
-                                tot = _ngram_fwalk(cond, Tp, V, R, h, jump_penalty, x_row, rev, k0, k, F, lst, lst2)
+                                tot = _ngram_fwalk(cond, Tp, TpT, V, R, h, jump_penalty, x_row, rev, k0, k, F, lst, lst2)
                     else:
                         k = h
                         tot = _ngram_fstart(init, V, h, x_row, rev, h, False, F, lst)
                     if tot > 0.0:
-                        tot = _ngram_fwalk(cond, Tp, V, R, h, jump_penalty, x_row, rev, k, cl, F, lst, lst2)
+                        tot = _ngram_fwalk(cond, Tp, TpT, V, R, h, jump_penalty, x_row, rev, k, cl, F, lst, lst2)
                     if tot > 0.0:
                         tot = 0.0
                         nl = _digits(x_row, rev, cl - h, cl, V, -1, lst)
@@ -754,9 +895,9 @@ def _ngram_log_prob(init, cond, V, n, x_row):
 
 
 @njit(cache=True, parallel=True)
-def _ngram_run(init, cond, prior, Tp, n, jump_penalty, steps, x, u, score, out_logp, out_nfe, out_logq):
+def _ngram_run(init, cond, prior, Tp, TpT, n, jump_penalty, steps, x, u, score, out_logp, out_nfe, out_logq):
     # init (C,), cond (C,V), C = V^(n-1); prior (L-n+2, C) context law at chain positions
-    # n-2..L-1; Tp (G,C,C) chain transition powers T^1..T^G; steps (num,L) i8, x (num,L) i8
+    # n-2..L-1; Tp (G,C,C) chain transition powers T^1..T^G, TpT their transposes; steps (num,L) i8, x (num,L) i8
     # in/out, u (num,L) f8
     num, L = steps.shape
     C, V = cond.shape
@@ -773,7 +914,7 @@ def _ngram_run(init, cond, prior, Tp, n, jump_penalty, steps, x, u, score, out_l
         w = np.empty(V)
         lst = np.empty(C, dtype=np.int64)
         lst2 = np.empty(C, dtype=np.int64)
-        lp, nfe = _ngram_one(init, cond, prior, Tp, V, n, jump_penalty, steps[b], x[b], u[b], score, check, F, Bk, w, lst, lst2)
+        lp, nfe = _ngram_one(init, cond, prior, Tp, TpT, V, n, jump_penalty, steps[b], x[b], u[b], score, check, F, Bk, w, lst, lst2)
         out_logp[b] = lp
         out_nfe[b] = nfe
         out_logq[b] = _ngram_log_prob(init, cond, V, n, x[b])

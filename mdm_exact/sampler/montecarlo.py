@@ -49,8 +49,9 @@ from mdm_exact.stats import clopper_pearson, log_scale_mean_ci, mean_ci
 CHUNK = 512
 #: Memory limit (bytes) for the cached HMM matrix powers; above it the NumPy reference is used.
 HMM_POWER_BYTES = 512 * 2**20
-#: Memory limit (bytes) for the n-gram transition powers T^1..T^G used to jump masked stretches.
-NGRAM_POWER_BYTES = 64 * 2**20
+#: Memory limit (bytes) for the n-gram transition powers T^1..T^G used to jump masked stretches,
+#: and their transposes (both tables together: 64 MiB each, G = 32, for a 4-gram with V = 8).
+NGRAM_POWER_BYTES = 128 * 2**20
 #: HMM kernel: messages are rescaled to total mass 1 only when their mass falls below this (it
 #: never grows: rows of A sum to 1 and emissions are probabilities); a full normalisation every
 #: position would put a reduction and a division on the critical path of every chain.
@@ -138,12 +139,13 @@ class _Engine:
             elif isinstance(lang, NGram) and L >= lang.order - 1:
                 self.kind = "ngram"
                 C = lang.num_contexts
-                G = int(max(1, min(L, NGRAM_POWER_BYTES // (8 * C * C))))
+                G = int(max(1, min(L, NGRAM_POWER_BYTES // (2 * 8 * C * C))))
                 self._ngram = (
                     np.ascontiguousarray(lang.initial, dtype=np.float64),  # (C,)
                     np.ascontiguousarray(lang.conditional, dtype=np.float64),  # (C, V)
                     lang.context_marginals(L),  # (L-n+2, C) context law, nothing revealed
                     lang.context_transition_powers(G),  # (G, C, C) T^1..T^G
+                    lang.context_transition_powers(G, transposed=True),  # (G, C, C) (T^g)^T
                     int(lang.order),
                 )
             elif isinstance(lang, IntervalLanguage) and L % lang.interval_length == 0:
@@ -188,8 +190,8 @@ class _Engine:
             pi, AT, P, PT, BT = self._hmm
             K._hmm_run(pi, AT, P, PT, BT, HMM_RESCALE_BELOW, steps, x, u, bool(score), log_p, nfe, log_q)
         elif self.kind == "ngram":
-            init, cond, prior, Tp, order = self._ngram
-            K._ngram_run(init, cond, prior, Tp, order, NGRAM_JUMP_PENALTY, steps, x, u, bool(score), log_p, nfe, log_q)
+            init, cond, prior, Tp, TpT, order = self._ngram
+            K._ngram_run(init, cond, prior, Tp, TpT, order, NGRAM_JUMP_PENALTY, steps, x, u, bool(score), log_p, nfe, log_q)
         else:
             bits, l, lq_in = self._interval
             K._interval_run(bits, l, lq_in, steps, x, u, bool(score), log_p, nfe, log_q)
