@@ -320,6 +320,52 @@ def _dot_runs(row, vec, nb, run, buf):  # sum over the runs (nb, run, buf) of ro
     return acc
 
 
+@njit(cache=True)
+def _zero_runs(out, nb, run, buf):  # out[c] = 0 on the runs (nb, run, buf)
+    for j in range(nb):
+        ob = out[buf[j] * run : buf[j] * run + run]
+        for q in range(run):
+            ob[q] = 0.0
+
+
+@njit(cache=True, fastmath={"contract"})
+def _axpy_runs(out, w, row, nb, run, buf):  # out[c] += w row[c] on the runs
+    for j in range(nb):
+        s = buf[j] * run
+        ob = out[s : s + run]
+        rb = row[s : s + run]
+        for q in range(run):
+            ob[q] += w * rb[q]
+
+
+@njit(cache=True)
+def _sum_runs(out, nb, run, buf):  # in ascending order (no reassociation: same bits as a plain loop)
+    tot = 0.0
+    for j in range(nb):
+        ob = out[buf[j] * run : buf[j] * run + run]
+        for q in range(run):
+            tot += ob[q]
+    return tot
+
+
+@njit(cache=True)
+def _max_runs(out, nb, run, buf):
+    m = 0.0
+    for j in range(nb):
+        ob = out[buf[j] * run : buf[j] * run + run]
+        for q in range(run):
+            m = max(m, ob[q])
+    return m
+
+
+@njit(cache=True)
+def _div_runs(out, d, nb, run, buf):  # out[c] /= d on the runs
+    for j in range(nb):
+        ob = out[buf[j] * run : buf[j] * run + run]
+        for q in range(run):
+            ob[q] /= d
+
+
 @njit(cache=True, fastmath={"contract"})
 def _ngram_fstep(cond, V, R, h, x_row, rev, k, F, buf):
     """F[k] from F[k-1] (k > h) on the contexts compatible with the revealed tokens; returns
@@ -517,30 +563,14 @@ def _ngram_fjump(Tp, TpT, V, h, x_row, rev, k, r, F, buf, buf2):
         return tot
     T = Tp[r - k - 1]
     nk = _digits(x_row, rev, k - h, k, V, -1, buf)
-    for j in range(nb):
-        ob = out[buf2[j] * run : buf2[j] * run + run]
-        for q in range(run):
-            ob[q] = 0.0
+    _zero_runs(out, nb, run, buf2)
     for i in range(nk):
-        c = buf[i]
-        fc = src[c]
+        fc = src[buf[i]]
         if fc != 0.0:
-            Tr = T[c]
-            for j in range(nb):
-                s = buf2[j] * run
-                ob = out[s : s + run]
-                tr = Tr[s : s + run]
-                for q in range(run):
-                    ob[q] += fc * tr[q]
-    for j in range(nb):
-        ob = out[buf2[j] * run : buf2[j] * run + run]
-        for q in range(run):
-            tot += ob[q]
+            _axpy_runs(out, fc, T[buf[i]], nb, run, buf2)
+    tot = _sum_runs(out, nb, run, buf2)
     if tot > 0.0:
-        for j in range(nb):
-            ob = out[buf2[j] * run : buf2[j] * run + run]
-            for q in range(run):
-                ob[q] /= tot
+        _div_runs(out, tot, nb, run, buf2)
     return tot
 
 
@@ -556,25 +586,12 @@ def _ngram_bjump(Tp, TpT, V, h, x_row, rev, k, r, Bk, buf, buf2):
     m = 0.0
     if runk == 1 and runr > 1:
         TT = TpT[k - r - 1]
-        for i in range(nbr):
-            ob = out[buf[i] * runr : buf[i] * runr + runr]
-            for q in range(runr):
-                ob[q] = 0.0
+        _zero_runs(out, nbr, runr, buf)
         for j in range(nbk):
-            c2 = buf2[j]
-            w = nxt[c2]
+            w = nxt[buf2[j]]
             if w != 0.0:
-                Tc = TT[c2]
-                for i in range(nbr):
-                    s = buf[i] * runr
-                    ob = out[s : s + runr]
-                    tc = Tc[s : s + runr]
-                    for q in range(runr):
-                        ob[q] += w * tc[q]
-        for i in range(nbr):
-            ob = out[buf[i] * runr : buf[i] * runr + runr]
-            for q in range(runr):
-                m = max(m, ob[q])
+                _axpy_runs(out, w, TT[buf2[j]], nbr, runr, buf)
+        m = _max_runs(out, nbr, runr, buf)
     else:
         T = Tp[k - r - 1]
         for i in range(nbr):
@@ -591,10 +608,7 @@ def _ngram_bjump(Tp, TpT, V, h, x_row, rev, k, r, Bk, buf, buf2):
                 out[c0 + q] = acc
                 m = max(m, acc)
     if m > 0.0:
-        for i in range(nbr):
-            ob = out[buf[i] * runr : buf[i] * runr + runr]
-            for q in range(runr):
-                ob[q] /= m
+        _div_runs(out, m, nbr, runr, buf)
 
 
 @njit(cache=True)
