@@ -576,38 +576,40 @@ def test_data_stream_prefetch_gives_the_same_batches(bigram):
 
 
 # ----------------------------------------------------------------------------- committed checkpoints
-CPU_RUN = os.path.join(os.path.dirname(__file__), "..", "reports", "neural", "cpu-l64")
+NEURAL_REPORTS = os.path.join(os.path.dirname(__file__), "..", "reports", "neural")
 
 
 def _committed():
+    """(run folder, results file, spec, kind) for every evaluated CPU checkpoint under reports/neural."""
     import glob
 
     out = []
-    for path in sorted(glob.glob(os.path.join(CPU_RUN, "results*.json"))):
+    for path in sorted(glob.glob(os.path.join(NEURAL_REPORTS, "*", "results*.json"))):
+        run = os.path.dirname(path)
         with open(path) as f:
             res = json.load(f)
-        out += [(os.path.basename(path), spec, kind) for spec, b in sorted(res["languages"].items())
-                if "reproduce" in b for kind in ("mdm", "ar") if os.path.exists(os.path.join(CPU_RUN, f"{spec}-{kind}.pt"))]
+        out += [(os.path.basename(run), os.path.basename(path), spec, kind) for spec, b in sorted(res.get("languages", {}).items())
+                if "reproduce" in b for kind in ("mdm", "ar") if os.path.exists(os.path.join(run, f"{spec}-{kind}.pt"))]
     return out
 
 
 def test_committed_checkpoints_exist():
-    assert _committed(), "reports/neural/cpu-l64 should hold evaluated checkpoints (results.json 'reproduce')"
+    assert any(r == "cpu-l64" for r, *_ in _committed()), "reports/neural/cpu-l64 should hold evaluated checkpoints (results.json 'reproduce')"
 
 
-@pytest.mark.parametrize("results,spec,kind", _committed())
-def test_committed_checkpoint_reproduces_its_numbers(results, spec, kind):
+@pytest.mark.parametrize("run,results,spec,kind", _committed())
+def test_committed_checkpoint_reproduces_its_numbers(run, results, spec, kind):
     """weights_only load (load_checkpoint), then the stored small-sample numbers again: float32 network
     values to rtol 1e-4 (BLAS differences across machines), the support count of 16 samples exactly."""
     from neural.campaign import reproduce_numbers
     from neural.checkpoint import checkpoint_language
 
-    path = os.path.join(CPU_RUN, f"{spec}-{kind}.pt")
+    path = os.path.join(NEURAL_REPORTS, run, f"{spec}-{kind}.pt")
     assert os.path.getsize(path) <= 16 * 2**20
     torch.load(path, weights_only=True)
     net, ck = load_checkpoint(path)
     lang = checkpoint_language(ck)
-    with open(os.path.join(CPU_RUN, results)) as f:
+    with open(os.path.join(NEURAL_REPORTS, run, results)) as f:
         want = json.load(f)["languages"][spec]["reproduce"][kind]
     got = reproduce_numbers(net, kind, lang, int(ck["L"]), n=want["n"])
     for key in ("nll_per_token", "elbo_per_token", "leakage"):
