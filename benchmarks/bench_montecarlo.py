@@ -25,7 +25,9 @@ Header: the machine, its load average, the Numba threads configured and the numb
    L = 512 (SER and generative perplexity; with ``--grid-instance-kl`` also the instance-KL
    estimate, i.e. a second, teacher-forced pass on data samples). By default a subset of
    ``--grid-samples`` samples per cell is timed and the full grid is extrapolated linearly
-   (printed as such); ``--grid-samples 1000`` runs the full grid.
+   (printed as such); ``--grid-samples 1000`` runs the full grid. Each language also runs the
+   generic reference (``method="reference"``) on ``--grid-ref-samples`` samples at N = 64 and
+   prints its time per sample over the kernel's at that cell (the ratio of this run).
 
 Timings are medians on a machine that may be shared: compare ratios from the same run; the CPU
 time per sample is the steadier figure.
@@ -119,6 +121,8 @@ def main(argv=None):
     ap.add_argument("--steps", default="16,64,256", help="N values of part 1")
     ap.add_argument("--grid-samples", type=int, default=32, help="samples per Figure-1 cell actually run (1000 = full grid)")
     ap.add_argument("--grid-instance-kl", action="store_true", help="grid runs also estimate the instance KL")
+    ap.add_argument("--grid-ref-samples", type=int, default=8,
+                    help="samples of the generic NumPy reference (method='reference') at N = 64 per grid language, for the ratio")
     ap.add_argument("--skip-grid", action="store_true")
     ap.add_argument("--skip-cli", action="store_true")
     args = ap.parse_args(argv)
@@ -181,7 +185,12 @@ def main(argv=None):
             wall, _, res = timed(lambda: run_monte_carlo(lang, L, schedule("linear", N), m, rng=N, instance_kl=ikl))
             row.append(wall * 1000 / m)
         total += sum(row) + setup
-        print(f"  {name:<12} " + " ".join(f"{N}:{t:.1f}s" for N, t in zip(GRID_STEPS, row)) + f"  | {sum(row):.0f} s (+ setup {setup:.1f} s)")
+        ratio = ""
+        if args.grid_ref_samples > 0:  # the generic reference at one cell, same run: its per-sample time over the kernel's
+            nr = args.grid_ref_samples
+            ref, _, _ = timed(lambda: run_monte_carlo(lang, L, schedule("linear", 64), nr, rng=64, instance_kl=ikl, method="reference"))
+            ratio = f"; N = 64: {row[GRID_STEPS.index(64)] / 1000:.4f} s/sample vs reference {ref / nr:.3f} s/sample = {ref / nr / (row[GRID_STEPS.index(64)] / 1000):.1f}x"
+        print(f"  {name:<12} " + " ".join(f"{N}:{t:.1f}s" for N, t in zip(GRID_STEPS, row)) + f"  | {sum(row):.0f} s (+ setup {setup:.1f} s){ratio}")
     print(f"  full grid (1000 samples per cell): {'measured' if m >= 1000 else 'extrapolated'} {total:.0f} s = {total / 60:.1f} min")
     return 0
 
