@@ -192,6 +192,15 @@ def run_job(spec, kind, L, out, state_dir, *, recipe=RECIPE, log=print, override
     return doc
 
 
+def _limit_numba_threads(n: int) -> None:
+    """The exact references (validation, leakage) run Numba kernels; left at the machine's
+    thread count, their OpenMP workers spin after every parallel region and took half a core
+    from a one-thread training beside another job (seen as a 3-5x slower training here)."""
+    import numba
+
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m neural.cpu_runs", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -214,6 +223,7 @@ def main(argv=None) -> int:
     e.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    _limit_numba_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
     if args.cmd == "train":
         os.makedirs(args.state, exist_ok=True)
