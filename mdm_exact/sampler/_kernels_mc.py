@@ -386,49 +386,47 @@ def _ngram_fstep(cond, V, R, h, x_row, rev, k, F, buf):
     if rev[k]:
         v0 = x_row[k]
         v1 = v0 + 1
-    full = v1 - v0 == V
     out = F[k]
     prev = F[k - 1]
     n = run * V
-    for i in range(nb):
-        b = buf[i] * run
-        ob = out[b * V : b * V + n]
-        if full:
-            for c in range(n):
-                ob[c] = 0.0
-        else:
-            for q in range(run):
-                ob[q * V + v0] = 0.0
-        for a in range(a0, a1):
-            s = a * R + b
-            pb = prev[s : s + run]
-            cb = cond[s : s + run]
-            if full:
+    if v1 - v0 == V:  # position k masked: the targets of a run of prefixes are one run of n entries
+        _zero_runs(out, nb, n, buf)
+        for i in range(nb):
+            b = buf[i] * run
+            ob = out[b * V : b * V + n]
+            for a in range(a0, a1):
+                s = a * R + b
+                pb = prev[s : s + run]
+                cb = cond[s : s + run]
                 for q in range(run):
                     fs = pb[q]
                     for v in range(V):
                         ob[q * V + v] += fs * cb[q, v]
-            else:
-                for q in range(run):
-                    ob[q * V + v0] += pb[q] * cb[q, v0]
+        tot = _sum_runs(out, nb, n, buf)
+        if tot > 0.0:
+            _div_runs(out, tot, nb, n, buf)
+        return tot
+    # position k revealed as v0: the targets are every V-th entry of those runs
+    for i in range(nb):
+        ob = out[buf[i] * n : buf[i] * n + n]
+        for q in range(run):
+            ob[q * V + v0] = 0.0
+        for a in range(a0, a1):
+            s = a * R + buf[i] * run
+            pb = prev[s : s + run]
+            cb = cond[s : s + run]
+            for q in range(run):
+                ob[q * V + v0] += pb[q] * cb[q, v0]
     tot = 0.0
     for i in range(nb):
         ob = out[buf[i] * n : buf[i] * n + n]
-        if full:
-            for c in range(n):
-                tot += ob[c]
-        else:
-            for q in range(run):
-                tot += ob[q * V + v0]
+        for q in range(run):
+            tot += ob[q * V + v0]
     if tot > 0.0:
         for i in range(nb):
             ob = out[buf[i] * n : buf[i] * n + n]
-            if full:
-                for c in range(n):
-                    ob[c] /= tot
-            else:
-                for q in range(run):
-                    ob[q * V + v0] /= tot
+            for q in range(run):
+                ob[q * V + v0] /= tot
     return tot
 
 
