@@ -210,6 +210,10 @@ def main(argv=None) -> int:
     t.add_argument("--length", type=int, default=64)
     t.add_argument("--jobs", default=None, help="comma-separated spec:kind (default: all, in priority order)")
     t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--max-steps", type=int, default=None, help="override the recipe's step cap for every job")
+    t.add_argument("--max-seconds", type=float, default=None,
+                   help="override the recipe's wall-clock cap (seconds of training, summed over resumes)")
+    t.add_argument("--eval-every", type=int, default=None, help="override the recipe's validation interval (steps)")
     e = sub.add_parser("evaluate", help="curves, leakage, timing from the trained checkpoints")
     e.add_argument("--out", required=True)
     e.add_argument("--languages", default=None)
@@ -228,12 +232,17 @@ def main(argv=None) -> int:
     if args.cmd == "train":
         os.makedirs(args.state, exist_ok=True)
         jobs = JOBS if args.jobs is None else [tuple(j.split(":")) for j in args.jobs.split(",")]
+        for job in jobs:
+            if len(job) != 2 or job[1] not in ("mdm", "ar"):
+                p.error(f"--jobs: expected spec:kind with kind mdm or ar, got {':'.join(job)!r}")
 
         def log(msg):
             print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
 
+        overrides = {k: v for k, v in (("max_steps", args.max_steps), ("max_seconds", args.max_seconds),
+                                       ("eval_every", args.eval_every)) if v is not None}
         for spec, kind in jobs:
-            run_job(spec, kind, args.length, args.out, args.state, log=log)
+            run_job(spec, kind, args.length, args.out, args.state, log=log, overrides=overrides)
         return 0
     evaluate_all(args.out, languages=None if args.languages is None else args.languages.split(","),
                  num_samples=args.num_samples, steps=[int(v) for v in args.steps.split(",")],
