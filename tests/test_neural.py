@@ -509,6 +509,37 @@ def test_cli_train_targets_ema_and_resume(tmp_path, capsys, tiny_language_regist
     assert second["resumed_from_step"] == first["steps"] and second["steps"] == 6
 
 
+def test_cpu_runs_train_caps_override_the_recipe(tmp_path, capsys, tiny_language_registry):
+    """``python -m neural.cpu_runs train --max-steps/--eval-every``: the caps reach the job (its
+    summary records them and the step count), a finished job is skipped when run again, and a
+    malformed ``--jobs`` entry exits 2 in one line."""
+    import numba
+
+    from neural import cpu_runs
+
+    numba_threads = numba.get_num_threads()  # main() caps Numba's threads (process-wide): restored below
+    try:
+        _cpu_runs_train_checks(cpu_runs, tmp_path, capsys)
+    finally:
+        numba.set_num_threads(numba_threads)
+
+
+def _cpu_runs_train_checks(cpu_runs, tmp_path, capsys):
+    out, state = tmp_path / "out", tmp_path / "state"
+    args = ["train", "--out", str(out), "--state", str(state), "--length", "8", "--jobs", "tiny-bigram:ar",
+            "--max-steps", "3", "--eval-every", "3"]
+    assert cpu_runs.main(args) == 0
+    doc = cpu_runs.read_summary(str(out / "train-tiny-bigram-ar.jsonl"))
+    assert doc["train_config"]["max_steps"] == 3 and doc["train_config"]["eval_every"] == 3
+    assert doc["summary"]["steps"] == 3 and [r["step"] for r in doc["summary"]["history"]][-1] == 3
+    assert (out / "tiny-bigram-ar.pt").exists()
+    capsys.readouterr()
+    assert cpu_runs.main(args) == 0 and "skipped" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        cpu_runs.main(["train", "--out", str(out), "--state", str(state), "--jobs", "tiny-bigram:gan"])
+    assert e.value.code == 2 and "expected spec:kind" in capsys.readouterr().err
+
+
 def test_gpu_run_tiny(tmp_path, tiny_language_registry):
     """The prepared GPU script end to end on CPU at a tiny size (well under 60 s of CPU time)."""
     from neural import gpu_run
