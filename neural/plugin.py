@@ -80,6 +80,9 @@ def register_command(subparsers) -> None:
     t.add_argument("--leak-target", type=float, default=None,
                    help="also require the measured leakage (mass on impossible tokens) per token <= this to stop "
                    "(issue 14: 1e-4; default: no leakage target)")
+    t.add_argument("--quality-from-validation-only", action="store_true",
+                   help="with --leak-target, judge the quality target by the validation estimate alone; by default "
+                   "the exact held-out KL per token must also be <= target x entropy rate")
     t.add_argument("--ema", type=float, default=0.0,
                    help="EMA decay of the evaluated and saved weights, 0 <= value < 1 (default 0: off)")
     t.add_argument("--warmup-frac", type=float, default=0.1, help="linear warm-up, fraction of the run (default 0.1)")

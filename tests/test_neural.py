@@ -440,6 +440,45 @@ def test_train_stops_on_target():
     assert res.final_val <= 1.5 * res.entropy["value"]
 
 
+def test_quality_target_needs_the_exact_kl(monkeypatch):
+    """With the leakage measured, the quality target also needs the exact KL per token <= target_rel x H:
+    a model whose validation estimate meets the target stops there only if its KL does too. The KL is
+    inflated by 10 x H here (a wrapper around the real measurement), so the validation estimate alone
+    would stop the run (quality_kl=False) while the KL rule keeps it training to max_steps."""
+    import neural.train as T
+
+    real = T.measure_leakage
+    lang = _bigram(V=3, seed=5)
+    H = None
+
+    def inflated(*a, **k):
+        out = dict(real(*a, **k))
+        out["kl_per_token"] = out["kl_per_token"] + 10.0 * H
+        return out
+
+    mc = ModelConfig(vocab_size=3, block_size=8, n_layer=1, n_head=2, n_embd=16, causal=True)
+
+    def run(quality_kl, steps=120):
+        return T.train(lang, mc, T.TrainConfig(kind="ar", L=8, batch_size=32, lr=3e-3, max_steps=steps, eval_every=10,
+                                               val_size=64, target_rel=0.5, leak_target=1.0, leak_sequences=16,
+                                               quality_kl=quality_kl))
+
+    honest = run(True)  # the real KL: a stop on target means the KL met it too
+    assert honest.reached and honest.stop_reason == "target"
+    q = honest.targets["quality"]
+    assert q["kl_decides"] and q["met"] and q["kl_ratio"] <= 0.5
+    assert abs(q["kl_ratio"] - honest.final_leakage["kl_per_token"] / honest.entropy["value"]) < 1e-12
+    H = honest.entropy["value"]
+    monkeypatch.setattr(T, "measure_leakage", inflated)
+    loose = run(False)
+    assert loose.reached and loose.stop_reason == "target" and loose.steps <= honest.steps  # same trajectory
+    assert loose.targets["quality"]["met"] and not loose.targets["quality"]["kl_decides"]
+    strict = run(True)
+    assert not strict.reached and strict.stop_reason == "max_steps" and strict.steps == 120
+    assert strict.targets["quality"]["met"] is False and strict.targets["quality"]["kl_ratio"] > 10.0
+    assert strict.history[-1]["ratio"] <= 1.5  # the validation estimate alone would have stopped it
+
+
 def test_network_denoiser_sampling_runs():
     torch.manual_seed(0)
     net = Transformer(_tiny_cfg(3, False)).eval()
