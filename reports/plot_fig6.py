@@ -97,7 +97,7 @@ def plot(rec, path):
     with style():
         thresholded = [r for r in rows if not r["language"].endswith("-t0")]
         ncol = 3 if thresholded and len(thresholded) < len(rows) else 2
-        fig, axes = plt.subplots(1, ncol, figsize=(6.5 * ncol, 5.2))
+        fig, axes = plt.subplots(1, ncol, figsize=(6.5 * ncol, 5.2))  # height grows with the legends below
         ax, bx = axes[0], axes[1]
         _draw(ax, _panel_rows(rows, True), "gen_ppl", ar_x, lang_colors, runs)
         _draw(bx, _panel_rows(rows, False), "ser", ar_x, lang_colors, runs)
@@ -110,14 +110,19 @@ def plot(rec, path):
             axis.set_yscale("log")
             plain_log_labels(axis)
             axis.set_ylabel("generative perplexity (per token)")
-            axis.legend(loc="upper right", fontsize=6)
         ax.set_title("(a) generative perplexity, threshold-0 languages")
         bx.set_ylabel("sequence error rate SER  [probability]")
         bx.set_ylim(-0.03, 1.03)
         bx.set_title("(b) SER, thresholded languages")
-        bx.legend(loc="upper right", fontsize=6)
         if ncol == 3:
             axes[2].set_title("(c) generative perplexity, thresholded languages")
+        # legends under the panels, so that they never cover a curve (one entry per run and language)
+        rows_max = 0
+        for axis in axes:
+            n = len(axis.get_legend_handles_labels()[0])
+            rows_max = max(rows_max, -(-n // 2))
+            axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=6, frameon=False)
+        fig.set_size_inches(6.5 * ncol, 5.2 + 0.14 * rows_max)
         return save(fig, path)
 
 
