@@ -90,6 +90,8 @@ def cmd_train(args) -> int:
                               ("--tail-frac", args.tail_frac, 0.0 < args.tail_frac <= 1.0, "0 < value <= 1")):
         if not ok:  # also NaN
             raise ValueError(f"{flag}: expected {want}, got {v!r}")
+    if args.confirm_sequences < 0:
+        raise ValueError(f"--confirm-sequences: expected an integer >= 0 (0 = no confirmation), got {args.confirm_sequences}")
     if args.state is not None:
         _writable("--state", args.state)
     lang = resolve_language(args.language, seed=args.language_seed)
@@ -100,7 +102,7 @@ def cmd_train(args) -> int:
                       max_seconds=args.max_seconds, target_rel=args.target, eval_every=args.eval_every,
                       val_size=args.val_size, schedule=args.schedule, seed=args.seed, device=device,
                       leak_target=args.leak_target, ema=args.ema, warmup_frac=args.warmup_frac, tail_frac=args.tail_frac,
-                      quality_kl=not args.quality_from_validation_only)
+                      quality_kl=not args.quality_from_validation_only, confirm_sequences=args.confirm_sequences)
     try:
         res = train(lang, mc, cfg, log=None if args.json else print, state_path=args.state, resume=args.state is not None)
     except FloatingPointError as exc:

@@ -186,7 +186,8 @@ def run(args) -> dict:
                               eval_every=6 if args.tiny else 50, val_size=16 if args.tiny else 256,
                               val_draws=1 if args.tiny else 2, seed=args.seed, device=device,
                               target_rel=args.target, leak_target=args.leak_target, ema=args.ema, tail_frac=0.3,
-                              warmup_frac=0.05, leak_sequences=8 if args.tiny else 64)
+                              warmup_frac=0.05, leak_sequences=8 if args.tiny else 64,
+                              confirm_sequences=16 if args.tiny else 256)
             res = train(lang, mc, cfg, log=R.log if not args.tiny else None)
             s = res.summary()
             R.log(f"{spec} {kind}: {s['steps']} steps, {s['seconds']:.1f} s, ratio {s['final_ratio_to_entropy']:.4f} "

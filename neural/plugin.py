@@ -83,6 +83,9 @@ def register_command(subparsers) -> None:
     t.add_argument("--quality-from-validation-only", action="store_true",
                    help="with --leak-target, judge the quality target by the validation estimate alone; by default "
                    "the exact held-out KL per token must also be <= target x entropy rate")
+    t.add_argument("--confirm-sequences", type=int, default=512,
+                   help="with --leak-target, a stop on target needs leakage and KL met again on this many fresh "
+                   "exact sequences (default 512; 0: the check on the validation sequences alone decides)")
     t.add_argument("--ema", type=float, default=0.0,
                    help="EMA decay of the evaluated and saved weights, 0 <= value < 1 (default 0: off)")
     t.add_argument("--warmup-frac", type=float, default=0.1, help="linear warm-up, fraction of the run (default 0.1)")

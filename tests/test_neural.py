@@ -687,3 +687,52 @@ def test_committed_checkpoint_reproduces_its_numbers(run, results, spec, kind):
             np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-9)
     if "in_support_N8" in want:
         assert got["in_support_N8"] == want["in_support_N8"]
+
+
+def test_a_stop_on_target_needs_the_fresh_confirmation(monkeypatch):
+    """The stop check (leak_sequences validation sequences) may meet the leakage target by luck; a
+    stop needs the same targets met on confirm_sequences fresh sequences. Here the measurement on
+    the fresh sequences is inflated above the target (a wrapper around the real one, recognised by
+    its size), so the run must train on to max_steps, record every refused confirmation, and report
+    the leakage target as missed; with the real measurement it stops on target, confirmed."""
+    import neural.train as T
+
+    real = T.measure_leakage
+    lang = _bigram(V=3, seed=5)
+    seen = []
+
+    def inflated(net, lang_, cfg, data, *, rng):
+        out = dict(real(net, lang_, cfg, data, rng=rng))
+        if data.shape[0] == cfg.confirm_sequences:
+            seen.append(data.copy())
+            out["leakage_per_token"] = out["leakage_per_token"] + 2.0 * cfg.leak_target
+        return out
+
+    mc = ModelConfig(vocab_size=3, block_size=8, n_layer=1, n_head=2, n_embd=16, causal=True)
+
+    def run(steps=120, confirm=48):
+        return T.train(lang, mc, T.TrainConfig(kind="ar", L=8, batch_size=32, lr=3e-3, max_steps=steps, eval_every=10,
+                                               val_size=64, target_rel=0.5, leak_target=0.5, leak_sequences=16,
+                                               confirm_sequences=confirm))
+
+    honest = run()
+    assert honest.reached and honest.stop_reason == "target"
+    last = honest.history[-1]
+    assert last["confirmed"] is True and last["confirm_leakage"] <= 0.5
+    c = honest.targets["leakage"]["confirmation"]
+    assert c["confirmed"] and c["sequences"] == 48 and honest.summary()["confirmation"]["sequences"] == 48
+    monkeypatch.setattr(T, "measure_leakage", inflated)
+    strict = run()
+    assert not strict.reached and strict.stop_reason == "max_steps" and strict.steps == 120
+    refused = [r for r in strict.history if "confirmed" in r]
+    assert refused and all(r["confirmed"] is False for r in refused)
+    assert all(r["leakage"] <= 0.5 for r in refused)  # the check alone would have stopped each of these
+    assert strict.targets["leakage"]["met"] is False and strict.targets["leakage"]["confirmation"]["confirmed"] is False
+    # fresh sequences: new at every confirmation, and none of them is the validation set's
+    val = T.validation_set(lang, 64, 8, rng=np.random.default_rng(np.random.SeedSequence(0).spawn(4)[1]))
+    assert len(seen) >= 2 and not np.array_equal(seen[0], seen[1])
+    assert all(not np.array_equal(s[:16], val[:16]) for s in seen)
+    off = run(confirm=0)  # confirmation off: the check alone decides (the rule of the runs before it)
+    assert off.reached and "confirmed" not in off.history[-1]
+    with pytest.raises(ValueError, match="confirm_sequences"):
+        T.TrainConfig(confirm_sequences=-1)
