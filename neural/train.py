@@ -371,7 +371,7 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
                 final_row = step >= cfg.max_steps or timed_out
                 if leak_ok and cfg.confirm_sequences and (quality_ok or final_row):
                     ck = confirm_targets(model, lang, cfg, confirm_seed, step)
-                    res.confirmation = ck
+                    res.confirmation = dict(ck, step=step)  # the latest one, which may precede the final row
                     c_leak_ok = ck["leakage_per_token"] <= cfg.leak_target
                     c_kl_ok = ck["kl_per_token"] <= cfg.target_rel * entropy["value"]
                     row.update(confirm_leakage=ck["leakage_per_token"], confirm_leakage_ci=ck["leakage_ci"],

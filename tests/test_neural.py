@@ -721,6 +721,7 @@ def test_a_stop_on_target_needs_the_fresh_confirmation(monkeypatch):
     assert last["confirmed"] is True and last["confirm_leakage"] <= 0.5
     c = honest.targets["leakage"]["confirmation"]
     assert c["confirmed"] and c["sequences"] == 48 and honest.summary()["confirmation"]["sequences"] == 48
+    assert honest.summary()["confirmation"]["step"] == honest.steps == last["step"]
     monkeypatch.setattr(T, "measure_leakage", inflated)
     strict = run()
     assert not strict.reached and strict.stop_reason == "max_steps" and strict.steps == 120
