@@ -579,6 +579,44 @@ def _cpu_runs_train_checks(cpu_runs, tmp_path, capsys):
     assert e.value.code == 2 and "expected spec:kind" in capsys.readouterr().err
 
 
+def test_cpu_runs_evaluate_keeps_then_remeasures_the_timing(tmp_path, capsys, tiny_language_registry):
+    """``python -m neural.cpu_runs evaluate``: a second call keeps the file's timing and does not
+    evaluate the language again; ``--retime`` measures the wall clock again and recomputes the
+    matched speed-ups from it (here against a timing falsified in the file)."""
+    import numba
+
+    from neural import cpu_runs
+
+    numba_threads = numba.get_num_threads()
+    try:
+        out, state = tmp_path / "out", tmp_path / "state"
+        for kind in ("mdm", "ar"):
+            assert cpu_runs.main(["train", "--out", str(out), "--state", str(state), "--length", "8", "--jobs",
+                                  f"tiny-bigram:{kind}", "--max-steps", "2", "--eval-every", "2"]) == 0
+        ev = ["evaluate", "--out", str(out), "--languages", "tiny-bigram", "--num-samples", "16", "--steps", "2,8",
+              "--policy-steps", "2", "--policy-samples", "8", "--gumbel-steps", "", "--results-name", "r.json"]
+        assert cpu_runs.main(ev) == 0
+        path = out / "r.json"
+        doc = json.loads(path.read_text())
+        assert [r["num_steps"] for r in doc["timing"]["mdm"]] == [2, 8]
+        doc["timing"]["ar"]["seconds_median"] = 1e9  # falsified: AR "a billion seconds"
+        path.write_text(json.dumps(doc))
+        capsys.readouterr()
+        assert cpu_runs.main(ev) == 0
+        assert "evaluated before" in capsys.readouterr().out
+        kept = json.loads(path.read_text())
+        assert kept["timing"]["ar"]["seconds_median"] == 1e9 and kept["languages"]["tiny-bigram"]["mdm"] == doc[
+            "languages"]["tiny-bigram"]["mdm"]
+        assert cpu_runs.main(ev + ["--retime"]) == 0
+        new = json.loads(path.read_text())
+        ar_s = new["timing"]["ar"]["seconds_median"]
+        assert 0 < ar_s < 60
+        m = new["languages"]["tiny-bigram"]["matched"]["ser"]
+        assert m["matched_num_steps"] is not None and m["ar_seconds"] == ar_s  # recomputed from the new timing
+    finally:
+        numba.set_num_threads(numba_threads)
+
+
 def test_gpu_run_tiny(tmp_path, tiny_language_registry):
     """The prepared GPU script end to end on CPU at a tiny size (well under 60 s of CPU time)."""
     from neural import gpu_run
