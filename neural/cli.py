@@ -87,11 +87,11 @@ def cmd_train(args) -> int:
         _positive_float("--leak-target", args.leak_target)
     for flag, v, ok, want in (("--ema", args.ema, 0.0 <= args.ema < 1.0, "0 <= value < 1"),
                               ("--warmup-frac", args.warmup_frac, 0.0 <= args.warmup_frac < 1.0, "0 <= value < 1"),
-                              ("--tail-frac", args.tail_frac, 0.0 < args.tail_frac <= 1.0, "0 < value <= 1")):
+                              ("--tail-frac", args.tail_frac, 0.0 < args.tail_frac <= 1.0, "0 < value <= 1"),
+                              ("--confirm-sequences", args.confirm_sequences, args.confirm_sequences >= 0,
+                               "an integer >= 0 (0 = no confirmation)")):
         if not ok:  # also NaN
             raise ValueError(f"{flag}: expected {want}, got {v!r}")
-    if args.confirm_sequences < 0:
-        raise ValueError(f"--confirm-sequences: expected an integer >= 0 (0 = no confirmation), got {args.confirm_sequences}")
     if args.state is not None:
         _writable("--state", args.state)
     lang = resolve_language(args.language, seed=args.language_seed)
