@@ -13,12 +13,12 @@ The KL ``KL(q(. | context) || p_theta(. | context))`` at the same contexts is th
 Assumption 4.1 bounds uniformly (as reconstructed, STATEMENTS.md §3): its mean is the typical
 learning error and its maximum over the contexts seen is a lower bound on ``epsilon_learning``.
 
-Both are exact at each context (``q`` from ``lang.conditional_marginals``, float64); the only
-randomness is the choice of contexts: held-out exact samples and, for the MDM, masks drawn from
-the training schedule (``t = eps + (1 - eps) u``, each token masked with probability
-``1 - alpha_t``). The reported mean is over contexts of the per-token average (mean over masked
-positions of one context, or over the chosen prefix positions of one sequence), with a
-normal-approximation interval over the independent contexts.
+Both are exact at each context (``q`` from ``lang.conditional_marginals`` or, for AR,
+``lang.prefix_conditionals``; float64); the only randomness is the choice of contexts: held-out
+exact samples and, for the MDM, masks drawn from the training schedule (``t = eps + (1 - eps) u``,
+each token masked with probability ``1 - alpha_t``). The reported mean is over contexts of the
+per-token average (mean over masked positions of one context, or over the chosen prefix positions
+of one sequence), with a normal-approximation interval over the independent contexts.
 """
 
 from __future__ import annotations
@@ -109,20 +109,6 @@ def ar_prefix_log_probs(net, x):
         return torch.log_softmax(net(inp).double(), dim=-1)
 
 
-def prefix_conditionals(lang, x, positions):
-    """``q(. | x_{<i})`` for each row ``b`` at ``positions[b]`` (B, K): returns (B, K, V).
-
-    One ``conditional_marginals`` row per (sequence, position), revealing exactly the prefix.
-    """
-    B, L = x.shape
-    K = positions.shape[1]
-    rows = np.repeat(x, K, axis=0)  # (B K, L)
-    pos = positions.reshape(-1)  # (B K,)
-    revealed = np.arange(L)[None, :] < pos[:, None]  # (B K, L)
-    cm = lang.conditional_marginals(rows, revealed)  # (B K, L, V)
-    return cm[np.arange(B * K), pos].reshape(B, K, -1)
-
-
 def ar_leakage(lang, net, L: int, *, num_sequences: int = 256, positions_per_sequence: int | None = None, rng=None,
                batch_size: int = 32, ci_alpha: float = 0.05, data=None) -> dict:
     """Leakage and KL per token of an AR model given the prefix.
@@ -143,7 +129,7 @@ def ar_leakage(lang, net, L: int, *, num_sequences: int = 256, positions_per_seq
             pos = np.broadcast_to(np.arange(L), (b, L)).copy()
         else:
             pos = np.sort(np.argsort(rng.random((b, L)), axis=1)[:, :K], axis=1)  # (b, K)
-        q = prefix_conditionals(lang, x, pos)  # (b, K, V)
+        q = lang.prefix_conditionals(x, pos)  # (b, K, V)
         lp_all = ar_prefix_log_probs(net, torch.from_numpy(x).to(device)).cpu().numpy()  # (b, L, V)
         lp = np.take_along_axis(lp_all, pos[:, :, None], axis=1)  # (b, K, V)
         leak, kl = context_terms(q, lp, np.ones(pos.shape, dtype=bool))

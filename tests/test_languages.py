@@ -523,3 +523,47 @@ def test_inverse_cdf_kernel_equals_numpy_twin(V):
     big = np.concatenate([np.ones(3), w[1], np.ones(2)])
     assert _inverse_cdf(big, lo, hi, 0.5 * tot[1]) - lo == inverse_cdf(w[1], np.array([0.5 * tot[1]]))[0]
 
+
+
+# ------------------------------------------------------------------------ next-token laws (AR targets)
+@settings(max_examples=30)
+@given(_small_language())
+def test_prefix_conditionals_are_the_brute_force_next_token_laws(case):
+    """q(x_i = v | x_{<i}) = q(x_{<i}, x_i = v) / q(x_{<i}) by summing the joint over completions;
+    uniform after an impossible prefix; the n-gram/HMM one-pass overrides equal the base
+    implementation (one conditional_marginals row per position)."""
+    lang, L, rng = case
+    V = lang.vocab_size
+    x = np.concatenate([lang.sample(4, L, rng=rng), rng.integers(V, size=(4, L))])  # possible and arbitrary rows
+    got = lang.prefix_conditionals(x)
+    assert got.shape == (8, L, V)
+    assert_allclose(got, Language.prefix_conditionals(lang, x), **TOL)
+    for i in range(L):
+        rev = np.arange(L)[None, :] < i
+        base = brute_force_log_prob_revealed(lang, x, np.broadcast_to(rev, x.shape))
+        for v in range(V):
+            xv = x.copy()
+            xv[:, i] = v
+            joint = brute_force_log_prob_revealed(lang, xv, np.broadcast_to(np.arange(L) <= i, x.shape))
+            with np.errstate(invalid="ignore"):
+                expect = np.where(np.isfinite(base), np.exp(joint - base), 1.0 / V)
+            assert_allclose(got[:, i, v], expect, rtol=1e-10, atol=1e-12)
+            assert np.array_equal(got[:, i, v] == 0, np.isfinite(base) & ~np.isfinite(joint))  # exact zeros
+    pos = np.sort(rng.integers(L, size=(8, 2)), axis=1)
+    assert_allclose(lang.prefix_conditionals(x, pos), np.take_along_axis(got, pos[:, :, None], axis=1), **TOL)
+
+
+@pytest.mark.parametrize("name", ["paper-3gram", "paper-hmm", "interval-l3"])
+def test_prefix_conditionals_of_presets_match_the_base_implementation(name):
+    lang = load_language(name)
+    x = lang.sample(5, 12, rng=3)
+    assert_allclose(lang.prefix_conditionals(x), Language.prefix_conditionals(lang, x), **TOL)
+
+
+def test_prefix_conditionals_refuse_bad_positions():
+    lang = load_language("paper-2gram")
+    x = lang.sample(2, 6, rng=0)
+    with pytest.raises(ValueError, match=r"positions: expected an integer array of shape \(2, K\)"):
+        lang.prefix_conditionals(x, np.zeros((3, 1), dtype=int))
+    with pytest.raises(ValueError, match=r"positions: expected indices in \[0, 6\)"):
+        lang.prefix_conditionals(x, np.full((2, 1), 6))

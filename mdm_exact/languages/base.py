@@ -10,7 +10,8 @@ A language is a law ``q`` over fixed-length token sequences ``x in V^L`` (STATEM
 * ``conditional_marginals(x, revealed)``: for every masked position ``i``, the law
   ``q(x_i = . | x_R)``; this is ``q_{0|t}(x_0^i | x_t)`` of STATEMENTS.md §1.3, the ELBO
   optimum that the idealised sampler draws from;
-* ``sample(n, L, rng=...)``: exact ancestral samples.
+* ``sample(n, L, rng=...)``: exact ancestral samples;
+* ``prefix_conditionals(x)``: the next-token law ``q(x_i = . | x_{<i})`` at every position.
 
 Every language also has ``entropy(L)``, ``support_size(L)`` and ``entropy_rate(rng=...)``
 (one return type, :class:`EntropyRate`); the base class implements them by enumeration or
@@ -97,6 +98,41 @@ class Language(abc.ABC):
     @abc.abstractmethod
     def sample(self, n, L, *, rng=None) -> np.ndarray:
         """``n`` exact ancestral samples of length ``L``, int64 array of shape ``(n, L)``."""
+
+    def prefix_conditionals(self, x, positions=None) -> np.ndarray:
+        """Exact ``q(x_i = . | x_{<i})``, the next-token law given the prefix (an AR model's target).
+
+        ``positions=None``: every position, shape ``(batch, L, V)``; else ``positions`` (batch, K)
+        integer indices in ``[0, L)``, one row of positions per sequence, and the result is
+        ``(batch, K, V)``. Position 0 gets the law of ``x_1``. An impossible prefix
+        (``q(x_{<i}) = 0``) gets the uniform law, as in :meth:`conditional_marginals`.
+
+        The base implementation asks :meth:`conditional_marginals` once per (sequence,
+        position), revealing exactly the prefix; n-gram and HMM languages override it with one
+        left-to-right pass.
+        """
+        x = self._tokens(x)
+        positions = self._prefix_positions(x, positions)
+        B, L = x.shape
+        K = positions.shape[1]
+        rows = np.repeat(x, K, axis=0)  # (B K, L)
+        pos = positions.reshape(-1)  # (B K,)
+        revealed = np.arange(L)[None, :] < pos[:, None]  # (B K, L)
+        cm = self.conditional_marginals(rows, revealed)  # (B K, L, V)
+        return cm[np.arange(B * K), pos].reshape(B, K, self.vocab_size)
+
+    @staticmethod
+    def _prefix_positions(x, positions):
+        B, L = x.shape
+        if positions is None:
+            return np.broadcast_to(np.arange(L), (B, L))
+        pos = np.asarray(positions)
+        if pos.ndim != 2 or pos.shape[0] != B or not np.issubdtype(pos.dtype, np.integer):
+            raise ValueError(f"positions: expected an integer array of shape ({B}, K), got "
+                             f"{pos.dtype} {pos.shape}")
+        if pos.size and (pos.min() < 0 or pos.max() >= L):
+            raise ValueError(f"positions: expected indices in [0, {L}), got values in [{pos.min()}, {pos.max()}]")
+        return pos.astype(np.int64, copy=False)
 
     def log_prob(self, x) -> np.ndarray:
         """Exact ``log q(x)`` for each row, shape ``(batch,)``; ``-inf`` outside the support."""

@@ -222,6 +222,29 @@ class HMM(Language):
         _chain_posterior(self.initial, self._DIGITS0, 0, indptr, indices, data, self.emission, self._NO_TOK_EDGE, x, revealed, log_ev, out)
         return out
 
+    def prefix_conditionals(self, x, positions=None):
+        """Exact ``q(x_i = . | x_{<i})`` by the forward filter ``f_i = P(s_i | x_{<i})``, renormalised each step.
+
+        ``q(x_i = . | x_{<i}) = f_i E``; an impossible prefix gets the uniform law.
+        """
+        x = self._tokens(x)
+        B, L = x.shape
+        V = self.vocab_size
+        E, A = self.emission, self.transition
+        out = np.empty((B, L, V))  # (batch, L, V)
+        f = np.broadcast_to(self.initial, (B, self.num_states)).copy()  # (batch, S)
+        ok = np.ones(B, dtype=bool)
+        for i in range(L):
+            out[:, i] = np.where(ok[:, None], f @ E, 1.0 / V)
+            g = f * E[:, x[:, i]].T  # (batch, S) joint with x_i, unnormalised
+            z = g.sum(1)  # (batch,)
+            ok &= z > 0
+            f = np.where(ok[:, None], g / np.where(ok, z, 1.0)[:, None], 0.0) @ A
+        if positions is None:
+            return out
+        pos = self._prefix_positions(x, positions)
+        return np.take_along_axis(out, pos[:, :, None], axis=1)
+
     def in_support(self, x):
         x = self._tokens(x)
         A = (self.transition > 0).astype(np.int64)  # (S, S)

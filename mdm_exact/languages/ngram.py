@@ -201,6 +201,33 @@ class NGram(Language):
         )
         return out
 
+    def prefix_conditionals(self, x, positions=None):
+        """Exact ``q(x_i = . | x_{<i})``: the ``conditional`` row of the context from position ``n - 1`` on.
+
+        The first ``n - 1`` positions (inside the initial context) use the base implementation;
+        an impossible prefix gets the uniform law.
+        """
+        x = self._tokens(x)
+        n, V = self.order, self.vocab_size
+        B, L = x.shape
+        out = np.empty((B, L, V))  # (batch, L, V)
+        head = min(L, n - 1)
+        out[:, :head] = Language.prefix_conditionals(self, x[:, : min(L, n)])[:, :head]
+        if L >= n:
+            ctx = np.zeros(B, dtype=np.int64)  # (batch,) big-endian context of x_{k-n+1:k-1}
+            for i in range(n - 1):
+                ctx = ctx * V + x[:, i]
+            ok = self.initial[ctx] > 0  # (batch,) the prefix so far is possible
+            mod = V ** (n - 2)
+            for k in range(n - 1, L):
+                out[:, k] = np.where(ok[:, None], self.conditional[ctx], 1.0 / V)
+                ok &= self.conditional[ctx, x[:, k]] > 0
+                ctx = (ctx % mod) * V + x[:, k]
+        if positions is None:
+            return out
+        pos = self._prefix_positions(x, positions)
+        return np.take_along_axis(out, pos[:, :, None], axis=1)
+
     def in_support(self, x):
         x = self._tokens(x)
         n = self.order
