@@ -27,9 +27,22 @@ def ar_log_probs(net, x0):
     return torch.log_softmax(logits.float(), dim=-1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
 
 
-def ar_loss(net, x0):
-    """Mean negative log-likelihood per token (a scalar tensor)."""
-    return -ar_log_probs(net, x0).mean()
+def ar_loss(net, x0, *, lang=None):
+    """Mean negative log-likelihood per token (a scalar tensor).
+
+    With ``lang`` (exact targets), each position is scored on the exact next-token law
+    ``sum_v -q(v | x_{<k}) log p_theta(v | x_{<k})`` instead of on the drawn ``x_k``: the
+    conditional expectation of the plain loss given the prefix, so the same expectation and
+    expected gradient with less variance (the Rao-Blackwellised loss of
+    :func:`neural.diffusion.mdm_loss`).
+    """
+    if lang is None:
+        return -ar_log_probs(net, x0).mean()
+    from neural.diffusion import cross_entropy_to
+
+    q = torch.from_numpy(lang.prefix_conditionals(x0.detach().cpu().numpy()).astype(np.float32)).to(x0.device)
+    logp = torch.log_softmax(net(_inputs(x0, net.config.mask_id)).float(), dim=-1)  # (B, L, V)
+    return cross_entropy_to(q, logp).mean()
 
 
 @torch.no_grad()

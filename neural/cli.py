@@ -102,7 +102,8 @@ def cmd_train(args) -> int:
                       max_seconds=args.max_seconds, target_rel=args.target, eval_every=args.eval_every,
                       val_size=args.val_size, schedule=args.schedule, seed=args.seed, device=device,
                       leak_target=args.leak_target, ema=args.ema, warmup_frac=args.warmup_frac, tail_frac=args.tail_frac,
-                      quality_kl=not args.quality_from_validation_only, confirm_sequences=args.confirm_sequences)
+                      quality_kl=not args.quality_from_validation_only, confirm_sequences=args.confirm_sequences,
+                      targets=args.targets)
     try:
         res = train(lang, mc, cfg, log=None if args.json else print, state_path=args.state, resume=args.state is not None)
     except FloatingPointError as exc:

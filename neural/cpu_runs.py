@@ -222,6 +222,8 @@ def main(argv=None) -> int:
     t.add_argument("--max-seconds", type=float, default=None,
                    help="override the recipe's wall-clock cap (seconds of training, summed over resumes)")
     t.add_argument("--eval-every", type=int, default=None, help="override the recipe's validation interval (steps)")
+    t.add_argument("--targets", choices=("sampled", "exact"), default=None,
+                   help="override the recipe's training targets (neural.train.TARGETS)")
     e = sub.add_parser("evaluate", help="curves, leakage, timing from the trained checkpoints")
     e.add_argument("--out", required=True)
     e.add_argument("--languages", default=None)
@@ -250,7 +252,8 @@ def main(argv=None) -> int:
             print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
 
         overrides = {k: v for k, v in (("max_steps", args.max_steps), ("max_seconds", args.max_seconds),
-                                       ("eval_every", args.eval_every)) if v is not None}
+                                       ("eval_every", args.eval_every), ("targets", args.targets))
+                     if v is not None}
         for spec, kind in jobs:
             run_job(spec, kind, args.length, args.out, args.state, log=log, overrides=overrides)
         return 0

@@ -123,14 +123,50 @@ def elbo_terms(log_prob_fn, x0, *, schedule: str = "linear", generator: torch.Ge
     return elbo_weight(schedule, t) * nll
 
 
+def exact_targets(lang, x0, masked):
+    """The exact law ``q(. | x_R)`` of every position given the revealed tokens, (B, L, V) float32 on ``x0``'s device.
+
+    ``x0`` (B, L) int tensor, ``masked`` (B, L) bool tensor; ``R`` is the complement of ``masked``.
+    Float64 from ``lang.conditional_marginals`` (exact zeros stay exact zeros in float32).
+    """
+    x = x0.detach().cpu().numpy()
+    revealed = ~masked.detach().cpu().numpy()
+    q = lang.conditional_marginals(x, revealed)  # (B, L, V) float64
+    return torch.from_numpy(np.ascontiguousarray(q, dtype=np.float32)).to(x0.device)
+
+
+def cross_entropy_to(q, log_p):
+    """``sum_v -q_v log p_v`` over the last axis, with ``0 * log p = 0`` where ``q_v = 0`` (even for ``log p = -inf``)."""
+    return -torch.where(q > 0, q * log_p, torch.zeros_like(log_p)).sum(-1)
+
+
 def mdm_loss(net, x0, *, schedule: str = "linear", generator: torch.Generator, antithetic: bool = True,
-             eps: float = 1e-3):
-    """Training loss: negative ELBO per token, averaged over the batch (a scalar tensor)."""
+             eps: float = 1e-3, lang=None):
+    """Training loss: negative ELBO per token, averaged over the batch (a scalar tensor).
+
+    ``lang=None`` (the paper's and MDLM's loss): each masked position is scored on the token the
+    drawn sequence has there, ``-log p_theta(x_0^i | x_t)``. With ``lang`` (exact targets) it is
+    scored on the whole exact law of that token given the revealed ones,
+    ``sum_v -q(v | x_R) log p_theta(v | x_t)``, with the same times and masks. Since ``x_0^i``
+    given ``x_t`` is distributed as ``q(. | x_R)`` (the masked tokens are independent of the
+    mask), the two losses have the same expectation and the same expected gradient (and the
+    same minimiser, the exact conditionals); the exact one is their conditional expectation
+    given ``x_t`` (Rao-Blackwellisation), so its gradient has less variance. It is the
+    negative ELBO plus nothing: evaluated at the exact conditionals it still equals the entropy
+    rate in expectation.
+    """
     mask_id = net.config.mask_id
+    if lang is None:
+        def log_prob_fn(x_t):
+            return subs_log_probs(net(x_t), x_t, mask_id)
 
-    def log_prob_fn(x_t):
-        return subs_log_probs(net(x_t), x_t, mask_id)
-
-    terms = elbo_terms(log_prob_fn, x0, schedule=schedule, generator=generator, antithetic=antithetic, eps=eps,
-                       mask_id=mask_id)
-    return terms.mean() / x0.shape[1]
+        terms = elbo_terms(log_prob_fn, x0, schedule=schedule, generator=generator, antithetic=antithetic, eps=eps,
+                           mask_id=mask_id)
+        return terms.mean() / x0.shape[1]
+    B = x0.shape[0]
+    t = sample_t(B, generator=generator, antithetic=antithetic, eps=eps, device=x0.device)  # (B,)
+    x_t, masked = mask(x0, t, schedule, generator, mask_id)
+    q = exact_targets(lang, x0, masked)  # (B, L, V)
+    ce = cross_entropy_to(q, torch.log_softmax(net(x_t).float(), dim=-1))  # (B, L)
+    nll = torch.where(masked, ce, torch.zeros_like(ce)).sum(dim=1)  # (B,)
+    return (elbo_weight(schedule, t) * nll).mean() / x0.shape[1]

@@ -59,6 +59,9 @@ def _parser():
     p.add_argument("--target", type=float, default=None,
                    help="stop at validation NLL/ELBO <= (1 + target) x entropy rate (default 0.01)")
     p.add_argument("--leak-target", type=float, default=None, help="and leakage per token <= this (default 1e-4)")
+    p.add_argument("--targets", choices=("sampled", "exact"), default="sampled",
+                   help="training targets (neural.train.TARGETS); exact computes the exact conditionals on the "
+                   "CPU for every batch, which can starve a GPU at L = 512 (default sampled)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 3e-4; tiny 3e-3)")
     p.add_argument("--ema", type=float, default=None, help="EMA decay of the weights (default 0.999; tiny 0.9)")
     p.add_argument("--num-samples", type=int, default=None, help="samples per N for SER / perplexity (default 128)")
@@ -187,7 +190,7 @@ def run(args) -> dict:
                               val_draws=1 if args.tiny else 2, seed=args.seed, device=device,
                               target_rel=args.target, leak_target=args.leak_target, ema=args.ema, tail_frac=0.3,
                               warmup_frac=0.05, leak_sequences=8 if args.tiny else 64,
-                              confirm_sequences=16 if args.tiny else 256)
+                              confirm_sequences=16 if args.tiny else 256, targets=args.targets)
             res = train(lang, mc, cfg, log=R.log if not args.tiny else None)
             s = res.summary()
             R.log(f"{spec} {kind}: {s['steps']} steps, {s['seconds']:.1f} s, ratio {s['final_ratio_to_entropy']:.4f} "

@@ -86,6 +86,10 @@ def register_command(subparsers) -> None:
     t.add_argument("--confirm-sequences", type=int, default=512,
                    help="with --leak-target, a stop on target needs leakage and KL met again on this many fresh "
                    "exact sequences (default 512; 0: the check on the validation sequences alone decides)")
+    t.add_argument("--targets", choices=("sampled", "exact"), default="sampled",
+                   help="what a training position is scored on: the token of the drawn sequence (sampled, the "
+                   "paper's loss) or the exact law of that token given the model's context (exact: the "
+                   "Rao-Blackwellised loss, same expected gradient, less variance; default sampled)")
     t.add_argument("--ema", type=float, default=0.0,
                    help="EMA decay of the evaluated and saved weights, 0 <= value < 1 (default 0: off)")
     t.add_argument("--warmup-frac", type=float, default=0.1, help="linear warm-up, fraction of the run (default 0.1)")

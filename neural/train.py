@@ -57,6 +57,11 @@ from neural.model import ModelConfig, Transformer
 
 DEFAULT_TARGET = {"ar": 0.02, "mdm": 0.05}
 
+#: What a training position is scored on: the token of the drawn sequence (``sampled``, the
+#: paper's loss) or the exact law of that token given the model's context (``exact``, the
+#: Rao-Blackwellised loss: same expectation and expected gradient, less variance).
+TARGETS = ("sampled", "exact")
+
 
 @dataclass
 class TrainConfig:
@@ -83,6 +88,7 @@ class TrainConfig:
     val_size: int = 256
     val_draws: int = 2
     schedule: str = "linear"
+    targets: str = "sampled"
     antithetic: bool = True
     t_eps: float = 1e-3
     seed: int = 0
@@ -92,6 +98,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.kind not in ("mdm", "ar"):
             raise ValueError(f"TrainConfig.kind: expected 'mdm' or 'ar', got {self.kind!r}")
+        if self.targets not in TARGETS:
+            raise ValueError(f"TrainConfig.targets: expected one of {TARGETS}, got {self.targets!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"TrainConfig.schedule: expected one of {SCHEDULES}, got {self.schedule!r}")
         if isinstance(self.confirm_sequences, bool) or not isinstance(self.confirm_sequences, int) \
@@ -313,6 +321,7 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
     if resume and state_path is not None and os.path.exists(state_path):
         st = torch.load(os.fspath(state_path), map_location=device, weights_only=True)
         stored = dict(st["train_config"])
+        stored.setdefault("targets", "sampled")  # states written before the option existed
         now = cfg.to_dict()
         # the caps and the stop rule may change on resume (states written before quality_kl or
         # confirm_sequences existed too)
@@ -336,6 +345,7 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
     stream = DataStream(lang, cfg.L, cfg.batch_size, rng=data_rng, device=device,
                         prefetch=4 if device.type == "cuda" else 0)
     target = entropy["value"] * (1.0 + cfg.target_rel)
+    exact_lang = lang if cfg.targets == "exact" else None
     t0 = time.perf_counter() - elapsed0
     last_save = time.perf_counter()
     net.train()
@@ -418,10 +428,10 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
         x0 = next(stream)
         with torch.autocast(device.type, dtype=ac, enabled=ac is not None):
             if cfg.kind == "ar":
-                loss = ar_loss(net, x0)
+                loss = ar_loss(net, x0, lang=exact_lang)
             else:
                 loss = mdm_loss(net, x0, schedule=cfg.schedule, generator=gen, antithetic=cfg.antithetic,
-                                eps=cfg.t_eps)
+                                eps=cfg.t_eps, lang=exact_lang)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
         opt.zero_grad(set_to_none=True)
