@@ -24,6 +24,8 @@ import time
 
 import torch
 
+from neural.train import TARGETS
+
 #: Priority order (2-gram and HMM first), thresholded SER presets, then interval-l5 and the -t0 twins.
 JOBS = [("paper-2gram", "mdm"), ("paper-2gram", "ar"), ("paper-hmm", "mdm"), ("paper-hmm", "ar"),
         ("paper-3gram", "mdm"), ("paper-3gram", "ar"), ("paper-4gram", "mdm"), ("paper-4gram", "ar"),
@@ -222,7 +224,7 @@ def main(argv=None) -> int:
     t.add_argument("--max-seconds", type=float, default=None,
                    help="override the recipe's wall-clock cap (seconds of training, summed over resumes)")
     t.add_argument("--eval-every", type=int, default=None, help="override the recipe's validation interval (steps)")
-    t.add_argument("--targets", choices=("sampled", "exact"), default=None,
+    t.add_argument("--targets", choices=TARGETS, default=None,
                    help="override the recipe's training targets (neural.train.TARGETS)")
     e = sub.add_parser("evaluate", help="curves, leakage, timing from the trained checkpoints")
     e.add_argument("--out", required=True)

@@ -101,25 +101,35 @@ def subs_log_probs(logits, x_t, mask_id: int):
     return logp
 
 
-def masked_nll(log_probs, x0, masked):
-    """``sum_{i masked} -log p(x_0^i | x_t)`` per sequence, (B,)."""
-    nll = -log_probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1)  # (B, L)
+def masked_nll(log_probs, x0, masked, *, targets=None):
+    """``sum_{i masked} -log p(x_0^i | x_t)`` per sequence, (B,).
+
+    With ``targets`` (B, L, V), each masked position is scored on that law instead of on
+    ``x_0^i``: ``sum_v -targets_v log p_v`` (:func:`cross_entropy_to`).
+    """
+    if targets is None:
+        nll = -log_probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1)  # (B, L)
+    else:
+        nll = cross_entropy_to(targets, log_probs)  # (B, L)
     return torch.where(masked, nll, torch.zeros_like(nll)).sum(dim=1)
 
 
 def elbo_terms(log_prob_fn, x0, *, schedule: str = "linear", generator: torch.Generator, antithetic: bool = True,
-               eps: float = 1e-3, mask_id: int):
+               eps: float = 1e-3, mask_id: int, lang=None):
     """One Monte Carlo draw of the negative ELBO per sequence, (B,) in nats (not divided by L).
 
     ``log_prob_fn(x_t) -> (B, L, V)`` log-probabilities of ``x_0`` given ``x_t`` (SUBS applied).
     The estimate is ``w(t) * sum_{masked} -log p(x_0^i | x_t)`` with ``t = eps + (1 - eps) u``;
     its expectation is ``(1 - eps)^{-1} * int_eps^1 (...) dt``, which is the ELBO up to the
-    ``O(eps)`` piece near ``t = 0``.
+    ``O(eps)`` piece near ``t = 0``. With ``lang`` the masked positions are scored on their
+    exact law given the revealed tokens (:func:`exact_targets`; see :func:`mdm_loss`), with
+    the same times and masks.
     """
     B = x0.shape[0]
     t = sample_t(B, generator=generator, antithetic=antithetic, eps=eps, device=x0.device)  # (B,)
     x_t, masked = mask(x0, t, schedule, generator, mask_id)
-    nll = masked_nll(log_prob_fn(x_t).float(), x0, masked)  # (B,)
+    targets = None if lang is None else exact_targets(lang, x0, masked)  # (B, L, V)
+    nll = masked_nll(log_prob_fn(x_t).float(), x0, masked, targets=targets)  # (B,)
     return elbo_weight(schedule, t) * nll
 
 
@@ -156,17 +166,10 @@ def mdm_loss(net, x0, *, schedule: str = "linear", generator: torch.Generator, a
     rate in expectation.
     """
     mask_id = net.config.mask_id
-    if lang is None:
-        def log_prob_fn(x_t):
-            return subs_log_probs(net(x_t), x_t, mask_id)
 
-        terms = elbo_terms(log_prob_fn, x0, schedule=schedule, generator=generator, antithetic=antithetic, eps=eps,
-                           mask_id=mask_id)
-        return terms.mean() / x0.shape[1]
-    B = x0.shape[0]
-    t = sample_t(B, generator=generator, antithetic=antithetic, eps=eps, device=x0.device)  # (B,)
-    x_t, masked = mask(x0, t, schedule, generator, mask_id)
-    q = exact_targets(lang, x0, masked)  # (B, L, V)
-    ce = cross_entropy_to(q, torch.log_softmax(net(x_t).float(), dim=-1))  # (B, L)
-    nll = torch.where(masked, ce, torch.zeros_like(ce)).sum(dim=1)  # (B,)
-    return (elbo_weight(schedule, t) * nll).mean() / x0.shape[1]
+    def log_prob_fn(x_t):
+        return subs_log_probs(net(x_t), x_t, mask_id)
+
+    terms = elbo_terms(log_prob_fn, x0, schedule=schedule, generator=generator, antithetic=antithetic, eps=eps,
+                       mask_id=mask_id, lang=lang)
+    return terms.mean() / x0.shape[1]

@@ -34,6 +34,8 @@ import time
 import numpy as np
 import torch
 
+from neural.train import TARGETS
+
 SER_LANGUAGES = ["paper-2gram", "paper-3gram", "paper-4gram", "paper-hmm", "interval-l5"]
 PPL_LANGUAGES = ["paper-2gram-t0", "paper-3gram-t0", "paper-4gram-t0", "paper-hmm-t0"]
 PAPER_STEPS = [8, 16, 32, 64, 128, 256, 512, 1024, 2048]
@@ -59,7 +61,7 @@ def _parser():
     p.add_argument("--target", type=float, default=None,
                    help="stop at validation NLL/ELBO <= (1 + target) x entropy rate (default 0.01)")
     p.add_argument("--leak-target", type=float, default=None, help="and leakage per token <= this (default 1e-4)")
-    p.add_argument("--targets", choices=("sampled", "exact"), default="sampled",
+    p.add_argument("--targets", choices=TARGETS, default="sampled",
                    help="training targets (neural.train.TARGETS); exact computes the exact conditionals on the "
                    "CPU for every batch, which can starve a GPU at L = 512 (default sampled)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 3e-4; tiny 3e-3)")

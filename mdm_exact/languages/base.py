@@ -121,6 +121,14 @@ class Language(abc.ABC):
         cm = self.conditional_marginals(rows, revealed)  # (B K, L, V)
         return cm[np.arange(B * K), pos].reshape(B, K, self.vocab_size)
 
+    @classmethod
+    def _at_positions(cls, x, out, positions):
+        """``out`` (batch, L, V) at every position (``positions=None``) or at ``positions`` (batch, K)."""
+        if positions is None:
+            return out
+        pos = cls._prefix_positions(x, positions)
+        return np.take_along_axis(out, pos[:, :, None], axis=1)
+
     @staticmethod
     def _prefix_positions(x, positions):
         B, L = x.shape

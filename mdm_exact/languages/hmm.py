@@ -240,10 +240,7 @@ class HMM(Language):
             z = g.sum(1)  # (batch,)
             ok &= z > 0
             f = np.where(ok[:, None], g / np.where(ok, z, 1.0)[:, None], 0.0) @ A
-        if positions is None:
-            return out
-        pos = self._prefix_positions(x, positions)
-        return np.take_along_axis(out, pos[:, :, None], axis=1)
+        return self._at_positions(x, out, positions)
 
     def in_support(self, x):
         x = self._tokens(x)

@@ -212,7 +212,7 @@ class NGram(Language):
         B, L = x.shape
         out = np.empty((B, L, V))  # (batch, L, V)
         head = min(L, n - 1)
-        out[:, :head] = Language.prefix_conditionals(self, x[:, : min(L, n)])[:, :head]
+        out[:, :head] = Language.prefix_conditionals(self, x[:, :head])
         if L >= n:
             ctx = np.zeros(B, dtype=np.int64)  # (batch,) big-endian context of x_{k-n+1:k-1}
             for i in range(n - 1):
@@ -223,10 +223,7 @@ class NGram(Language):
                 out[:, k] = np.where(ok[:, None], self.conditional[ctx], 1.0 / V)
                 ok &= self.conditional[ctx, x[:, k]] > 0
                 ctx = (ctx % mod) * V + x[:, k]
-        if positions is None:
-            return out
-        pos = self._prefix_positions(x, positions)
-        return np.take_along_axis(out, pos[:, :, None], axis=1)
+        return self._at_positions(x, out, positions)
 
     def in_support(self, x):
         x = self._tokens(x)
