@@ -173,17 +173,24 @@ def evaluate_all(out, *, languages=None, num_samples=256, steps=(8, 16, 32, 64, 
     return doc
 
 
-def run_job(spec, kind, L, out, state_dir, *, recipe=RECIPE, log=print, overrides=None):
+def run_job(spec, kind, L, out, state_dir, *, recipe=RECIPE, log=print, overrides=None, extend=False):
+    """Train one job to its targets or caps, resuming from its state; a job whose summary exists is
+    skipped, unless ``extend``: then its state is resumed under the new caps (a larger
+    ``max_seconds``: a warm restart, the schedule's progress falls back) and the summary, checkpoint
+    and curve are rewritten with the whole history."""
     from neural.checkpoint import save_checkpoint
     from neural.data import language_to_dict
     from neural.train import train
 
     summary_path = os.path.join(out, f"train-{spec}-{kind}.jsonl")
-    if os.path.exists(summary_path):
+    state = os.path.join(state_dir, f"{spec}-{kind}.state.pt")
+    if os.path.exists(summary_path) and not extend:
         log(f"{spec} {kind}: done before ({summary_path}), skipped")
         return read_summary(summary_path)
+    if extend and not os.path.exists(state):
+        raise ValueError(f"--extend {spec}:{kind}: no training state {state!r} to continue from "
+                         "(pass the --state directory the job was trained with)")
     lang, mc, cfg = job_configs(spec, kind, L, recipe=recipe, overrides=overrides)
-    state = os.path.join(state_dir, f"{spec}-{kind}.state.pt")
     t0 = time.time()
     res = train(lang, mc, cfg, log=lambda m: log(f"{spec} {m}"), state_path=state, resume=True,
                 save_every_seconds=60.0)
@@ -226,6 +233,9 @@ def main(argv=None) -> int:
     t.add_argument("--eval-every", type=int, default=None, help="override the recipe's validation interval (steps)")
     t.add_argument("--targets", choices=TARGETS, default=None,
                    help="override the recipe's training targets (neural.train.TARGETS)")
+    t.add_argument("--extend", action="store_true",
+                   help="continue finished jobs from their states under a larger --max-seconds (a warm restart) "
+                        "instead of skipping them; the other options must match the first run")
     e = sub.add_parser("evaluate", help="curves, leakage, timing from the trained checkpoints")
     e.add_argument("--out", required=True)
     e.add_argument("--languages", default=None)
@@ -257,7 +267,11 @@ def main(argv=None) -> int:
                                        ("eval_every", args.eval_every), ("targets", args.targets))
                      if v is not None}
         for spec, kind in jobs:
-            run_job(spec, kind, args.length, args.out, args.state, log=log, overrides=overrides)
+            try:
+                run_job(spec, kind, args.length, args.out, args.state, log=log, overrides=overrides,
+                        extend=args.extend)
+            except ValueError as err:  # a state that cannot be continued: one line, exit 2
+                p.exit(2, f"python -m neural.cpu_runs: error: {err}\n")
         return 0
     evaluate_all(args.out, languages=None if args.languages is None else args.languages.split(","),
                  num_samples=args.num_samples, steps=[int(v) for v in args.steps.split(",")],

@@ -577,6 +577,28 @@ def _cpu_runs_train_checks(cpu_runs, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cpu_runs.main(["train", "--out", str(out), "--state", str(state), "--jobs", "tiny-bigram:gan"])
     assert e.value.code == 2 and "expected spec:kind" in capsys.readouterr().err
+    # --extend: a job cut by its wall-clock cap continues from its state under a larger cap, and
+    # its summary then holds the whole history; without a state, or with other options, exit 2
+    out2, state2 = tmp_path / "out2", tmp_path / "state2"
+    cut = ["train", "--out", str(out2), "--state", str(state2), "--length", "8", "--jobs", "tiny-bigram:ar",
+           "--max-steps", "6", "--eval-every", "3"]
+    assert cpu_runs.main(cut + ["--max-seconds", "1e-9"]) == 0
+    first = cpu_runs.read_summary(str(out2 / "train-tiny-bigram-ar.jsonl"))["summary"]
+    assert first["stop_reason"] == "max_seconds" and first["steps"] < 6
+    capsys.readouterr()
+    assert cpu_runs.main(cut) == 0 and "skipped" in capsys.readouterr().out
+    assert cpu_runs.main(cut + ["--extend"]) == 0
+    second = cpu_runs.read_summary(str(out2 / "train-tiny-bigram-ar.jsonl"))["summary"]
+    assert second["resumed_from_step"] == first["steps"] and second["steps"] == 6
+    assert [r["step"] for r in second["history"]][:len(first["history"])] == [r["step"] for r in first["history"]]
+    for bad, msg in (([str(tmp_path / "nostate")], "no training state"), ([str(state2), "--max-steps", "9"],
+                                                                          "cannot resume")):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as e:
+            cpu_runs.main(["train", "--out", str(out2), "--length", "8", "--jobs", "tiny-bigram:ar",
+                           "--eval-every", "3", "--extend", "--state"] + bad)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and msg in err and len(err.strip().splitlines()) == 1
 
 
 def test_cpu_runs_evaluate_keeps_then_remeasures_the_timing(tmp_path, capsys, tiny_language_registry):
