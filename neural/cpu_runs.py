@@ -271,7 +271,7 @@ def main(argv=None) -> int:
                 run_job(spec, kind, args.length, args.out, args.state, log=log, overrides=overrides,
                         extend=args.extend)
             except ValueError as err:  # a state that cannot be continued: one line, exit 2
-                p.exit(2, f"python -m neural.cpu_runs: error: {err}\n")
+                p.exit(2, f"{p.prog}: error: {err}\n")
         return 0
     evaluate_all(args.out, languages=None if args.languages is None else args.languages.split(","),
                  num_samples=args.num_samples, steps=[int(v) for v in args.steps.split(",")],
