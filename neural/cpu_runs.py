@@ -51,7 +51,7 @@ RECIPE = {
 }
 
 
-def job_configs(spec, kind, L, *, recipe=RECIPE, seed=0, overrides=None):
+def job_configs(spec, kind, L, *, recipe=RECIPE, seed=0, overrides=None, model_overrides=None):
     from neural.data import resolve_language
     from neural.model import ModelConfig
     from neural.train import TrainConfig
@@ -59,6 +59,7 @@ def job_configs(spec, kind, L, *, recipe=RECIPE, seed=0, overrides=None):
     lang = resolve_language(spec)
     Lj = length_for(spec, L)
     m = dict(recipe["model"])
+    m.update(model_overrides or {})
     mc = ModelConfig(vocab_size=int(lang.vocab_size), block_size=Lj, causal=kind == "ar", **m)
     t = dict(recipe[kind])
     t.update(recipe["targets"])
@@ -173,7 +174,8 @@ def evaluate_all(out, *, languages=None, num_samples=256, steps=(8, 16, 32, 64, 
     return doc
 
 
-def run_job(spec, kind, L, out, state_dir, *, recipe=RECIPE, log=print, overrides=None, extend=False):
+def run_job(spec, kind, L, out, state_dir, *, recipe=RECIPE, log=print, overrides=None, extend=False,
+            model_overrides=None):
     """Train one job to its targets or caps, resuming from its state; a job whose summary exists is
     skipped, unless ``extend``: then its state is resumed under the new caps (a larger
     ``max_seconds``: a warm restart, the schedule's progress falls back) and the summary, checkpoint
@@ -190,7 +192,7 @@ def run_job(spec, kind, L, out, state_dir, *, recipe=RECIPE, log=print, override
     if extend and not os.path.exists(state):
         raise ValueError(f"--extend {spec}:{kind}: no training state {state!r} to continue from "
                          "(pass the --state directory the job was trained with)")
-    lang, mc, cfg = job_configs(spec, kind, L, recipe=recipe, overrides=overrides)
+    lang, mc, cfg = job_configs(spec, kind, L, recipe=recipe, overrides=overrides, model_overrides=model_overrides)
     t0 = time.time()
     res = train(lang, mc, cfg, log=lambda m: log(f"{spec} {m}"), state_path=state, resume=True,
                 save_every_seconds=60.0)
@@ -233,6 +235,10 @@ def main(argv=None) -> int:
     t.add_argument("--eval-every", type=int, default=None, help="override the recipe's validation interval (steps)")
     t.add_argument("--targets", choices=TARGETS, default=None,
                    help="override the recipe's training targets (neural.train.TARGETS)")
+    t.add_argument("--layers", type=int, default=None, help="override the recipe's number of layers (3)")
+    t.add_argument("--hidden", type=int, default=None, help="override the recipe's width (64)")
+    t.add_argument("--heads", type=int, default=None, help="override the recipe's number of heads (4)")
+    t.add_argument("--lr", type=float, default=None, help="override the recipe's peak learning rate (2e-3)")
     t.add_argument("--extend", action="store_true",
                    help="continue finished jobs from their states under a larger --max-seconds (a warm restart) "
                         "instead of skipping them; the other options must match the first run")
@@ -264,12 +270,15 @@ def main(argv=None) -> int:
             print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
 
         overrides = {k: v for k, v in (("max_steps", args.max_steps), ("max_seconds", args.max_seconds),
-                                       ("eval_every", args.eval_every), ("targets", args.targets))
+                                       ("eval_every", args.eval_every), ("targets", args.targets),
+                                       ("lr", args.lr))
                      if v is not None}
+        model_overrides = {k: v for k, v in (("n_layer", args.layers), ("n_embd", args.hidden),
+                                             ("n_head", args.heads)) if v is not None}
         for spec, kind in jobs:
             try:
                 run_job(spec, kind, args.length, args.out, args.state, log=log, overrides=overrides,
-                        extend=args.extend)
+                        extend=args.extend, model_overrides=model_overrides)
             except ValueError as err:  # a state that cannot be continued: one line, exit 2
                 p.exit(2, f"{p.prog}: error: {err}\n")
         return 0

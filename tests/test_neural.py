@@ -599,6 +599,25 @@ def _cpu_runs_train_checks(cpu_runs, tmp_path, capsys):
                            "--eval-every", "3", "--extend", "--state"] + bad)
         err = capsys.readouterr().err
         assert e.value.code == 2 and msg in err and len(err.strip().splitlines()) == 1
+    # the network's size and the learning rate can differ from the recipe's (a wider 4-gram MDM);
+    # a size that does not split into heads is refused in one line
+    out3 = tmp_path / "out3"
+    assert cpu_runs.main(["train", "--out", str(out3), "--state", str(tmp_path / "state3"), "--length", "8",
+                          "--jobs", "tiny-bigram:mdm", "--max-steps", "2", "--eval-every", "2", "--layers", "2",
+                          "--hidden", "16", "--heads", "2", "--lr", "1e-3"]) == 0
+    doc = cpu_runs.read_summary(str(out3 / "train-tiny-bigram-mdm.jsonl"))
+    assert (doc["model_config"]["n_layer"], doc["model_config"]["n_embd"], doc["model_config"]["n_head"]) == (2, 16, 2)
+    assert doc["train_config"]["lr"] == 1e-3
+    from neural.checkpoint import load_checkpoint
+
+    net, _ = load_checkpoint(str(out3 / "tiny-bigram-mdm.pt"))
+    assert net.config.n_embd == 16 and len(net.blocks) == 2
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        cpu_runs.main(["train", "--out", str(out3), "--state", str(tmp_path / "state4"), "--length", "8",
+                       "--jobs", "tiny-bigram:ar", "--max-steps", "2", "--hidden", "12", "--heads", "4"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "n_head = 4" in err and len(err.strip().splitlines()) == 1
 
 
 def test_cpu_runs_evaluate_keeps_then_remeasures_the_timing(tmp_path, capsys, tiny_language_registry):
