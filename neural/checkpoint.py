@@ -156,3 +156,34 @@ def checkpoint_language(ckpt):
     if isinstance(ckpt.get("model_config"), dict) and "L" in ckpt:
         check_language(ckpt, lang)
     return lang
+
+
+def warm_start(path, *, kind: str, lang, L: int) -> dict:
+    """The ``init_from`` of :func:`neural.train.train` from the checkpoint at ``path``: its float32
+    weights, its network configuration and where they came from (path, steps, training seconds,
+    summed over what it itself was started from).
+
+    Raises
+    ------
+    ValueError
+        If the checkpoint cannot be loaded, is of the other kind, or was built for another
+        vocabulary or length ``L``.
+    FileNotFoundError
+        If ``path`` does not exist.
+    """
+    net, ckpt = load_checkpoint(path)
+    if ckpt["kind"] != kind:
+        raise ValueError(f"cannot start a {kind} run from {os.fspath(path)!r}: it is an {ckpt['kind']} checkpoint")
+    check_language(ckpt, lang)
+    if int(ckpt["L"]) != int(L):
+        raise ValueError(f"cannot start a run at L = {L} from {os.fspath(path)!r}: it was trained at L = {ckpt['L']}")
+    summ = (ckpt.get("train") or {}).get("summary") or {}
+    before = summ.get("init_from") or {}
+    seconds = summ.get("seconds")
+    source = {"checkpoint": os.fspath(path), "steps": int(ckpt["step"]),
+              "seconds": None if seconds is None else float(seconds),
+              "total_steps": int(ckpt["step"]) + int(before.get("total_steps") or 0),
+              "total_seconds": None if seconds is None else float(seconds) + float(before.get("total_seconds") or 0.0)}
+    return {"model": {k: v.detach().clone() for k, v in net.state_dict().items()},
+            "model_config": net.config.to_dict(), "source": source}
+

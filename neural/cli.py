@@ -104,8 +104,14 @@ def cmd_train(args) -> int:
                       leak_target=args.leak_target, ema=args.ema, warmup_frac=args.warmup_frac, tail_frac=args.tail_frac,
                       quality_kl=not args.quality_from_validation_only, confirm_sequences=args.confirm_sequences,
                       targets=args.targets)
+    init = None
+    if args.init is not None:
+        from neural.checkpoint import warm_start
+
+        init = warm_start(args.init, kind=args.kind, lang=lang, L=L)
     try:
-        res = train(lang, mc, cfg, log=None if args.json else print, state_path=args.state, resume=args.state is not None)
+        res = train(lang, mc, cfg, log=None if args.json else print, state_path=args.state, resume=args.state is not None,
+                    init_from=init)
     except FloatingPointError as exc:
         raise ValueError(f"training diverged: {exc}; lower --lr (got {args.lr:g})") from None
     summary = res.summary()

@@ -175,11 +175,13 @@ def evaluate_all(out, *, languages=None, num_samples=256, steps=(8, 16, 32, 64, 
 
 
 def run_job(spec, kind, L, out, state_dir, *, recipe=RECIPE, log=print, overrides=None, extend=False,
-            model_overrides=None):
+            model_overrides=None, init_dir=None):
     """Train one job to its targets or caps, resuming from its state; a job whose summary exists is
     skipped, unless ``extend``: then its state is resumed under the new caps (a larger
     ``max_seconds``: a warm restart, the schedule's progress falls back) and the summary, checkpoint
-    and curve are rewritten with the whole history."""
+    and curve are rewritten with the whole history. ``init_dir``: start a job without a state from
+    the weights of ``init_dir/<spec>-<kind>.pt`` (a warm start across machines, whose states are
+    gone; the summary records it)."""
     from neural.checkpoint import save_checkpoint
     from neural.data import language_to_dict
     from neural.train import train
@@ -193,9 +195,17 @@ def run_job(spec, kind, L, out, state_dir, *, recipe=RECIPE, log=print, override
         raise ValueError(f"--extend {spec}:{kind}: no training state {state!r} to continue from "
                          "(pass the --state directory the job was trained with)")
     lang, mc, cfg = job_configs(spec, kind, L, recipe=recipe, overrides=overrides, model_overrides=model_overrides)
+    init = None
+    if init_dir is not None:
+        from neural.checkpoint import warm_start
+
+        src = os.path.join(init_dir, f"{spec}-{kind}.pt")
+        if not os.path.exists(src):
+            raise ValueError(f"--init-from {init_dir!r}: no checkpoint {src!r} for {spec}:{kind}")
+        init = warm_start(src, kind=kind, lang=lang, L=cfg.L)
     t0 = time.time()
     res = train(lang, mc, cfg, log=lambda m: log(f"{spec} {m}"), state_path=state, resume=True,
-                save_every_seconds=60.0)
+                save_every_seconds=60.0, init_from=init)
     s = res.summary()
     ck = os.path.join(out, f"{spec}-{kind}.pt")
     size = save_checkpoint(ck, res.net, kind=kind, step=res.steps, seed=cfg.seed, L=cfg.L, language=spec,
@@ -239,6 +249,9 @@ def main(argv=None) -> int:
     t.add_argument("--hidden", type=int, default=None, help="override the recipe's width (64)")
     t.add_argument("--heads", type=int, default=None, help="override the recipe's number of heads (4)")
     t.add_argument("--lr", type=float, default=None, help="override the recipe's peak learning rate (2e-3)")
+    t.add_argument("--init-from", default=None, metavar="DIR",
+                   help="warm start each job from DIR/<spec>-<kind>.pt (e.g. the committed cpu-l64-long/ models, "
+                        "when their training states are gone); the network options must match that checkpoint's")
     t.add_argument("--extend", action="store_true",
                    help="continue finished jobs from their states under a larger --max-seconds (a warm restart) "
                         "instead of skipping them; the other options must match the first run")
@@ -278,7 +291,7 @@ def main(argv=None) -> int:
         for spec, kind in jobs:
             try:
                 run_job(spec, kind, args.length, args.out, args.state, log=log, overrides=overrides,
-                        extend=args.extend, model_overrides=model_overrides)
+                        extend=args.extend, model_overrides=model_overrides, init_dir=args.init_from)
             except ValueError as err:  # a state that cannot be continued: one line, exit 2
                 p.exit(2, f"{p.prog}: error: {err}\n")
         return 0

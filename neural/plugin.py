@@ -98,6 +98,9 @@ def register_command(subparsers) -> None:
     t.add_argument("--state", default=None,
                    help="resumable training state file: saved every minute and at the end; an interrupted run "
                    "given the same options and --state continues where it stopped")
+    t.add_argument("--init", default=None, metavar="CHECKPOINT",
+                   help="warm start: begin from this checkpoint's weights (same kind, size, language and length; "
+                   "fresh optimiser and schedule); the summary records it")
     t.add_argument("--eval-every", type=int, default=50, help="validate every this many steps (default 50)")
     t.add_argument("--val-size", type=int, default=256, help="validation sequences (default 256)")
     t.add_argument("--schedule", default="linear", choices=["linear", "loglinear", "cosine"],

@@ -155,6 +155,7 @@ class TrainResult:
     targets: dict = field(default_factory=dict)
     stop_reason: str = ""
     resumed_from_step: int | None = None
+    init_from: dict | None = None
 
     def summary(self) -> dict:
         return {
@@ -175,6 +176,7 @@ class TrainResult:
             "ema": self.train_config.ema,
             "stop_reason": self.stop_reason,
             "resumed_from_step": self.resumed_from_step,
+            "init_from": self.init_from,
             "num_parameters": self.net.num_parameters(),
             "history": self.history,
         }
@@ -193,7 +195,12 @@ def lr_at(step: int, cfg: TrainConfig, elapsed: float | None = None) -> float:
         prog = max(prog, elapsed / cfg.max_seconds)
     warm = cfg.warmup_frac
     if prog < warm:
-        return cfg.lr * min(1.0, (step + 1) / max(1.0, warm * cfg.max_steps))
+        # the ramp follows the same progress as the phases (steps or wall clock, whichever is
+        # further), so the rate reaches its peak where the warm-up ends instead of jumping there
+        ramp = (step + 1) / max(1.0, warm * cfg.max_steps)
+        if elapsed is not None and cfg.max_seconds:
+            ramp = max(ramp, elapsed / (warm * cfg.max_seconds))
+        return cfg.lr * min(1.0, ramp)
     tail = max(warm, 1.0 - cfg.tail_frac)
     if prog < tail:
         return cfg.lr
@@ -276,7 +283,8 @@ def _set_rng_state(g: np.random.Generator, d: dict) -> None:
                              "has_uint32": int(d["has_uint32"]), "uinteger": int(d["uinteger"])}
 
 
-def _save_state(path, *, net, ema_net, opt, step, elapsed, data_rng, leak_rng, gen, history, cfg, model_config):
+def _save_state(path, *, net, ema_net, opt, step, elapsed, data_rng, leak_rng, gen, history, cfg, model_config,
+                init_from=None):
     from neural.checkpoint import _plain
 
     state = {"format": "mdm-theory-train-state-1", "step": int(step), "elapsed": float(elapsed),
@@ -284,20 +292,27 @@ def _save_state(path, *, net, ema_net, opt, step, elapsed, data_rng, leak_rng, g
              "ema": None if ema_net is None else {k: v.detach().cpu() for k, v in ema_net.state_dict().items()},
              "opt": opt.state_dict(), "data_rng": _rng_state(data_rng), "leak_rng": _rng_state(leak_rng),
              "gen": gen.get_state().cpu(), "history": _plain(history), "train_config": cfg.to_dict(),
-             "model_config": model_config.to_dict()}
+             "model_config": model_config.to_dict(), "init_from": _plain(init_from)}
     tmp = os.fspath(path) + ".tmp"
     torch.save(state, tmp)
     os.replace(tmp, os.fspath(path))
 
 
 def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_path=None, resume: bool = False,
-          save_every_seconds: float = 60.0) -> TrainResult:
+          save_every_seconds: float = 60.0, init_from=None) -> TrainResult:
     """Train an MDM (``cfg.kind == "mdm"``) or an AR model on exact samples of ``lang``.
 
     With ``state_path``, the training state is saved there (atomically) every
     ``save_every_seconds`` and at the end; ``resume=True`` continues from it when it exists (the
     stored configuration must match ``cfg`` except for ``max_seconds``). The returned ``net`` is
     the EMA model when ``cfg.ema > 0``.
+
+    ``init_from`` (a warm start, e.g. from a committed checkpoint when the training state is gone):
+    ``{"model": state_dict, "model_config": dict, "source": dict}``; the network and its EMA start
+    from those weights (the optimiser, schedule and step count start afresh), ``source`` (plain
+    values: where the weights came from, their steps and seconds) is kept in the state and the
+    summary. A state written with another ``source``, or weights of another configuration, raise
+    ``ValueError``.
     """
     if model_config.vocab_size != lang.vocab_size:
         raise ValueError(f"model vocab_size {model_config.vocab_size} != language vocabulary {lang.vocab_size}")
@@ -325,6 +340,18 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
     leak_rng = np.random.default_rng(leak_seed)
     res = TrainResult(net=net, model_config=model_config, train_config=cfg, entropy=entropy)
     step, elapsed0 = 0, 0.0
+    source = None
+    if init_from is not None:
+        if dict(init_from["model_config"]) != model_config.to_dict():
+            theirs = {k: v for k, v in dict(init_from["model_config"]).items() if model_config.to_dict().get(k) != v}
+            raise ValueError(f"cannot start from {init_from['source'].get('checkpoint', 'the given weights')!r}: its "
+                             f"network differs from this run's in {theirs} (this run: "
+                             f"{ {k: model_config.to_dict()[k] for k in theirs} })")
+        source = dict(init_from["source"])
+        net.load_state_dict(init_from["model"])
+        if ema_net is not None:
+            ema_net.load_state_dict(init_from["model"])
+        res.init_from = source
     if resume and state_path is not None and os.path.exists(state_path):
         st = torch.load(os.fspath(state_path), map_location=device, weights_only=True)
         stored = dict(st["train_config"])
@@ -334,6 +361,8 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
         # confirm_sequences existed too)
         diff = sorted(k for k in now if k not in ("max_seconds", "quality_kl", "confirm_sequences")
                       and stored.get(k) != now[k])
+        if st.get("init_from") != (None if source is None else _plain(source)):
+            diff.append("init_from")
         if diff or st["model_config"] != model_config.to_dict():
             raise ValueError(f"cannot resume from {os.fspath(state_path)!r}: its configuration differs in "
                              f"{diff or ['model_config']}")
@@ -362,7 +391,7 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
         if state_path is not None:
             _save_state(state_path, net=net, ema_net=ema_net, opt=opt, step=now_step, elapsed=time.perf_counter() - t0,
                         data_rng=data_rng, leak_rng=leak_rng, gen=gen, history=res.history, cfg=cfg,
-                        model_config=model_config)
+                        model_config=model_config, init_from=source)
 
     while True:
         elapsed = time.perf_counter() - t0

@@ -163,6 +163,31 @@ def test_elbo_estimator_is_unbiased_with_exact_denoiser(hmm):
     assert z * se < 0.02 * target  # the test would catch a 2% bias (e.g. a wrong weight)
 
 
+@pytest.mark.parametrize("by_time", [False, True])
+def test_lr_schedule_warms_up_linearly_without_a_jump_then_decays_to_zero(by_time):
+    """``lr_at``: linear warm-up over the first ``warmup_frac`` of progress, the peak, then the
+    cosine tail to 0; the progress is steps or wall clock, whichever is further, and the warm-up
+    ramp follows the same progress (a run whose clock leads its steps once jumped from a tenth of
+    the peak to the peak where the warm-up ended)."""
+    from neural.train import TrainConfig, lr_at
+
+    cfg = TrainConfig(kind="mdm", L=8, lr=1e-3, max_steps=200_000 if by_time else 1000, max_seconds=1000.0,
+                      warmup_frac=0.05, tail_frac=0.5)
+    # by_time: 10 steps per second, so the clock's progress leads the steps' 20-fold
+    points = [(s, s / 10.0 if by_time else s / 1e6) for s in range(0, 10_001 if by_time else 1001)]
+    lrs = np.array([lr_at(s, cfg, e) for s, e in points])
+    prog = np.array([max(s / cfg.max_steps, e / cfg.max_seconds) for s, e in points])
+    warm = prog < 0.05
+    assert np.all(np.diff(lrs[warm]) > 0) and lrs[warm][-1] == pytest.approx(1e-3, rel=0.01)
+    assert np.max(np.abs(np.diff(lrs))) <= 1e-3 / 50 * 1.001  # no jump: at most one warm-up increment
+    flat = (prog >= 0.05) & (prog < 0.5)
+    assert np.all(lrs[flat] == 1e-3)
+    tail = prog >= 0.5
+    assert np.all(np.diff(lrs[tail]) <= 0) and lrs[-1] == pytest.approx(0.0, abs=1e-12)
+    mid = np.argmin(np.abs(prog - 0.75))
+    assert lrs[mid] == pytest.approx(0.5e-3, rel=0.01)  # half-way down the cosine
+
+
 def test_subs_parameterisation():
     V, mask_id = 4, 4
     logits = torch.randn(2, 5, V, generator=torch.Generator().manual_seed(0))
@@ -524,6 +549,68 @@ def test_cli_train_sample_evaluate(tmp_path, capsys, tiny_language_registry):
     assert [r["num_steps"] for r in ev["mdm"]] == [2, 8] and "conditional_kl" in ev
     assert main(["neural", "evaluate", "--checkpoint", str(ck), "--steps", "two"]) == 2
     assert "steps" in capsys.readouterr().err
+
+
+def test_train_warm_start_from_a_checkpoint(tmp_path, capsys, tiny_language_registry):
+    """``neural train --init`` and ``cpu_runs train --init-from``: the run starts from the
+    checkpoint's weights (its step-0 validation is the checkpoint's final one, on the same
+    validation set; a fresh start's is not), the summary records the source and the steps and
+    seconds summed over a chain of warm starts; another size, kind or a missing file exit 2."""
+    from mdm_exact.runtime.cli import main
+
+    from neural import cpu_runs
+
+    def run(out, *extra):
+        args = ["neural", "train", "--language", "tiny-bigram", "--kind", "ar", "--length", "6", "--layers", "1",
+                "--hidden", "16", "--heads", "2", "--batch-size", "8", "--eval-every", "3", "--val-size", "8",
+                "--ema", "0.9", "-o", str(out), "--json", *extra]
+        rc = main(args)
+        cap = capsys.readouterr()
+        return rc, (json.loads(cap.out) if rc == 0 else cap.err)
+
+    rc, first = run(tmp_path / "a.pt", "--max-steps", "6")
+    assert rc == 0 and first["init_from"] is None
+    rc, fresh = run(tmp_path / "f.pt", "--max-steps", "3")
+    rc, second = run(tmp_path / "b.pt", "--max-steps", "3", "--init", str(tmp_path / "a.pt"))
+    assert rc == 0
+    assert second["history"][0]["val"] == pytest.approx(first["final_val_per_token"], rel=1e-12, abs=0)
+    assert fresh["history"][0]["val"] != pytest.approx(first["final_val_per_token"], rel=1e-6)
+    src = second["init_from"]
+    assert src["checkpoint"] == str(tmp_path / "a.pt") and src["steps"] == 6 and src["total_steps"] == 6
+    assert src["total_seconds"] == pytest.approx(first["seconds"])
+    rc, third = run(tmp_path / "c.pt", "--max-steps", "3", "--init", str(tmp_path / "b.pt"))
+    assert rc == 0 and third["init_from"]["total_steps"] == 9
+    assert third["init_from"]["total_seconds"] == pytest.approx(first["seconds"] + second["seconds"])
+    for extra, msg in ((["--hidden", "32", "--heads", "2"], "network differs"), (["--kind", "mdm"], "ar checkpoint"),
+                       ([], "does not exist")):
+        init = str(tmp_path / ("nothing.pt" if not extra else "a.pt"))
+        rc, err = run(tmp_path / "d.pt", "--max-steps", "3", "--init", init, *extra)
+        assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+    # cpu_runs: each job from <dir>/<spec>-<kind>.pt; a job without one there is refused in one line
+    import numba
+
+    numba_threads = numba.get_num_threads()  # main() caps Numba's threads (process-wide): restored below
+    try:
+        _cpu_runs_warm_start_checks(cpu_runs, tmp_path, capsys)
+    finally:
+        numba.set_num_threads(numba_threads)
+
+
+def _cpu_runs_warm_start_checks(cpu_runs, tmp_path, capsys):
+    init_dir = tmp_path / "init"
+    init_dir.mkdir()
+    (init_dir / "tiny-bigram-ar.pt").write_bytes((tmp_path / "a.pt").read_bytes())
+    out = tmp_path / "out"
+    base = ["train", "--out", str(out), "--state", str(tmp_path / "st"), "--length", "6", "--max-steps", "3",
+            "--eval-every", "3", "--layers", "1", "--hidden", "16", "--heads", "2", "--init-from", str(init_dir)]
+    assert cpu_runs.main(base + ["--jobs", "tiny-bigram:ar"]) == 0
+    doc = cpu_runs.read_summary(str(out / "train-tiny-bigram-ar.jsonl"))
+    assert doc["summary"]["init_from"]["steps"] == 6
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        cpu_runs.main(base + ["--jobs", "tiny-bigram:mdm"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "no checkpoint" in err and len(err.strip().splitlines()) == 1
 
 
 def test_cli_train_targets_ema_and_resume(tmp_path, capsys, tiny_language_registry):
