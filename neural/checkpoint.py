@@ -184,6 +184,6 @@ def warm_start(path, *, kind: str, lang, L: int) -> dict:
               "seconds": None if seconds is None else float(seconds),
               "total_steps": int(ckpt["step"]) + int(before.get("total_steps") or 0),
               "total_seconds": None if seconds is None else float(seconds) + float(before.get("total_seconds") or 0.0)}
-    return {"model": {k: v.detach().clone() for k, v in net.state_dict().items()},
+    return {"model": net.state_dict(),
             "model_config": net.config.to_dict(), "source": source}
 

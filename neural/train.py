@@ -342,12 +342,15 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
     step, elapsed0 = 0, 0.0
     source = None
     if init_from is not None:
-        if dict(init_from["model_config"]) != model_config.to_dict():
-            theirs = {k: v for k, v in dict(init_from["model_config"]).items() if model_config.to_dict().get(k) != v}
+        from neural.checkpoint import _plain
+
+        mine, theirs = model_config.to_dict(), dict(init_from["model_config"])
+        if theirs != mine:
+            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
             raise ValueError(f"cannot start from {init_from['source'].get('checkpoint', 'the given weights')!r}: its "
-                             f"network differs from this run's in {theirs} (this run: "
-                             f"{ {k: model_config.to_dict()[k] for k in theirs} })")
-        source = dict(init_from["source"])
+                             f"network differs from this run's in { {k: theirs.get(k) for k in diff} } (this run: "
+                             f"{ {k: mine.get(k) for k in diff} })")
+        source = _plain(dict(init_from["source"]))  # as the state stores it, so a resume compares like with like
         net.load_state_dict(init_from["model"])
         if ema_net is not None:
             ema_net.load_state_dict(init_from["model"])
@@ -361,7 +364,7 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
         # confirm_sequences existed too)
         diff = sorted(k for k in now if k not in ("max_seconds", "quality_kl", "confirm_sequences")
                       and stored.get(k) != now[k])
-        if st.get("init_from") != (None if source is None else _plain(source)):
+        if st.get("init_from") != source:
             diff.append("init_from")
         if diff or st["model_config"] != model_config.to_dict():
             raise ValueError(f"cannot resume from {os.fspath(state_path)!r}: its configuration differs in "

@@ -530,6 +530,19 @@ def tiny_language_registry(monkeypatch):
     monkeypatch.setattr(langs, "load_language", fake, raising=False)
 
 
+@pytest.fixture
+def cpu_runs(tiny_language_registry):
+    """``neural.cpu_runs``, with Numba's thread count restored afterwards (its ``main()`` caps it
+    process-wide)."""
+    import numba
+
+    from neural import cpu_runs as module
+
+    threads = numba.get_num_threads()
+    yield module
+    numba.set_num_threads(threads)
+
+
 def test_cli_train_sample_evaluate(tmp_path, capsys, tiny_language_registry):
     from mdm_exact.runtime.cli import main
 
@@ -551,14 +564,13 @@ def test_cli_train_sample_evaluate(tmp_path, capsys, tiny_language_registry):
     assert "steps" in capsys.readouterr().err
 
 
-def test_train_warm_start_from_a_checkpoint(tmp_path, capsys, tiny_language_registry):
+def test_train_warm_start_from_a_checkpoint(tmp_path, capsys, cpu_runs):
     """``neural train --init`` and ``cpu_runs train --init-from``: the run starts from the
     checkpoint's weights (its step-0 validation is the checkpoint's final one, on the same
     validation set; a fresh start's is not), the summary records the source and the steps and
-    seconds summed over a chain of warm starts; another size, kind or a missing file exit 2."""
+    seconds summed over a chain of warm starts; a warm-started run cut short resumes from its
+    state, but not with another source; another size, kind or a missing file exit 2."""
     from mdm_exact.runtime.cli import main
-
-    from neural import cpu_runs
 
     def run(out, *extra):
         args = ["neural", "train", "--language", "tiny-bigram", "--kind", "ar", "--length", "6", "--layers", "1",
@@ -586,17 +598,16 @@ def test_train_warm_start_from_a_checkpoint(tmp_path, capsys, tiny_language_regi
         init = str(tmp_path / ("nothing.pt" if not extra else "a.pt"))
         rc, err = run(tmp_path / "d.pt", "--max-steps", "3", "--init", init, *extra)
         assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+    st = tmp_path / "w.state.pt"
+    rc, cut = run(tmp_path / "w.pt", "--max-steps", "3", "--init", str(tmp_path / "a.pt"), "--state", str(st),
+                  "--max-seconds", "1e-9")
+    assert rc == 0 and cut["stop_reason"] == "max_seconds" and cut["steps"] < 3
+    rc, resumed = run(tmp_path / "w.pt", "--max-steps", "3", "--init", str(tmp_path / "a.pt"), "--state", str(st))
+    assert rc == 0 and resumed["resumed_from_step"] == cut["steps"] and resumed["steps"] == 3
+    assert resumed["init_from"] == cut["init_from"]
+    rc, err = run(tmp_path / "w.pt", "--max-steps", "3", "--init", str(tmp_path / "b.pt"), "--state", str(st))
+    assert rc == 2 and "cannot resume" in err and "init_from" in err and len(err.strip().splitlines()) == 1
     # cpu_runs: each job from <dir>/<spec>-<kind>.pt; a job without one there is refused in one line
-    import numba
-
-    numba_threads = numba.get_num_threads()  # main() caps Numba's threads (process-wide): restored below
-    try:
-        _cpu_runs_warm_start_checks(cpu_runs, tmp_path, capsys)
-    finally:
-        numba.set_num_threads(numba_threads)
-
-
-def _cpu_runs_warm_start_checks(cpu_runs, tmp_path, capsys):
     init_dir = tmp_path / "init"
     init_dir.mkdir()
     (init_dir / "tiny-bigram-ar.pt").write_bytes((tmp_path / "a.pt").read_bytes())
@@ -635,22 +646,10 @@ def test_cli_train_targets_ema_and_resume(tmp_path, capsys, tiny_language_regist
     assert second["resumed_from_step"] == first["steps"] and second["steps"] == 6
 
 
-def test_cpu_runs_train_caps_override_the_recipe(tmp_path, capsys, tiny_language_registry):
+def test_cpu_runs_train_caps_override_the_recipe(tmp_path, capsys, cpu_runs):
     """``python -m neural.cpu_runs train --max-steps/--eval-every``: the caps reach the job (its
     summary records them and the step count), a finished job is skipped when run again, and a
     malformed ``--jobs`` entry exits 2 in one line."""
-    import numba
-
-    from neural import cpu_runs
-
-    numba_threads = numba.get_num_threads()  # main() caps Numba's threads (process-wide): restored below
-    try:
-        _cpu_runs_train_checks(cpu_runs, tmp_path, capsys)
-    finally:
-        numba.set_num_threads(numba_threads)
-
-
-def _cpu_runs_train_checks(cpu_runs, tmp_path, capsys):
     out, state = tmp_path / "out", tmp_path / "state"
     args = ["train", "--out", str(out), "--state", str(state), "--length", "8", "--jobs", "tiny-bigram:ar",
             "--max-steps", "3", "--eval-every", "3"]
@@ -707,42 +706,34 @@ def _cpu_runs_train_checks(cpu_runs, tmp_path, capsys):
     assert e.value.code == 2 and "n_head = 4" in err and len(err.strip().splitlines()) == 1
 
 
-def test_cpu_runs_evaluate_keeps_then_remeasures_the_timing(tmp_path, capsys, tiny_language_registry):
+def test_cpu_runs_evaluate_keeps_then_remeasures_the_timing(tmp_path, capsys, cpu_runs):
     """``python -m neural.cpu_runs evaluate``: a second call keeps the file's timing and does not
     evaluate the language again; ``--retime`` measures the wall clock again and recomputes the
     matched speed-ups from it (here against a timing falsified in the file)."""
-    import numba
-
-    from neural import cpu_runs
-
-    numba_threads = numba.get_num_threads()
-    try:
-        out, state = tmp_path / "out", tmp_path / "state"
-        for kind in ("mdm", "ar"):
-            assert cpu_runs.main(["train", "--out", str(out), "--state", str(state), "--length", "8", "--jobs",
-                                  f"tiny-bigram:{kind}", "--max-steps", "2", "--eval-every", "2"]) == 0
-        ev = ["evaluate", "--out", str(out), "--languages", "tiny-bigram", "--num-samples", "16", "--steps", "2,8",
-              "--policy-steps", "2", "--policy-samples", "8", "--gumbel-steps", "", "--results-name", "r.json"]
-        assert cpu_runs.main(ev) == 0
-        path = out / "r.json"
-        doc = json.loads(path.read_text())
-        assert [r["num_steps"] for r in doc["timing"]["mdm"]] == [2, 8]
-        doc["timing"]["ar"]["seconds_median"] = 1e9  # falsified: AR "a billion seconds"
-        path.write_text(json.dumps(doc))
-        capsys.readouterr()
-        assert cpu_runs.main(ev) == 0
-        assert "evaluated before" in capsys.readouterr().out
-        kept = json.loads(path.read_text())
-        assert kept["timing"]["ar"]["seconds_median"] == 1e9 and kept["languages"]["tiny-bigram"]["mdm"] == doc[
-            "languages"]["tiny-bigram"]["mdm"]
-        assert cpu_runs.main(ev + ["--retime"]) == 0
-        new = json.loads(path.read_text())
-        ar_s = new["timing"]["ar"]["seconds_median"]
-        assert 0 < ar_s < 60
-        m = new["languages"]["tiny-bigram"]["matched"]["ser"]
-        assert m["matched_num_steps"] is not None and m["ar_seconds"] == ar_s  # recomputed from the new timing
-    finally:
-        numba.set_num_threads(numba_threads)
+    out, state = tmp_path / "out", tmp_path / "state"
+    for kind in ("mdm", "ar"):
+        assert cpu_runs.main(["train", "--out", str(out), "--state", str(state), "--length", "8", "--jobs",
+                              f"tiny-bigram:{kind}", "--max-steps", "2", "--eval-every", "2"]) == 0
+    ev = ["evaluate", "--out", str(out), "--languages", "tiny-bigram", "--num-samples", "16", "--steps", "2,8",
+          "--policy-steps", "2", "--policy-samples", "8", "--gumbel-steps", "", "--results-name", "r.json"]
+    assert cpu_runs.main(ev) == 0
+    path = out / "r.json"
+    doc = json.loads(path.read_text())
+    assert [r["num_steps"] for r in doc["timing"]["mdm"]] == [2, 8]
+    doc["timing"]["ar"]["seconds_median"] = 1e9  # falsified: AR "a billion seconds"
+    path.write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert cpu_runs.main(ev) == 0
+    assert "evaluated before" in capsys.readouterr().out
+    kept = json.loads(path.read_text())
+    assert kept["timing"]["ar"]["seconds_median"] == 1e9 and kept["languages"]["tiny-bigram"]["mdm"] == doc[
+        "languages"]["tiny-bigram"]["mdm"]
+    assert cpu_runs.main(ev + ["--retime"]) == 0
+    new = json.loads(path.read_text())
+    ar_s = new["timing"]["ar"]["seconds_median"]
+    assert 0 < ar_s < 60
+    m = new["languages"]["tiny-bigram"]["matched"]["ser"]
+    assert m["matched_num_steps"] is not None and m["ar_seconds"] == ar_s  # recomputed from the new timing
 
 
 def test_gpu_run_tiny(tmp_path, tiny_language_registry):
