@@ -58,6 +58,7 @@ import numpy as np
 import torch
 
 from neural.ar import ar_log_probs, ar_loss
+from neural.checkpoint import _plain
 from neural.data import DataStream, entropy_rate, validation_set
 from neural.diffusion import SCHEDULES, elbo_terms, mdm_loss, subs_log_probs
 from neural.model import ModelConfig, Transformer
@@ -285,8 +286,6 @@ def _set_rng_state(g: np.random.Generator, d: dict) -> None:
 
 def _save_state(path, *, net, ema_net, opt, step, elapsed, data_rng, leak_rng, gen, history, cfg, model_config,
                 init_from=None):
-    from neural.checkpoint import _plain
-
     state = {"format": "mdm-theory-train-state-1", "step": int(step), "elapsed": float(elapsed),
              "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
              "ema": None if ema_net is None else {k: v.detach().cpu() for k, v in ema_net.state_dict().items()},
@@ -342,8 +341,6 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
     step, elapsed0 = 0, 0.0
     source = None
     if init_from is not None:
-        from neural.checkpoint import _plain
-
         mine, theirs = model_config.to_dict(), dict(init_from["model_config"])
         if theirs != mine:
             diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
