@@ -120,12 +120,26 @@ def matched(mdm_rows, ar_row, timing, *, rel_tol=0.01):
     return out
 
 
+def held_out_mdm_leakage(lang, den, L, *, seed=0, leak_sequences=256, val=None) -> dict:
+    """The ``leakage_mdm`` part of :func:`evaluate_language`: :func:`neural.leakage.mdm_leakage` on
+    the held-out sequences (``val``, or ``leak_sequences`` exact samples from ``seed``) with the
+    masks from ``seed``, so it can be recomputed for a checkpoint evaluated before."""
+    from neural.leakage import mdm_leakage
+
+    held = _held_out(lang, L, seed, leak_sequences) if val is None else val
+    return mdm_leakage(lang, den, L, data=held, rng=_child(seed, 12))
+
+
+def _held_out(lang, L, seed, leak_sequences):
+    return lang.sample(leak_sequences, L, rng=np.random.default_rng(_child(seed, 11)))
+
+
 def evaluate_language(lang, mdm_net, ar_net, L, steps, *, num_samples=256, seed=0, val=None, autocast_dtype=None,
                       policies=DEFAULT_POLICIES, policy_steps=None, policy_samples=None, gumbel_steps=(64, 1024),
                       leak_sequences=256, deadline=None, log=None, save=None):
     """The full block of one language (see the module docstring); ``save(block)`` after each part."""
     from neural.evaluate import evaluate_ar
-    from neural.leakage import ar_leakage, mdm_leakage
+    from neural.leakage import ar_leakage
     from neural.sample import NetworkDenoiser
 
     def now_ok(margin=0.0):
@@ -145,8 +159,8 @@ def evaluate_language(lang, mdm_net, ar_net, L, steps, *, num_samples=256, seed=
         if save is not None:
             save(block)
 
-    held = val if val is not None else lang.sample(leak_sequences, L, rng=np.random.default_rng(_child(seed, 11)))
-    part("leakage_mdm", lambda: mdm_leakage(lang, den, L, data=held, rng=_child(seed, 12)))
+    held = val if val is not None else _held_out(lang, L, seed, leak_sequences)
+    part("leakage_mdm", lambda: held_out_mdm_leakage(lang, den, L, seed=seed, val=held))
     part("leakage_ar", lambda: ar_leakage(lang, ar_net, L, data=held, rng=_child(seed, 13),
                                           positions_per_sequence=None if L <= 128 else 64))
     if "kl_per_token" in block.get("leakage_mdm", {}):  # the keys Figure 6 reads (epsilon_learning)

@@ -224,7 +224,15 @@ def cmd_evaluate(args) -> int:
             lines.append(line)
         if "conditional_kl" in result:
             kl = result["conditional_kl"]
-            lines.append(f"KL(q || p_theta) per masked token: mean {kl['mean_kl_per_token']:.4g}, max {kl['max_kl']:.4g}")
+            lines.append(f"KL(q || p_theta) per masked token: mean {kl['mean_kl_per_token']:.4g}, max {kl['max_kl']:.4g}; "
+                         f"leakage {kl['leakage_per_token']:.3g}")
+            lines.append("  masked fraction  contexts    KL/token  H(q)/token    KL/H")
+            for row in kl["by_mask_fraction"]:
+                lo, hi = row["mask_fraction"]
+                if row["num_contexts"]:
+                    ratio = "-" if row["kl_over_entropy"] is None else f"{row['kl_over_entropy']:.3f}"
+                    lines.append(f"  [{lo:.2f}, {hi:.2f}]     {row['num_contexts']:8d}  {row['kl_per_token']:10.4g}"
+                                 f"  {row['entropy_per_token']:10.4g}  {ratio:>6}")
     else:
         val = validation_set(lang, min(n, 256), L, rng=args.seed + 1)
         result["ar"] = evaluate_ar(net, lang, L, num_samples=n, batch_size=args.batch_size, rng=args.seed,

@@ -115,7 +115,7 @@ def evaluate_all(out, *, languages=None, num_samples=256, steps=(8, 16, 32, 64, 
     from mdm_exact.runtime.provenance import provenance
 
     from neural.checkpoint import checkpoint_language, load_checkpoint
-    from neural.campaign import evaluate_language, matched, reproduce_numbers, write_json
+    from neural.campaign import evaluate_language, held_out_mdm_leakage, matched, reproduce_numbers, write_json
     from neural.evaluate import describe_device, time_samplers
     from neural.sample import NetworkDenoiser
 
@@ -157,6 +157,13 @@ def evaluate_all(out, *, languages=None, num_samples=256, steps=(8, 16, 32, 64, 
         write_json(path, doc)
         if isinstance(block.get("mdm"), list) and not force:
             log(f"{spec}: evaluated before (force=True to redo); reproduce numbers and matched speed-up updated")
+            old = block.get("leakage_mdm", {})
+            if "kl_per_token" in old and "by_mask_fraction" not in old:  # a file from before the rows existed
+                new = held_out_mdm_leakage(lang, NetworkDenoiser(mdm), L, seed=seed)
+                log(f"{spec}: leakage_mdm recomputed with its by_mask_fraction rows (same held-out contexts): "
+                    f"KL {old['kl_per_token']:.6g} -> {new['kl_per_token']:.6g}, "
+                    f"leakage {old['leakage_per_token']:.6g} -> {new['leakage_per_token']:.6g}")
+                save({"leakage_mdm": new})
         else:
             evaluate_language(lang, mdm, ar, L, [N for N in steps], num_samples=num_samples, seed=seed, log=log,
                               save=save, policy_samples=policy_samples, policy_steps=list(policy_steps),

@@ -67,37 +67,21 @@ def score_samples(lang, x, *, ci_alpha: float = 0.05) -> dict:
 
 
 def conditional_kl(lang, denoiser, *, num_contexts: int = 64, L: int, rng=None, batch_size: int = 16) -> dict:
-    """``KL(q(x_i | x_R) || p_theta(x_i | x_R))`` per masked token on held-out masked contexts.
+    """``KL(q(x_i | x_R) || p_theta(x_i | x_R))`` per masked token on fresh masked contexts.
 
-    Contexts: fresh exact samples, each masked at an independent uniform rate ``t`` (the linear
-    schedule's marginal). Returns mean (with interval over sequences), maximum, and count.
+    A view of :func:`neural.leakage.mdm_leakage` (the one implementation): ``num_contexts``
+    fresh exact samples, each masked under the linear schedule (rate ``t`` uniform). Returns the
+    mean over contexts of the per-token KL with its interval, the maximum, the number of masked
+    tokens, and the same measurement's leakage and ``by_mask_fraction`` rows.
     """
-    from scipy.special import rel_entr
+    from neural.leakage import mdm_leakage
 
-    from mdm_exact.stats import mean_ci
-
-    rng = np.random.default_rng(rng)
-    per_seq, mx, count = [], 0.0, 0
-    for s in range(0, num_contexts, batch_size):
-        b = min(batch_size, num_contexts - s)
-        x = lang.sample(b, L, rng=rng)  # (b, L)
-        t = rng.random(b)  # (b,)
-        revealed = rng.random((b, L)) >= t[:, None]  # (b, L)
-        q = lang.conditional_marginals(x, revealed)  # (b, L, V)
-        x_t = torch.from_numpy(np.where(revealed, x, denoiser.mask_id)).to(denoiser.device)
-        lp = denoiser(x_t).double().cpu().numpy()  # (b, L, V)
-        with np.errstate(over="ignore"):
-            kl = rel_entr(q, np.exp(lp)).sum(-1)  # (b, L)
-        kl = np.where(revealed, 0.0, kl)
-        for i in range(b):
-            m = (~revealed[i]).sum()
-            if m:
-                per_seq.append(kl[i].sum() / m)
-                count += int(m)
-        mx = max(mx, float(kl.max()))
-    m, lo, hi = mean_ci(np.array(per_seq))
-    return {"mean_kl_per_token": m, "mean_kl_ci": [lo, hi], "max_kl": mx, "num_masked_tokens": count,
-            "num_contexts": num_contexts, "note": "mean over contexts of the per-masked-token KL(q || p_theta), nats"}
+    r = mdm_leakage(lang, denoiser, L, num_sequences=num_contexts, rng=rng, batch_size=batch_size)
+    return {"mean_kl_per_token": r["kl_per_token"], "mean_kl_ci": r["kl_ci"], "max_kl": r["kl_max"],
+            "num_masked_tokens": r["num_tokens"], "num_contexts": r["num_contexts"],
+            "leakage_per_token": r["leakage_per_token"], "leakage_ci": r["leakage_ci"],
+            "by_mask_fraction": r["by_mask_fraction"],
+            "note": "mean over contexts of the per-masked-token KL(q || p_theta), nats (neural.leakage.mdm_leakage)"}
 
 
 def mc_reference(lang, L: int, rule, num_samples: int, *, rng=None) -> dict:

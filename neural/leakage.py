@@ -67,15 +67,56 @@ def _log_probs_mdm(denoiser, x_t):
         return denoiser(x_t).double().cpu().numpy()
 
 
+def _entropy_terms(q):
+    """``H(q(. | context))`` in nats at every position, (B, L), with ``0 log 0 = 0``."""
+    pos = q > 0.0
+    return -np.where(pos, q * np.log(np.where(pos, q, 1.0)), 0.0).sum(-1)
+
+
+def _by_mask_fraction(frac_bin, leak, kl, ent, tokens, bins, ci_alpha):
+    """One row per bin of the contexts' masked fraction: means over the contexts in it (see :func:`mdm_leakage`)."""
+    from mdm_exact.stats import mean_ci
+
+    rows = []
+    for j in range(bins):
+        sel = frac_bin == j
+        row = {"mask_fraction": [j / bins, (j + 1) / bins], "num_contexts": int(sel.sum()),
+               "num_tokens": int(tokens[sel].sum())}
+        if sel.any():
+            for name, v in (("kl_per_token", kl[sel]), ("leakage_per_token", leak[sel]),
+                            ("entropy_per_token", ent[sel])):
+                m, lo, hi = mean_ci(v, ci_alpha)
+                row[name] = m
+                # all three are >= 0; None when the bin has fewer than two contexts
+                row[name.replace("_per_token", "_ci")] = [max(0.0, lo), hi] if np.isfinite(lo) and np.isfinite(hi) \
+                    else None
+            # the bin's share of the learning error relative to the uncertainty left there;
+            # None where the exact law is deterministic (H = 0) and the ratio has no meaning
+            row["kl_over_entropy"] = row["kl_per_token"] / row["entropy_per_token"] if row["entropy_per_token"] > 0 \
+                else None
+        rows.append(row)
+    return rows
+
+
 def mdm_leakage(lang, denoiser, L: int, *, num_sequences: int = 256, schedule: str = "linear", t_eps: float = 1e-3,
-                rng=None, batch_size: int = 64, ci_alpha: float = 0.05, data=None) -> dict:
+                rng=None, batch_size: int = 64, ci_alpha: float = 0.05, data=None, bins: int = 10) -> dict:
     """Leakage and KL per masked token of an MDM denoiser, masks from the training schedule.
 
     ``denoiser(x_t) -> (B, L, V)`` log-probabilities (SUBS: :class:`neural.sample.NetworkDenoiser`
     or :class:`neural.oracle.ExactOracle`), with ``mask_id`` and ``device``. ``data`` (n, L):
     held-out sequences to use instead of fresh samples. ``rng`` (int or NumPy Generator) draws
     the sequences (when ``data`` is None), the times and the masks.
+
+    ``by_mask_fraction`` says *where* the learning error sits: the contexts are grouped by the
+    fraction ``k / L`` of their positions that are masked (``bins`` equal bins of ``[0, 1]``; a
+    context with ``k`` masked positions goes to bin ``min(k * bins // L, bins - 1)``), and each
+    row gives, over the contexts in its bin, the mean per-token KL and leakage (with intervals, as
+    for the totals), the mean per-token exact entropy ``H(q(x_i | x_R))`` (with interval) and their ratio
+    ``kl_over_entropy``. A sampler with ``N`` steps queries the model at every fraction from 1
+    down to about ``1 / N``, so the rows near 0 are the late, nearly revealed steps.
     """
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"mdm_leakage: bins must be a positive integer, got {bins!r}")
     rng = np.random.default_rng(rng)
     x_all = lang.sample(int(num_sequences), int(L), rng=rng) if data is None else np.asarray(data, dtype=np.int64)
     n = x_all.shape[0]
@@ -83,22 +124,29 @@ def mdm_leakage(lang, denoiser, L: int, *, num_sequences: int = 256, schedule: s
     t = t_eps + (1.0 - t_eps) * u
     move = 1.0 - alpha(schedule, t)  # (n,) masking probability
     masked_all = rng.random(x_all.shape) < move[:, None]  # (n, L)
-    per_leak, per_kl, mx_leak, mx_kl, tokens = [], [], 0.0, 0.0, 0
+    per_leak, per_kl, per_ent, per_m, mx_leak, mx_kl = [], [], [], [], 0.0, 0.0
     for s in range(0, n, batch_size):
         x = x_all[s : s + batch_size]
         masked = masked_all[s : s + batch_size]
         q = lang.conditional_marginals(x, ~masked)  # (b, L, V)
         x_t = torch.from_numpy(np.where(masked, denoiser.mask_id, x)).to(denoiser.device)
         leak, kl = context_terms(q, _log_probs_mdm(denoiser, x_t), masked)
+        ent = np.where(masked, _entropy_terms(q), 0.0)  # (b, L)
         m = masked.sum(1)  # (b,)
         keep = m > 0
         per_leak.extend((leak.sum(1)[keep] / m[keep]).tolist())
         per_kl.extend((kl.sum(1)[keep] / m[keep]).tolist())
-        tokens += int(m.sum())
+        per_ent.extend((ent.sum(1)[keep] / m[keep]).tolist())
+        per_m.extend(m[keep].tolist())
         mx_leak, mx_kl = max(mx_leak, float(leak.max())), max(mx_kl, float(kl.max()))
-    return _summary(per_leak, per_kl, mx_leak, mx_kl, tokens, ci_alpha,
-                    f"MDM: per masked token given the revealed set; masks from the {schedule} training schedule; "
-                    "mean over contexts of the per-token average, normal interval over contexts")
+    m = np.asarray(per_m, dtype=np.int64)
+    out = _summary(per_leak, per_kl, mx_leak, mx_kl, int(m.sum()), ci_alpha,
+                   f"MDM: per masked token given the revealed set; masks from the {schedule} training schedule; "
+                   "mean over contexts of the per-token average, normal interval over contexts")
+    frac_bin = np.minimum(m * bins // int(L), bins - 1)
+    out["by_mask_fraction"] = _by_mask_fraction(frac_bin, np.asarray(per_leak), np.asarray(per_kl),
+                                                np.asarray(per_ent), m, bins, ci_alpha)
+    return out
 
 
 def ar_prefix_log_probs(net, x):

@@ -339,8 +339,10 @@ def _rows_of(rec, path):
             if not isinstance(block, dict):
                 continue
             ckl = block.get("conditional_kl") or {}
+            lk = block.get("leakage_mdm") or {}
             extra = {"language": lang, "L": block.get("L", rec.get("L")), "epsilon_mean": ckl.get("mean_kl_per_token"),
-                     "epsilon_max": ckl.get("max_kl"), "leakage": (block.get("leakage_mdm") or {}).get("leakage_per_token")}
+                     "epsilon_max": ckl.get("max_kl"), "leakage": lk.get("leakage_per_token"),
+                     "kl_profile": lk.get("by_mask_fraction")}
             for r in block.get("mdm") or []:
                 rows.append({**extra, **r, "language": lang})
             if isinstance(block.get("ar"), dict):
@@ -415,7 +417,19 @@ def fig6(cfg, runner, *, reports_dir):
                      "leakage": r.get("leakage"), "coupled": r.get("coupled_ideal"),
                      "ideal": {"gen_ppl": _ci(m, "gen_ppl"), "ser": _ci(m, "ser"), "num_samples": c["num_samples"]},
                      "file": r["file"]})
-    return {"rows": rows, "num_samples": cfg["num_samples"]}
+    # where the learning error sits: one profile per language and run (neural.leakage.mdm_leakage's
+    # by_mask_fraction rows; every MDM row of a run carries the same one)
+    profiles, seen = [], set()
+    for r in recs:
+        prof = r.get("kl_profile")
+        key = (r["language"], os.path.splitext(r["file"])[0])
+        if not prof or key in seen:
+            continue
+        seen.add(key)
+        bins = [{k: b.get(k) for k in ("mask_fraction", "num_contexts", "kl_per_token", "kl_ci", "entropy_per_token",
+                                       "kl_over_entropy", "leakage_per_token")} for b in prof if b.get("num_contexts")]
+        profiles.append({"language": language_label(r["language"]), "L": int(r["L"]), "run": key[1], "bins": bins})
+    return {"rows": rows, "num_samples": cfg["num_samples"], "profiles": profiles}
 
 
 # =========================================================================== Figures 7 and 8 (issue 16)

@@ -181,3 +181,66 @@ def test_exact_oracle_has_zero_leakage_and_kl():
 def test_expected_ser_from_leakage():
     assert expected_ser_from_leakage(0.0, 512) == 0.0
     np.testing.assert_allclose(expected_ser_from_leakage(1e-4, 512), 1 - (1 - 1e-4) ** 512, rtol=1e-12)
+
+
+def test_mdm_leakage_by_mask_fraction_matches_exact_expectation():
+    """Each bin's means against the exact expectation given that bin (masks enumerated, x enumerated).
+
+    With L = 4 and 4 bins a context with k masked positions goes to bin min(k, 3): bin 0 is empty
+    (k = 0 has no masked token), bins 1 and 2 hold k = 1 and 2, bin 3 holds k = 3 and 4.
+    """
+    lang = _bigram()
+    L, bins = 4, 4
+    X = all_sequences(3, L)
+    qx = np.exp(lang.log_prob(X))
+    den = PerturbedDenoiser(lang)
+    num = {j: np.zeros(3) for j in range(bins)}  # leak, kl, entropy
+    tot = np.zeros(bins)
+    for masked in itertools.product([False, True], repeat=L):
+        m = np.array(masked)
+        k = int(m.sum())
+        if k == 0:
+            continue
+        j = min(k * bins // L, bins - 1)
+        pm = _mask_probability(k, L)
+        rev = np.broadcast_to(~m, X.shape)
+        q = brute_force_conditional_marginals(lang, X, rev)
+        lp = den(torch.from_numpy(np.where(rev, X, 3))).numpy()
+        leak, kl = context_terms(q, lp, ~rev)
+        ent = np.where(~rev, -np.where(q > 0, q * np.log(np.where(q > 0, q, 1.0)), 0.0).sum(-1), 0.0)
+        num[j] += pm * np.array([np.sum(qx * leak.sum(1) / k), np.sum(qx * kl.sum(1) / k), np.sum(qx * ent.sum(1) / k)])
+        tot[j] += pm
+    r = mdm_leakage(lang, den, L, num_sequences=40000, rng=4, batch_size=4000, bins=bins)
+    rows = r["by_mask_fraction"]
+    assert [row["mask_fraction"] for row in rows] == [[0.0, 0.25], [0.25, 0.5], [0.5, 0.75], [0.75, 1.0]]
+    assert rows[0]["num_contexts"] == 0 and "kl_per_token" not in rows[0]
+    z = normal_quantile(P_FAIL)
+    for j in (1, 2, 3):
+        want = num[j] / tot[j]
+        row = rows[j]
+        for name, w in zip(("leakage", "kl", "entropy"), want):
+            se = (row[f"{name}_ci"][1] - row[f"{name}_per_token"]) / normal_quantile(0.05)
+            assert abs(row[f"{name}_per_token"] - w) <= z * se, (j, name, row[f"{name}_per_token"], w)
+        assert row["kl_over_entropy"] == pytest.approx(row["kl_per_token"] / row["entropy_per_token"], rel=1e-15)
+    assert num[3][0] / tot[3] > 1e-3  # the perturbation leaks in the top bin too
+
+
+def test_mdm_leakage_bins_partition_the_contexts():
+    """The rows split the contexts: their counts add up and their context-weighted means give the totals."""
+    lang = _bigram()
+    r = mdm_leakage(lang, PerturbedDenoiser(lang), 7, num_sequences=300, rng=5, bins=3)
+    rows = [row for row in r["by_mask_fraction"] if row["num_contexts"]]
+    n = np.array([row["num_contexts"] for row in rows])
+    assert n.sum() == r["num_contexts"] and sum(row["num_tokens"] for row in rows) == r["num_tokens"]
+    for key in ("kl_per_token", "leakage_per_token"):
+        np.testing.assert_allclose((n * np.array([row[key] for row in rows])).sum() / n.sum(), r[key], rtol=1e-12)
+    with pytest.raises(ValueError, match="bins must be a positive integer"):
+        mdm_leakage(lang, PerturbedDenoiser(lang), 7, num_sequences=10, rng=5, bins=0)
+
+
+def test_exact_oracle_has_zero_kl_in_every_bin():
+    lang = _bigram()
+    r = mdm_leakage(lang, ExactOracle(lang), 6, num_sequences=200, rng=0)
+    rows = [row for row in r["by_mask_fraction"] if row["num_contexts"]]
+    assert len(rows) >= 5
+    assert all(row["kl_per_token"] == 0.0 and row["leakage_per_token"] == 0.0 for row in rows)

@@ -560,6 +560,13 @@ def test_cli_train_sample_evaluate(tmp_path, capsys, tiny_language_registry):
                  "--kl-contexts", "4", "--json"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert [r["num_steps"] for r in ev["mdm"]] == [2, 8] and "conditional_kl" in ev
+    rows = ev["conditional_kl"]["by_mask_fraction"]
+    assert len(rows) == 10 and sum(r["num_contexts"] for r in rows) == ev["conditional_kl"]["num_contexts"]
+    assert main(["neural", "evaluate", "--checkpoint", str(ck), "--steps", "2", "--num-samples", "4",
+                 "--kl-contexts", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "masked fraction  contexts    KL/token  H(q)/token    KL/H" in text
+    assert sum(line.strip().startswith("[") for line in text.splitlines()) == sum(r["num_contexts"] > 0 for r in rows)
     assert main(["neural", "evaluate", "--checkpoint", str(ck), "--steps", "two"]) == 2
     assert "steps" in capsys.readouterr().err
 

@@ -87,6 +87,14 @@ def test_quick_report_files_well_formed(quick_report):
         assert recs[name]["status"] == "ok", f"{name}: {recs[name]['status']}: {recs[name]['error']}"
     has_neural = bool(X.neural_records(os.path.join(B.REPORTS_DIR, "neural")))
     assert recs["fig6_neural"]["status"] == ("ok" if has_neural else "pending")
+    for prof in recs["fig6_neural"]["data"].get("profiles", []) if has_neural else []:
+        # panel (d): non-empty bins of [0, 1] in order, each ratio the bin's KL over its entropy
+        assert prof["bins"] and all(b["num_contexts"] > 0 for b in prof["bins"])
+        edges = [b["mask_fraction"] for b in prof["bins"]]
+        assert edges == sorted(edges) and 0.0 <= edges[0][0] and edges[-1][1] <= 1.0
+        for b in prof["bins"]:
+            if b["kl_over_entropy"] is not None:
+                assert b["kl_over_entropy"] == pytest.approx(b["kl_per_token"] / b["entropy_per_token"], rel=1e-12)
     if not has_neural:
         assert "Pending" in report
 
@@ -324,10 +332,15 @@ def test_neural_record_formats(tmp_path):
     sub.mkdir()
     (sub / "results.json").write_text(json.dumps({"L": 512, "languages": {"paper-2gram-t0": {
         "mdm": [{"num_steps": 8, "gen_ppl": 4.5}, {"num_steps": 2048, "skipped": "time budget"}],
-        "ar": {"sampler": "ar-kv-cache", "gen_ppl": 3.6}, "conditional_kl": {"mean_kl_per_token": 0.01, "max_kl": 0.6}}}}))
+        "ar": {"sampler": "ar-kv-cache", "gen_ppl": 3.6}, "conditional_kl": {"mean_kl_per_token": 0.01, "max_kl": 0.6},
+        "leakage_mdm": {"leakage_per_token": 0.0, "by_mask_fraction": [
+            {"mask_fraction": [0.0, 0.5], "num_contexts": 0},
+            {"mask_fraction": [0.5, 1.0], "num_contexts": 3, "kl_per_token": 0.02, "entropy_per_token": 1.0,
+             "kl_over_entropy": 0.02}]}}}}))
     recs = X.neural_records(tmp_path)  # neural.gpu_run layout, found recursively
     assert [(r["language"], r["num_steps"], r["L"]) for r in recs][3:] == [("paper-2gram-t0", 8, 512), ("paper-2gram-t0", "ar", 512)]
     assert recs[3]["epsilon_mean"] == 0.01 and recs[3]["file"] == os.path.join("run3", "results.json")
+    assert recs[3]["kl_profile"][1]["kl_over_entropy"] == 0.02 and recs[0].get("kl_profile") is None
     (tmp_path / "c.json").write_text(json.dumps([{"language": "paper-hmm", "num_steps": 4}]))
     with pytest.raises(ValueError, match="lacks"):
         X.neural_records(tmp_path)
