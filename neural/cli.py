@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 import numpy as np
@@ -88,6 +89,7 @@ def cmd_train(args) -> int:
     for flag, v, ok, want in (("--ema", args.ema, 0.0 <= args.ema < 1.0, "0 <= value < 1"),
                               ("--warmup-frac", args.warmup_frac, 0.0 <= args.warmup_frac < 1.0, "0 <= value < 1"),
                               ("--tail-frac", args.tail_frac, 0.0 < args.tail_frac <= 1.0, "0 < value <= 1"),
+                              ("--t-power", args.t_power, 0.0 < args.t_power < math.inf, "a finite number > 0"),
                               ("--confirm-sequences", args.confirm_sequences, args.confirm_sequences >= 0,
                                "an integer >= 0 (0 = no confirmation)")):
         if not ok:  # also NaN
@@ -103,7 +105,9 @@ def cmd_train(args) -> int:
                       val_size=args.val_size, schedule=args.schedule, seed=args.seed, device=device,
                       leak_target=args.leak_target, ema=args.ema, warmup_frac=args.warmup_frac, tail_frac=args.tail_frac,
                       quality_kl=not args.quality_from_validation_only, confirm_sequences=args.confirm_sequences,
-                      targets=args.targets)
+                      targets=args.targets, t_power=args.t_power)
+    if args.kind == "ar" and args.t_power != 1.0:
+        raise ValueError("--t-power applies to MDM training times only (--kind mdm)")
     init = None
     if args.init is not None:
         from neural.checkpoint import warm_start

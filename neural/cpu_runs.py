@@ -63,7 +63,7 @@ def job_configs(spec, kind, L, *, recipe=RECIPE, seed=0, overrides=None, model_o
     mc = ModelConfig(vocab_size=int(lang.vocab_size), block_size=Lj, causal=kind == "ar", **m)
     t = dict(recipe[kind])
     t.update(recipe["targets"])
-    t.update(overrides or {})
+    t.update({k: v for k, v in (overrides or {}).items() if not (k == "t_power" and kind == "ar")})  # MDM times only
     cfg = TrainConfig(kind=kind, L=Lj, seed=seed, device="cpu", **t)
     return lang, mc, cfg
 
@@ -250,6 +250,8 @@ def main(argv=None) -> int:
     t.add_argument("--max-seconds", type=float, default=None,
                    help="override the recipe's wall-clock cap (seconds of training, summed over resumes)")
     t.add_argument("--eval-every", type=int, default=None, help="override the recipe's validation interval (steps)")
+    t.add_argument("--t-power", type=float, default=None,
+                   help="override the MDM training-time power (neural.train.TrainConfig.t_power; default 1)")
     t.add_argument("--targets", choices=TARGETS, default=None,
                    help="override the recipe's training targets (neural.train.TARGETS)")
     t.add_argument("--layers", type=int, default=None, help="override the recipe's number of layers (3)")
@@ -291,7 +293,7 @@ def main(argv=None) -> int:
 
         overrides = {k: v for k, v in (("max_steps", args.max_steps), ("max_seconds", args.max_seconds),
                                        ("eval_every", args.eval_every), ("targets", args.targets),
-                                       ("lr", args.lr))
+                                       ("lr", args.lr), ("t_power", args.t_power))
                      if v is not None}
         model_overrides = {k: v for k, v in (("n_layer", args.layers), ("n_embd", args.hidden),
                                              ("n_head", args.heads)) if v is not None}

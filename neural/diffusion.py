@@ -60,18 +60,23 @@ def elbo_weight(name: str, t):
     return h * lib.cos(h * t) / lib.sin(h * t)
 
 
-def sample_t(n: int, *, generator: torch.Generator, antithetic: bool = True, eps: float = 1e-3, device=None):
-    """Times ``t = eps + (1 - eps) u`` with ``u`` uniform; antithetic (stratified) by default.
+def sample_t(n: int, *, generator: torch.Generator, antithetic: bool = True, eps: float = 1e-3, device=None,
+             power: float = 1.0):
+    """Times ``t = eps + (1 - eps) u^power`` with ``u`` uniform; antithetic (stratified) by default.
 
     Antithetic: ``u_i = (u_0 + i / n) mod 1`` for one uniform ``u_0``, so each interval
     ``[i/n, (i+1)/n)`` holds exactly one ``u`` and each ``u_i`` is still uniform (MDLM).
-    Returns a float32 tensor of shape (n,).
+    ``power = 1`` is the ELBO's uniform time; ``power > 1`` draws more small ``t`` (mostly
+    revealed contexts: a sampler's last steps): ``s = (t - eps) / (1 - eps)`` then has density
+    ``s^(1/power - 1) / power`` on ``(0, 1)``. Returns a float32 tensor of shape (n,).
     """
     if antithetic:
         u0 = torch.rand((), generator=generator, device=device, dtype=torch.float64)
         u = torch.remainder(u0 + torch.arange(n, device=device, dtype=torch.float64) / n, 1.0)  # (n,)
     else:
         u = torch.rand(n, generator=generator, device=device, dtype=torch.float64)  # (n,)
+    if power != 1.0:
+        u = u**power
     return (eps + (1.0 - eps) * u).float()
 
 
@@ -115,7 +120,7 @@ def masked_nll(log_probs, x0, masked, *, targets=None):
 
 
 def elbo_terms(log_prob_fn, x0, *, schedule: str = "linear", generator: torch.Generator, antithetic: bool = True,
-               eps: float = 1e-3, mask_id: int, lang=None):
+               eps: float = 1e-3, mask_id: int, lang=None, t_power: float = 1.0):
     """One Monte Carlo draw of the negative ELBO per sequence, (B,) in nats (not divided by L).
 
     ``log_prob_fn(x_t) -> (B, L, V)`` log-probabilities of ``x_0`` given ``x_t`` (SUBS applied).
@@ -123,10 +128,12 @@ def elbo_terms(log_prob_fn, x0, *, schedule: str = "linear", generator: torch.Ge
     its expectation is ``(1 - eps)^{-1} * int_eps^1 (...) dt``, which is the ELBO up to the
     ``O(eps)`` piece near ``t = 0``. With ``lang`` the masked positions are scored on their
     exact law given the revealed tokens (:func:`exact_targets`; see :func:`mdm_loss`), with
-    the same times and masks.
+    the same times and masks. ``t_power != 1`` draws the times from :func:`sample_t`'s power law
+    without correcting the weights: the mean is then a reweighted objective that counts nearly
+    revealed contexts more, not the ELBO (training only; it has the same minimiser).
     """
     B = x0.shape[0]
-    t = sample_t(B, generator=generator, antithetic=antithetic, eps=eps, device=x0.device)  # (B,)
+    t = sample_t(B, generator=generator, antithetic=antithetic, eps=eps, device=x0.device, power=t_power)  # (B,)
     x_t, masked = mask(x0, t, schedule, generator, mask_id)
     targets = None if lang is None else exact_targets(lang, x0, masked)  # (B, L, V)
     nll = masked_nll(log_prob_fn(x_t).float(), x0, masked, targets=targets)  # (B,)
@@ -151,7 +158,7 @@ def cross_entropy_to(q, log_p):
 
 
 def mdm_loss(net, x0, *, schedule: str = "linear", generator: torch.Generator, antithetic: bool = True,
-             eps: float = 1e-3, lang=None):
+             eps: float = 1e-3, lang=None, t_power: float = 1.0):
     """Training loss: negative ELBO per token, averaged over the batch (a scalar tensor).
 
     ``lang=None`` (the paper's and MDLM's loss): each masked position is scored on the token the
@@ -164,6 +171,14 @@ def mdm_loss(net, x0, *, schedule: str = "linear", generator: torch.Generator, a
     given ``x_t`` (Rao-Blackwellisation), so its gradient has less variance. It is the
     negative ELBO plus nothing: evaluated at the exact conditionals it still equals the entropy
     rate in expectation.
+
+    ``t_power > 1`` (``TrainConfig.t_power``) draws more small times, ``t = eps + (1 - eps) u^p``,
+    with the ELBO weights left as they are: the loss then counts the nearly revealed contexts (a
+    sampler's last steps, where the CPU models' KL is largest relative to the entropy) more and
+    the mostly masked ones less, by the factor ``s^(1/p - 1) / p`` at ``s = (t - eps) / (1 - eps)``
+    (for ``p = 2``: 2.2x at ``t = 0.05``, 0.56x at ``t = 0.8``). For every ``t`` the per-token
+    loss is still minimised by the exact conditionals, so the minimiser is unchanged; the value is
+    no longer the negative ELBO, and validation keeps ``t_power = 1``.
     """
     mask_id = net.config.mask_id
 
@@ -171,5 +186,5 @@ def mdm_loss(net, x0, *, schedule: str = "linear", generator: torch.Generator, a
         return subs_log_probs(net(x_t), x_t, mask_id)
 
     terms = elbo_terms(log_prob_fn, x0, schedule=schedule, generator=generator, antithetic=antithetic, eps=eps,
-                       mask_id=mask_id, lang=lang)
+                       mask_id=mask_id, lang=lang, t_power=t_power)
     return terms.mean() / x0.shape[1]

@@ -90,6 +90,10 @@ def register_command(subparsers) -> None:
                    help="what a training position is scored on: the token of the drawn sequence (sampled, the "
                    "paper's loss) or the exact law of that token given the model's context (exact: the "
                    "Rao-Blackwellised loss, same expected gradient, less variance; default sampled)")
+    t.add_argument("--t-power", type=float, default=1.0,
+                   help="MDM training times t = eps + (1 - eps) u^P: P > 1 trains more on nearly revealed contexts "
+                   "(a sampler's last steps) and less on mostly masked ones; the loss is then a reweighted ELBO with "
+                   "the same minimiser, validation is unchanged (default 1: the ELBO)")
     t.add_argument("--ema", type=float, default=0.0,
                    help="EMA decay of the evaluated and saved weights, 0 <= value < 1 (default 0: off)")
     t.add_argument("--warmup-frac", type=float, default=0.1, help="linear warm-up, fraction of the run (default 0.1)")

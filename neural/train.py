@@ -99,6 +99,7 @@ class TrainConfig:
     targets: str = "sampled"
     antithetic: bool = True
     t_eps: float = 1e-3
+    t_power: float = 1.0  # MDM training times t = t_eps + (1 - t_eps) u^t_power (neural.diffusion.mdm_loss)
     seed: int = 0
     device: str = "cpu"
     autocast: str | None = None  # "bf16" or None; default: bf16 on CUDA, none on CPU
@@ -124,6 +125,11 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.tail_frac: expected 0 < value <= 1, got {self.tail_frac}")
         if not (0.0 <= self.ema < 1.0):
             raise ValueError(f"TrainConfig.ema: expected an EMA decay 0 <= value < 1 (0 = off), got {self.ema}")
+        if isinstance(self.t_power, bool) or not isinstance(self.t_power, (int, float)) \
+                or not (math.isfinite(self.t_power) and self.t_power > 0):
+            raise ValueError(f"TrainConfig.t_power: expected a finite number > 0 (1 = the ELBO's uniform time), "
+                             f"got {self.t_power!r}")
+        self.t_power = float(self.t_power)
         if self.leak_target is not None and not self.leak_target > 0:
             raise ValueError(f"TrainConfig.leak_target: expected a positive leakage per token, got {self.leak_target}")
         if self.target_rel is None:
@@ -355,7 +361,8 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
     if resume and state_path is not None and os.path.exists(state_path):
         st = torch.load(os.fspath(state_path), map_location=device, weights_only=True)
         stored = dict(st["train_config"])
-        stored.setdefault("targets", "sampled")  # states written before the option existed
+        stored.setdefault("targets", "sampled")  # states written before the options existed
+        stored.setdefault("t_power", 1.0)
         now = cfg.to_dict()
         # the caps and the stop rule may change on resume (states written before quality_kl or
         # confirm_sequences existed too)
@@ -467,7 +474,7 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
                 loss = ar_loss(net, x0, lang=exact_lang)
             else:
                 loss = mdm_loss(net, x0, schedule=cfg.schedule, generator=gen, antithetic=cfg.antithetic,
-                                eps=cfg.t_eps, lang=exact_lang)
+                                eps=cfg.t_eps, lang=exact_lang, t_power=cfg.t_power)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
         opt.zero_grad(set_to_none=True)

@@ -114,8 +114,11 @@ TRAIN = ["neural", "train", "--language", "paper-2gram", "--kind", "mdm", "--len
     (["-o", "{tmp}/x.pt", "--warmup-frac", "1"], "--warmup-frac: expected 0 <= value < 1"),
     (["-o", "{tmp}/x.pt", "--state", "{tmp}/nope/s.pt"], "--state: the folder"),
     (["-o", "{tmp}/x.pt", "--confirm-sequences", "-1"], "--confirm-sequences: expected an integer >= 0"),
+    (["-o", "{tmp}/x.pt", "--t-power", "0"], "--t-power: expected a finite number > 0, got 0.0"),
+    (["-o", "{tmp}/x.pt", "--t-power", "nan"], "--t-power: expected a finite number > 0"),
+    (["-o", "{tmp}/x.pt", "--t-power", "2", "--kind", "ar"], "--t-power applies to MDM training times only"),
 ], ids=["missing-folder", "directory", "batch-0", "lr-nan", "lr-negative", "steps-0", "leak-0", "ema-1", "ema-nan",
-        "tail-0", "warmup-1", "state-folder", "confirm-negative"])
+        "tail-0", "warmup-1", "state-folder", "confirm-negative", "t-power-0", "t-power-nan", "t-power-ar"])
 def test_train_checks_options_before_training(tmp_path, capsys, extra, needle):
     refused(capsys, TRAIN + [e.format(tmp=tmp_path) for e in extra], needle, folder=tmp_path)
 

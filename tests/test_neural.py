@@ -121,8 +121,11 @@ def test_linear_weight_is_one_over_t_and_unknown_schedule_rejected():
         D.alpha("geometric", t)
 
 
-def _masked_nll_expectation(lang, x, t, schedule):
-    """E_{x_t | x_0}[sum_{masked} -log q(x_i | x_t)] at time t, by enumerating the 2^L masks."""
+def _masked_nll_expectation(lang, x, t, schedule, uniform_from=None):
+    """E_{x_t | x_0}[sum_{masked} -log q(x_i | x_t)] at time t, by enumerating the 2^L masks.
+
+    ``uniform_from=k``: the denoiser of :class:`_UniformWhenCrowded` (uniform at every masked
+    position once ``k`` or more are masked)."""
     L = x.size
     m = 1 - D.alpha(schedule, t)
     tot = 0.0
@@ -131,6 +134,8 @@ def _masked_nll_expectation(lang, x, t, schedule):
         if not masked.any():
             continue
         cm = lang.conditional_marginals(x[None], ~masked[None])[0]  # (L, V)
+        if uniform_from is not None and masked.sum() >= uniform_from:
+            cm = np.full_like(cm, 1.0 / cm.shape[1])
         g = -np.log(cm[masked, x[masked]]).sum()
         tot += m ** masked.sum() * (1 - m) ** (~masked).sum() * g
     return tot
@@ -145,22 +150,55 @@ def test_elbo_of_exact_conditionals_equals_log_likelihood(hmm, schedule):
     assert val == pytest.approx(-hmm.log_prob(x[None])[0], rel=1e-8)
 
 
-def test_elbo_estimator_is_unbiased_with_exact_denoiser(hmm):
+class _UniformWhenCrowded(ExactDenoiser):
+    """Exact when fewer than ``k`` positions are masked, uniform at every masked position otherwise:
+    a denoiser whose loss depends on the time, so that time laws can be told apart."""
+
+    def __init__(self, lang, k):
+        super().__init__(lang)
+        self.k = k
+
+    def __call__(self, x_t):
+        lp = super().__call__(x_t)
+        masked = x_t == self.mask_id
+        crowded = (masked.sum(1, keepdim=True) >= self.k) & masked  # (B, L)
+        return torch.where(crowded[..., None], torch.full_like(lp, -math.log(self.vocab_size)), lp)
+
+
+@pytest.mark.parametrize("t_power", [1.0, 2.0])
+def test_elbo_estimator_is_unbiased_with_exact_denoiser(hmm, t_power):
     """The implemented ELBO draw, averaged, matches its exact expectation
-    (1-eps)^-1 int_eps^1 w f dt; false-fail rate 1e-6 (normal interval over independent batches)."""
-    x = np.array([1, 0, 2])
+    (1-eps)^-1 int_eps^1 w f dt; false-fail rate 1e-6 (normal interval over independent batches).
+    With ``t_power = p`` the times are ``eps + (1 - eps) s`` with ``s = u^p`` (density
+    ``s^(1/p - 1) / p``) and the weights are not corrected: the expectation is that reweighted
+    integral (the training objective of ``TrainConfig.t_power``), not the ELBO. A denoiser that is
+    uniform once two positions are masked makes the two differ by far more than the interval."""
     eps = 1e-3
-    target = integrate.quad(lambda t: D.elbo_weight("linear", t) * _masked_nll_expectation(hmm, x, t, "linear"),
-                            eps, 1, epsabs=1e-12, limit=200)[0] / (1 - eps)
-    den = ExactDenoiser(hmm)
-    g = torch.Generator().manual_seed(5)
-    x0 = torch.from_numpy(np.repeat(x[None], 1024, axis=0))
-    means = np.array([D.elbo_terms(den, x0, schedule="linear", generator=g, eps=eps, mask_id=3).double().mean().item()
-                      for _ in range(150)])  # batches are independent; draws within a batch are antithetic
-    z = normal_quantile(P_FAIL)
-    se = means.std(ddof=1) / np.sqrt(means.size)
-    assert abs(means.mean() - target) <= z * se
-    assert z * se < 0.02 * target  # the test would catch a 2% bias (e.g. a wrong weight)
+    for den, k, x, batches in ((ExactDenoiser(hmm), None, np.array([1, 0, 2]), 150),
+                               (_UniformWhenCrowded(hmm, 2), 2, np.array([0, 0, 1]), 300)):
+        def f(t):
+            return D.elbo_weight("linear", t) * _masked_nll_expectation(hmm, x, t, "linear", uniform_from=k)
+
+        # s^(1/p - 1) is integrably singular at 0 for p > 1: with s = v^p the integral of
+        # f(eps + (1 - eps) s) s^(1/p - 1) / p ds is that of f(eps + (1 - eps) v^p) dv
+        target = integrate.quad(lambda v: f(eps + (1 - eps) * v**t_power), 0, 1, epsabs=1e-12, limit=200)[0]
+        elbo = integrate.quad(f, eps, 1, epsabs=1e-12, limit=200)[0] / (1 - eps)
+        g = torch.Generator().manual_seed(5)
+        x0 = torch.from_numpy(np.repeat(x[None], 1024, axis=0))
+        means = np.array([D.elbo_terms(den, x0, schedule="linear", generator=g, eps=eps, mask_id=3,
+                                       t_power=t_power).double().mean().item()
+                          for _ in range(batches)])  # batches are independent; draws within a batch are antithetic
+        z = normal_quantile(P_FAIL)
+        se = means.std(ddof=1) / np.sqrt(means.size)
+        assert abs(means.mean() - target) <= z * se
+        if k is None and t_power == 1.0:  # (p = 2 has more small times, weight 1/t: a wider interval)
+            assert z * se < 0.02 * target  # the test would catch a 2% bias (e.g. a wrong weight)
+        if t_power == 1.0:
+            assert target == pytest.approx(elbo, rel=1e-9)
+        elif k is not None:
+            # the reweighted objective is told apart from the ELBO: an implementation that corrected
+            # the weights (mean at the ELBO) would fail the interval check above
+            assert abs(target - elbo) > 2 * z * se
 
 
 @pytest.mark.parametrize("by_time", [False, True])
@@ -212,6 +250,22 @@ def test_antithetic_times_are_stratified():
         cells = np.floor(np.sort(u) * n + 1e-6).astype(int)  # float32 rounding of t
         np.testing.assert_array_equal(np.clip(cells, 0, n - 1), np.arange(n))
         assert np.all((t.numpy() >= eps - 1e-7) & (t.numpy() <= 1))
+
+
+@pytest.mark.parametrize("power", [0.5, 2.0, 3.0])
+def test_time_power_law_and_stratification(power):
+    """``sample_t(power=p)``: ``s = (t - eps) / (1 - eps)`` has CDF ``s^(1/p)`` (Kolmogorov-Smirnov,
+    false-fail 1e-6), and the antithetic draws stay stratified in ``u = s^(1/p)``."""
+    eps = 1e-3
+    g = torch.Generator().manual_seed(11)
+    t = D.sample_t(20000, generator=g, antithetic=False, eps=eps, power=power).double().numpy()
+    s = np.clip((t - eps) / (1 - eps), 0.0, 1.0)
+    assert stats.kstest(s, lambda v: np.clip(v, 0, 1) ** (1 / power)).pvalue > P_FAIL
+    n = 64
+    t = D.sample_t(n, generator=g, antithetic=True, eps=eps, power=power).double().numpy()
+    u = np.clip((t - eps) / (1 - eps), 0.0, 1.0) ** (1 / power)
+    cells = np.floor(np.sort(u) * n + 1e-5).astype(int)  # float32 rounding of t
+    np.testing.assert_array_equal(np.clip(cells, 0, n - 1), np.arange(n))
 
 
 def test_mask_rate_matches_schedule():
@@ -901,3 +955,35 @@ def test_a_stop_on_target_needs_the_fresh_confirmation(monkeypatch):
     assert off.reached and "confirmed" not in off.history[-1]
     with pytest.raises(ValueError, match="confirm_sequences"):
         T.TrainConfig(confirm_sequences=-1)
+
+
+def test_t_power_option_reaches_training_and_old_states_resume(tmp_path, capsys, tiny_language_registry):
+    """``neural train --t-power``: validated, recorded in the checkpoint; a state written before the
+    option existed (no ``t_power`` key) resumes as ``t_power = 1`` and refuses another value; the
+    CPU campaign applies it to MDM jobs only."""
+    from mdm_exact.runtime.cli import main
+    from neural.checkpoint import load_checkpoint
+    from neural.cpu_runs import job_configs
+    from neural.train import TrainConfig
+
+    for bad in (0, -1.0, float("nan"), float("inf"), True, "2"):
+        with pytest.raises(ValueError, match="TrainConfig.t_power: expected a finite number > 0"):
+            TrainConfig(t_power=bad)
+    ck, st = tmp_path / "m.pt", tmp_path / "m.state.pt"
+    base = ["neural", "train", "--language", "tiny-bigram", "--kind", "mdm", "--length", "6", "--layers", "1",
+            "--hidden", "16", "--heads", "2", "--batch-size", "8", "--eval-every", "3", "--val-size", "8",
+            "--max-steps", "6", "--state", str(st), "-o", str(ck), "--json"]
+    assert main(base + ["--t-power", "2", "--max-seconds", "1e-9"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["stop_reason"] == "max_seconds" and first["steps"] < 6
+    assert load_checkpoint(ck)[1]["train"]["config"]["t_power"] == 2.0
+    raw = torch.load(st, weights_only=True)
+    raw["train_config"].pop("t_power")  # as written before the option existed
+    torch.save(raw, st)
+    assert main(base + ["--t-power", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "t_power" in err
+    assert main(base) == 0
+    assert json.loads(capsys.readouterr().out)["resumed_from_step"] == first["steps"]
+    assert job_configs("paper-2gram", "mdm", 8, overrides={"t_power": 2.0})[2].t_power == 2.0
+    assert job_configs("paper-2gram", "ar", 8, overrides={"t_power": 2.0})[2].t_power == 1.0
