@@ -66,6 +66,8 @@ def _parser():
                    "CPU for every batch, which can starve a GPU at L = 512 (default sampled)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 3e-4; tiny 3e-3)")
     p.add_argument("--ema", type=float, default=None, help="EMA decay of the weights (default 0.999; tiny 0.9)")
+    p.add_argument("--t-power", type=float, default=1.0,
+                   help="MDM training times t = eps + (1 - eps) u^P (neural.train.TrainConfig.t_power; default 1)")
     p.add_argument("--num-samples", type=int, default=None, help="samples per N for SER / perplexity (default 128)")
     p.add_argument("--policy-samples", type=int, default=None, help="samples per policy point (default 64)")
     p.add_argument("--policies", default=None, help="comma-separated policies (default: campaign.DEFAULT_POLICIES)")
@@ -192,7 +194,8 @@ def run(args) -> dict:
                               val_draws=1 if args.tiny else 2, seed=args.seed, device=device,
                               target_rel=args.target, leak_target=args.leak_target, ema=args.ema, tail_frac=0.3,
                               warmup_frac=0.05, leak_sequences=8 if args.tiny else 64,
-                              confirm_sequences=16 if args.tiny else 256, targets=args.targets)
+                              confirm_sequences=16 if args.tiny else 256, targets=args.targets,
+                              t_power=args.t_power if kind == "mdm" else 1.0)
             res = train(lang, mc, cfg, log=R.log if not args.tiny else None)
             s = res.summary()
             R.log(f"{spec} {kind}: {s['steps']} steps, {s['seconds']:.1f} s, ratio {s['final_ratio_to_entropy']:.4f} "
@@ -233,7 +236,8 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.device is None:
         args.device = "cpu" if args.tiny or not torch.cuda.is_available() else "cuda"
     args.languages = args.languages.split(",") if args.languages else SER_LANGUAGES + PPL_LANGUAGES
@@ -244,6 +248,13 @@ def main(argv=None) -> int:
     for k, v in defaults.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
+    from neural.train import TrainConfig
+
+    try:  # the training options, checked before anything runs (one line, exit 2)
+        TrainConfig(kind="mdm", lr=args.lr, ema=args.ema, target_rel=args.target, leak_target=args.leak_target,
+                    targets=args.targets, t_power=args.t_power)
+    except ValueError as err:
+        parser.error(str(err))
     if args.tiny:
         torch.set_num_threads(1)
     if torch.device(args.device).type == "cuda":

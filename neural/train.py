@@ -181,6 +181,7 @@ class TrainResult:
             "leak_target": self.train_config.leak_target,
             "targets": self.targets,
             "ema": self.train_config.ema,
+            "t_power": self.train_config.t_power,
             "stop_reason": self.stop_reason,
             "resumed_from_step": self.resumed_from_step,
             "init_from": self.init_from,

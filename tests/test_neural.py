@@ -802,7 +802,7 @@ def test_gpu_run_tiny(tmp_path, tiny_language_registry):
     from neural import gpu_run
 
     out = tmp_path / "out"
-    assert gpu_run.main(["--tiny", "--out", str(out), "--languages", "tiny-bigram"]) == 0
+    assert gpu_run.main(["--tiny", "--out", str(out), "--languages", "tiny-bigram", "--t-power", "2"]) == 0
     files = sorted(p.name for p in out.iterdir())
     assert len(files) <= 8 and "results.json" in files
     res = json.loads((out / "results.json").read_text())
@@ -822,6 +822,10 @@ def test_gpu_run_tiny(tmp_path, tiny_language_registry):
         assert isinstance(t["quality"]["met"], bool) and isinstance(t["leakage"]["met"], bool)
     assert {p["policy"] for p in lr["policies"]} == {"random", "llada", "threshold:0.9"}
     assert all(p.stat().st_size <= 16 * 2**20 for p in out.iterdir())
+    assert lr["train_mdm"]["t_power"] == 2.0 and lr["train_ar"]["t_power"] == 1.0  # MDM training times only
+    with pytest.raises(SystemExit) as e:
+        gpu_run.main(["--tiny", "--out", str(tmp_path / "bad"), "--t-power", "0"])
+    assert e.value.code == 2 and not (tmp_path / "bad").exists()  # refused before the run
 
 
 def test_coupled_samplers_share_instances_and_uniforms(bigram):
