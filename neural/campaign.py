@@ -11,7 +11,10 @@ block (the ``languages.<preset>`` entry of ``results.json``, the format that
   sequences;
 * ``ar``: the AR model (KV cache) and its held-out NLL;
 * ``leakage_mdm`` / ``leakage_ar``: :mod:`neural.leakage` on held-out data (leakage, per-token KL,
-  their maxima: the measured ``epsilon_learning`` of Assumption 4.1 is at least the max);
+  their maxima: the measured ``epsilon_learning`` of Assumption 4.1 is at least the max; for the
+  MDM also per bin of the context's masked fraction, ``by_mask_fraction``), and in each ``mdm``
+  row ``ser_from_leakage``: the SER that this held-out leakage and the coupled idealised SER
+  predict (:func:`neural.leakage.expected_ser_from_profile`), next to the measured one;
 * ``policies``: adaptive policies (:mod:`mdm_exact.sampler.policies`) on the learned MDM and on
   the oracle, coupled, SER against NFE;
 * ``gumbel_float32``: float32 Gumbel-max against float64 draws, learned and oracle;
@@ -120,6 +123,20 @@ def matched(mdm_rows, ar_row, timing, *, rel_tol=0.01):
     return out
 
 
+def add_leakage_predictions(mdm_rows, leakage_mdm, L) -> list:
+    """``ser_from_leakage`` in every row of ``mdm_rows`` (a coupled curve) that has a coupled
+    idealised SER, from ``leakage_mdm["by_mask_fraction"]`` (nothing without them); returns the rows."""
+    from neural.leakage import expected_ser_from_profile
+
+    prof = (leakage_mdm or {}).get("by_mask_fraction")
+    if prof and isinstance(mdm_rows, list):
+        for r in mdm_rows:
+            ideal = (r.get("coupled_ideal") or {}).get("ser")
+            if ideal is not None and "num_steps" in r:
+                r["ser_from_leakage"] = expected_ser_from_profile(prof, int(L), int(r["num_steps"]), ideal_ser=ideal)
+    return mdm_rows
+
+
 def held_out_mdm_leakage(lang, den, L, *, seed=0, leak_sequences=256, val=None) -> dict:
     """The ``leakage_mdm`` part of :func:`evaluate_language`: :func:`neural.leakage.mdm_leakage` on
     the held-out sequences (``val``, or ``leak_sequences`` exact samples from ``seed``) with the
@@ -172,8 +189,9 @@ def evaluate_language(lang, mdm_net, ar_net, L, steps, *, num_samples=256, seed=
             f" AR {block['leakage_ar'].get('leakage_per_token', float('nan')):.3e}")
     part("ar", lambda: evaluate_ar(ar_net, lang, L, num_samples=num_samples, batch_size=min(num_samples, 256),
                                    rng=_child(seed, 14), autocast_dtype=autocast_dtype, val=held[:128]))
-    part("mdm", lambda: coupled_curve(lang, den, L, steps, num_samples=num_samples, seed=seed, deadline=deadline,
-                                      log=log))
+    part("mdm", lambda: add_leakage_predictions(
+        coupled_curve(lang, den, L, steps, num_samples=num_samples, seed=seed, deadline=deadline, log=log),
+        block.get("leakage_mdm"), L))
     if gumbel_steps:
         part("mdm_gumbel_float32", lambda: coupled_curve(lang, den, L, [N for N in gumbel_steps], num_samples=num_samples,
                                                          seed=seed, deadline=deadline, gumbel_float32=True))

@@ -115,7 +115,8 @@ def evaluate_all(out, *, languages=None, num_samples=256, steps=(8, 16, 32, 64, 
     from mdm_exact.runtime.provenance import provenance
 
     from neural.checkpoint import checkpoint_language, load_checkpoint
-    from neural.campaign import evaluate_language, held_out_mdm_leakage, matched, reproduce_numbers, write_json
+    from neural.campaign import (add_leakage_predictions, evaluate_language, held_out_mdm_leakage, matched,
+                                 reproduce_numbers, write_json)
     from neural.evaluate import describe_device, time_samplers
     from neural.sample import NetworkDenoiser
 
@@ -164,6 +165,10 @@ def evaluate_all(out, *, languages=None, num_samples=256, steps=(8, 16, 32, 64, 
                     f"KL {old['kl_per_token']:.6g} -> {new['kl_per_token']:.6g}, "
                     f"leakage {old['leakage_per_token']:.6g} -> {new['leakage_per_token']:.6g}")
                 save({"leakage_mdm": new})
+            if isinstance(block.get("mdm"), list) and any("ser_from_leakage" not in r for r in block["mdm"]
+                                                          if "coupled_ideal" in r):
+                add_leakage_predictions(block["mdm"], block.get("leakage_mdm"), L)
+                save({})
         else:
             evaluate_language(lang, mdm, ar, L, [N for N in steps], num_samples=num_samples, seed=seed, log=log,
                               save=save, policy_samples=policy_samples, policy_steps=list(policy_steps),

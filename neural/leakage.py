@@ -193,3 +193,35 @@ def ar_leakage(lang, net, L: int, *, num_sequences: int = 256, positions_per_seq
 def expected_ser_from_leakage(leak: float, L: int) -> float:
     """``1 - (1 - leak)^L``: the SER that leakage alone would cause if it were the same at every step."""
     return -math.expm1(L * math.log1p(-leak))
+
+
+def expected_ser_from_profile(rows, L: int, num_steps: int, *, ideal_ser: float = 0.0) -> float:
+    """The SER that the held-out leakage predicts for the linear schedule with ``num_steps`` steps.
+
+    ``rows``: the ``by_mask_fraction`` rows of :func:`mdm_leakage`. Step ``k`` (``k = 0 .. N - 1``)
+    reveals ``L / N`` tokens in expectation while a fraction ``1 - k / N`` of the sequence is still
+    masked; each leaks with the mean leakage of that fraction's bin (an empty bin: its nearest
+    non-empty neighbour). Leaks are taken as independent of each other and of the idealised
+    sampler's own errors, so the prediction is ``1 - (1 - ideal_ser) prod_k (1 - leak_k)^(L / N)``
+    (with ``ideal_ser = 0``: leakage alone). With the same leakage in every bin it is
+    :func:`expected_ser_from_leakage`.
+
+    The contexts behind ``rows`` are exact samples masked at random; a sampler's own contexts
+    are not, so a measured SER well above the prediction says that the model's errors compound
+    along its trajectory (it leaks more in the contexts it makes itself than in the data's).
+    """
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+        raise ValueError(f"expected_ser_from_profile: num_steps must be a positive integer, got {num_steps!r}")
+    if not (0.0 <= ideal_ser <= 1.0):
+        raise ValueError(f"expected_ser_from_profile: ideal_ser must lie in [0, 1], got {ideal_ser!r}")
+    filled = [j for j, r in enumerate(rows) if r.get("num_contexts") and "leakage_per_token" in r]
+    if not filled:
+        raise ValueError("expected_ser_from_profile: no bin holds a context (by_mask_fraction rows of mdm_leakage)")
+    bins = len(rows)
+    leak = np.array([rows[min(filled, key=lambda f: (abs(f - j), f))]["leakage_per_token"] for j in range(bins)])
+    masked_steps = num_steps - np.arange(num_steps)  # (N,) masked fraction before step k is this / N
+    idx = np.minimum(masked_steps * bins // num_steps, bins - 1)  # integer arithmetic: no bin-edge rounding
+    with np.errstate(divide="ignore"):  # a bin that leaks everything: log 0 = -inf, SER 1
+        log_keep = (L / num_steps) * np.log1p(-np.minimum(leak[idx], 1.0)).sum() + np.log1p(-ideal_ser)
+    ser = float(-np.expm1(log_keep))
+    return ser if ser > 0.0 else 0.0  # no -0.0 where nothing leaks

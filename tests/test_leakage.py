@@ -244,3 +244,28 @@ def test_exact_oracle_has_zero_kl_in_every_bin():
     rows = [row for row in r["by_mask_fraction"] if row["num_contexts"]]
     assert len(rows) >= 5
     assert all(row["kl_per_token"] == 0.0 and row["leakage_per_token"] == 0.0 for row in rows)
+
+
+def test_expected_ser_from_profile_closed_forms():
+    from neural.leakage import expected_ser_from_profile
+
+    flat = [{"num_contexts": 3, "leakage_per_token": 1e-3} for _ in range(10)]
+    for N in (1, 7, 64, 2048):  # the same leakage everywhere: 1 - (1 - leak)^L whatever the steps
+        np.testing.assert_allclose(expected_ser_from_profile(flat, 64, N), expected_ser_from_leakage(1e-3, 64),
+                                   rtol=1e-12)
+    a, b = 0.01, 0.2
+    rows = [{"num_contexts": 5, "leakage_per_token": a}, {"num_contexts": 5, "leakage_per_token": b}]
+    # L = 8, N = 4: masked fractions 1, 3/4, 1/2, 1/4 before the steps -> bins 1, 1, 1, 0; 2 tokens a step
+    want = 1 - (1 - b) ** 6 * (1 - a) ** 2
+    np.testing.assert_allclose(expected_ser_from_profile(rows, 8, 4), want, rtol=1e-12)
+    np.testing.assert_allclose(expected_ser_from_profile(rows, 8, 4, ideal_ser=0.1), 1 - 0.9 * (1 - want), rtol=1e-12)
+    # an empty bin takes its nearest filled neighbour's leakage (the lower one on a tie)
+    gap = [{"num_contexts": 5, "leakage_per_token": a}, {"num_contexts": 0}, {"num_contexts": 5, "leakage_per_token": b}]
+    # L = 3, N = 3: fractions 1, 2/3, 1/3 -> bins 2, 2, 1 (the empty one, filled with a): one token each
+    np.testing.assert_allclose(expected_ser_from_profile(gap, 3, 3), 1 - (1 - b) ** 2 * (1 - a), rtol=1e-12)
+    assert expected_ser_from_profile([{"num_contexts": 1, "leakage_per_token": 1.0}], 4, 2) == 1.0
+    assert expected_ser_from_profile(flat, 64, 8, ideal_ser=1.0) == 1.0
+    for bad, kw, match in ((flat, {"num_steps": 0}, "num_steps"), (flat, {"num_steps": 8, "ideal_ser": 1.5}, "ideal_ser"),
+                           ([{"num_contexts": 0}], {"num_steps": 8}, "no bin holds a context")):
+        with pytest.raises(ValueError, match=match):
+            expected_ser_from_profile(bad, 8, **kw)

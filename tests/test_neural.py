@@ -800,6 +800,7 @@ def test_cpu_runs_evaluate_keeps_then_remeasures_the_timing(tmp_path, capsys, cp
 def test_gpu_run_tiny(tmp_path, tiny_language_registry):
     """The prepared GPU script end to end on CPU at a tiny size (well under 60 s of CPU time)."""
     from neural import gpu_run
+    from neural.leakage import expected_ser_from_profile
 
     out = tmp_path / "out"
     assert gpu_run.main(["--tiny", "--out", str(out), "--languages", "tiny-bigram", "--t-power", "2"]) == 0
@@ -814,6 +815,10 @@ def test_gpu_run_tiny(tmp_path, tiny_language_registry):
     for r in lr["mdm"]:  # learned and idealised drawn with the same tau: same number of network calls
         assert 0.0 <= r["ser"] <= 1.0 and 0.0 <= r["coupled_ideal"]["ser"] <= 1.0
         assert 0.0 <= r["coupled_same_fraction"] <= 1.0
+        # the SER the held-out leakage predicts on top of the coupled idealised sampler's
+        assert r["coupled_ideal"]["ser"] <= r["ser_from_leakage"] <= 1.0
+        assert r["ser_from_leakage"] == expected_ser_from_profile(lr["leakage_mdm"]["by_mask_fraction"], res["L"],
+                                                                  r["num_steps"], ideal_ser=r["coupled_ideal"]["ser"])
     assert [r["num_steps"] for r in res["timing"]["mdm"]] == res["steps"] and res["timing"]["ar"]["seconds_median"] > 0
     assert {"gen_ppl", "ser"} <= set(lr["matched"])
     for kind in ("mdm", "ar"):
