@@ -51,13 +51,19 @@ def context_terms(q, log_p, where):
     return np.where(where, leak, 0.0), np.where(where, kl, 0.0)
 
 
+def _ci_or_none(lo, hi):
+    """``[max(0, lo), hi]`` for a quantity that is ``>= 0``; None where there is no interval (fewer
+    than two contexts, or an infinite KL), so the JSON never holds ``Infinity``."""
+    return [max(0.0, lo), hi] if np.isfinite(lo) and np.isfinite(hi) else None
+
+
 def _summary(per_ctx_leak, per_ctx_kl, max_leak, max_kl, n_tokens, ci_alpha, what):
     from mdm_exact.stats import mean_ci
 
     lm, llo, lhi = mean_ci(per_ctx_leak, ci_alpha)
     km, klo, khi = mean_ci(per_ctx_kl, ci_alpha)
-    return {"leakage_per_token": lm, "leakage_ci": [max(0.0, llo), lhi], "leakage_max": float(max_leak),
-            "kl_per_token": km, "kl_ci": [max(0.0, klo), khi], "kl_max": float(max_kl),
+    return {"leakage_per_token": lm, "leakage_ci": _ci_or_none(llo, lhi), "leakage_max": float(max_leak),
+            "kl_per_token": km, "kl_ci": _ci_or_none(klo, khi), "kl_max": float(max_kl),
             "num_contexts": int(len(per_ctx_leak)), "num_tokens": int(n_tokens), "ci_alpha": ci_alpha,
             "note": what}
 
@@ -87,9 +93,7 @@ def _by_mask_fraction(frac_bin, leak, kl, ent, tokens, bins, ci_alpha):
                             ("entropy_per_token", ent[sel])):
                 m, lo, hi = mean_ci(v, ci_alpha)
                 row[name] = m
-                # all three are >= 0; None when the bin has fewer than two contexts
-                row[name.replace("_per_token", "_ci")] = [max(0.0, lo), hi] if np.isfinite(lo) and np.isfinite(hi) \
-                    else None
+                row[name.replace("_per_token", "_ci")] = _ci_or_none(lo, hi)  # all three are >= 0
             # the bin's share of the learning error relative to the uncertainty left there;
             # None where the exact law is deterministic (H = 0) and the ratio has no meaning
             row["kl_over_entropy"] = row["kl_per_token"] / row["entropy_per_token"] if row["entropy_per_token"] > 0 \
@@ -140,6 +144,8 @@ def mdm_leakage(lang, denoiser, L: int, *, num_sequences: int = 256, schedule: s
         per_m.extend(m[keep].tolist())
         mx_leak, mx_kl = max(mx_leak, float(leak.max())), max(mx_kl, float(kl.max()))
     m = np.asarray(per_m, dtype=np.int64)
+    if m.size == 0:
+        raise ValueError(f"mdm_leakage: none of the {n} contexts has a masked position; use more sequences")
     out = _summary(per_leak, per_kl, mx_leak, mx_kl, int(m.sum()), ci_alpha,
                    f"MDM: per masked token given the revealed set; masks from the {schedule} training schedule; "
                    "mean over contexts of the per-token average, normal interval over contexts")

@@ -269,3 +269,27 @@ def test_expected_ser_from_profile_closed_forms():
                            ([{"num_contexts": 0}], {"num_steps": 8}, "no bin holds a context")):
         with pytest.raises(ValueError, match=match):
             expected_ser_from_profile(bad, 8, **kw)
+
+
+def test_one_context_has_no_interval_and_strict_json():
+    """With a single context there is no interval: None, never [0, inf] (``Infinity`` is not JSON)."""
+    import json
+
+    lang = _bigram()
+    r = mdm_leakage(lang, PerturbedDenoiser(lang), 6, data=lang.sample(1, 6, rng=np.random.default_rng(0)), rng=9)
+    assert r["num_contexts"] == 1 and r["kl_ci"] is None and r["leakage_ci"] is None
+    json.dumps(r, allow_nan=False)  # raises on inf / nan
+    r = mdm_leakage(lang, PerturbedDenoiser(lang), 6, num_sequences=50, rng=9)
+    assert r["kl_ci"][0] <= r["kl_per_token"] <= r["kl_ci"][1]
+    json.dumps(r, allow_nan=False)
+
+
+def test_no_masked_position_is_a_clear_error():
+    """Contexts with nothing masked (here: a schedule that never masks) give one clear error, not a NaN."""
+    from unittest import mock
+
+    lang = _bigram()
+    x = lang.sample(2, 3, rng=np.random.default_rng(0))
+    with mock.patch("neural.leakage.alpha", lambda name, t: np.ones_like(t)):  # alpha_t = 1: nothing masked
+        with pytest.raises(ValueError, match="none of the 2 contexts has a masked position"):
+            mdm_leakage(lang, PerturbedDenoiser(lang), 3, data=x, rng=0)
