@@ -424,6 +424,7 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
                     quality_ok = quality_ok and kl_ok
                 final_row = step >= cfg.max_steps or timed_out
                 if leak_ok and cfg.confirm_sequences and (quality_ok or final_row):
+                    check_ok = quality_ok  # both targets met on the check (not only a final row's record)
                     ck = confirm_targets(model, lang, cfg, confirm_seed, step)
                     res.confirmation = dict(ck, step=step)  # the latest one, which may precede the final row
                     c_leak_ok = ck["leakage_per_token"] <= cfg.leak_target
@@ -435,9 +436,10 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
                     if cfg.quality_kl:
                         quality_ok = quality_ok and c_kl_ok
                     if log is not None and not row["confirmed"]:
-                        log(f"[{cfg.kind}] step {step}: targets met on the check, not on {cfg.confirm_sequences} "
-                            f"fresh sequences (leakage {ck['leakage_per_token']:.2e}, KL {ck['kl_per_token']:.2e}): "
-                            "training goes on")
+                        what = (f"targets met on the check, not on {cfg.confirm_sequences} fresh sequences" if check_ok
+                                else f"last row, measured on {cfg.confirm_sequences} fresh sequences")
+                        log(f"[{cfg.kind}] step {step}: {what} (leakage {ck['leakage_per_token']:.2e}, "
+                            f"KL {ck['kl_per_token']:.2e})" + (": training goes on" if check_ok and not final_row else ""))
             res.history.append(row)
             res.final_val = v["mean"]
             if log is not None:

@@ -996,3 +996,21 @@ def test_t_power_option_reaches_training_and_old_states_resume(tmp_path, capsys,
     assert json.loads(capsys.readouterr().out)["resumed_from_step"] == first["steps"]
     assert job_configs("paper-2gram", "mdm", 8, overrides={"t_power": 2.0})[2].t_power == 2.0
     assert job_configs("paper-2gram", "ar", 8, overrides={"t_power": 2.0})[2].t_power == 1.0
+
+
+def test_final_row_confirmation_is_logged_as_a_record_not_a_near_stop():
+    """A run that ends at its cap with the leakage target met and the quality target missed is
+    measured on fresh sequences for the record; the log says so, not "targets met on the check"."""
+    from neural.train import TrainConfig, train
+
+    lang = _bigram(V=3, seed=2)
+    mc = ModelConfig(vocab_size=3, block_size=6, n_layer=1, n_head=2, n_embd=16, causal=False)
+    cfg = TrainConfig(kind="mdm", L=6, batch_size=8, lr=1e-3, max_steps=2, eval_every=2, val_size=8, seed=0,
+                      target_rel=1e-9, leak_target=1.0, leak_sequences=8, confirm_sequences=8)
+    lines = []
+    res = train(lang, mc, cfg, log=lines.append)
+    assert res.stop_reason == "max_steps" and res.confirmation is not None
+    assert not res.targets["quality"]["met"] and res.targets["leakage"]["confirmation"]["confirmed"] is False
+    text = "\n".join(lines)
+    assert "last row, measured on 8 fresh sequences" in text
+    assert "targets met on the check" not in text and "training goes on" not in text
