@@ -165,8 +165,7 @@ def evaluate_all(out, *, languages=None, num_samples=256, steps=(8, 16, 32, 64, 
                     f"KL {old['kl_per_token']:.6g} -> {new['kl_per_token']:.6g}, "
                     f"leakage {old['leakage_per_token']:.6g} -> {new['leakage_per_token']:.6g}")
                 save({"leakage_mdm": new})
-            if isinstance(block.get("mdm"), list) and any("ser_from_leakage" not in r for r in block["mdm"]
-                                                          if "coupled_ideal" in r):
+            if any("ser_from_leakage" not in r for r in block["mdm"] if "coupled_ideal" in r):
                 add_leakage_predictions(block["mdm"], block.get("leakage_mdm"), L)
                 save({})
         else:

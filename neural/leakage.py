@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 import torch
+from scipy.special import entr
 
 from neural.diffusion import alpha
 
@@ -71,12 +72,6 @@ def _summary(per_ctx_leak, per_ctx_kl, max_leak, max_kl, n_tokens, ci_alpha, wha
 def _log_probs_mdm(denoiser, x_t):
     with torch.no_grad():
         return denoiser(x_t).double().cpu().numpy()
-
-
-def _entropy_terms(q):
-    """``H(q(. | context))`` in nats at every position, (B, L), with ``0 log 0 = 0``."""
-    pos = q > 0.0
-    return -np.where(pos, q * np.log(np.where(pos, q, 1.0)), 0.0).sum(-1)
 
 
 def _by_mask_fraction(frac_bin, leak, kl, ent, tokens, bins, ci_alpha):
@@ -135,7 +130,7 @@ def mdm_leakage(lang, denoiser, L: int, *, num_sequences: int = 256, schedule: s
         q = lang.conditional_marginals(x, ~masked)  # (b, L, V)
         x_t = torch.from_numpy(np.where(masked, denoiser.mask_id, x)).to(denoiser.device)
         leak, kl = context_terms(q, _log_probs_mdm(denoiser, x_t), masked)
-        ent = np.where(masked, _entropy_terms(q), 0.0)  # (b, L)
+        ent = np.where(masked, entr(q).sum(-1), 0.0)  # (b, L) H(q(. | x_R)) in nats, 0 log 0 = 0
         m = masked.sum(1)  # (b,)
         keep = m > 0
         per_leak.extend((leak.sum(1)[keep] / m[keep]).tolist())
