@@ -94,6 +94,8 @@ def cmd_train(args) -> int:
                                "an integer >= 0 (0 = no confirmation)")):
         if not ok:  # also NaN
             raise ValueError(f"{flag}: expected {want}, got {v!r}")
+    if args.kind == "ar" and args.t_power != 1.0:  # TrainConfig refuses it too; here with the flag's name
+        raise ValueError("--t-power applies to MDM training times only (--kind mdm)")
     if args.state is not None:
         _writable("--state", args.state)
     lang = resolve_language(args.language, seed=args.language_seed)
@@ -106,8 +108,6 @@ def cmd_train(args) -> int:
                       leak_target=args.leak_target, ema=args.ema, warmup_frac=args.warmup_frac, tail_frac=args.tail_frac,
                       quality_kl=not args.quality_from_validation_only, confirm_sequences=args.confirm_sequences,
                       targets=args.targets, t_power=args.t_power)
-    if args.kind == "ar" and args.t_power != 1.0:
-        raise ValueError("--t-power applies to MDM training times only (--kind mdm)")
     init = None
     if args.init is not None:
         from neural.checkpoint import warm_start

@@ -130,6 +130,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.t_power: expected a finite number > 0 (1 = the ELBO's uniform time), "
                              f"got {self.t_power!r}")
         self.t_power = float(self.t_power)
+        if self.kind == "ar" and self.t_power != 1.0:
+            raise ValueError(f"TrainConfig.t_power: AR training draws no times; t_power applies to kind='mdm' only "
+                             f"(1 for 'ar'), got {self.t_power!r}")
         if self.leak_target is not None and not self.leak_target > 0:
             raise ValueError(f"TrainConfig.leak_target: expected a positive leakage per token, got {self.leak_target}")
         if self.target_rel is None:

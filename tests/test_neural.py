@@ -978,6 +978,9 @@ def test_t_power_option_reaches_training_and_old_states_resume(tmp_path, capsys,
     for bad in (0, -1.0, float("nan"), float("inf"), True, "2"):
         with pytest.raises(ValueError, match="TrainConfig.t_power: expected a finite number > 0"):
             TrainConfig(t_power=bad)
+    with pytest.raises(ValueError, match="AR training draws no times; t_power applies to kind='mdm' only"):
+        TrainConfig(kind="ar", t_power=2.0)
+    assert TrainConfig(kind="ar", t_power=1).t_power == 1.0
     ck, st = tmp_path / "m.pt", tmp_path / "m.state.pt"
     base = ["neural", "train", "--language", "tiny-bigram", "--kind", "mdm", "--length", "6", "--layers", "1",
             "--hidden", "16", "--heads", "2", "--batch-size", "8", "--eval-every", "3", "--val-size", "8",
