@@ -248,9 +248,11 @@ def main(argv=None) -> int:
     for k, v in defaults.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
+    from mdm_exact._validate import check_seed_options
     from neural.train import TrainConfig
 
     try:  # the training options, checked before anything runs (one line, exit 2)
+        check_seed_options(args)
         TrainConfig(kind="mdm", lr=args.lr, ema=args.ema, target_rel=args.target, leak_target=args.leak_target,
                     targets=args.targets, t_power=args.t_power)
     except ValueError as err:

@@ -61,6 +61,22 @@ def test_sample_options(capsys, extra, needle):
     refused(capsys, SAMPLE + ["--length", 8, "--steps", 4, "--samples", 4] + extra, needle)
 
 
+@pytest.mark.parametrize("args, flag", [
+    (SAMPLE + ["--length", 8, "--steps", 4, "--samples", 4, "--seed", -3], "--seed"),
+    (["sample", "--language", "paper-3gram", "--language-seed", -2, "--length", 8, "--steps", 4, "--samples", 4],
+     "--language-seed"),
+    (SAMPLE + ["--length", 8, "--steps", 4, "--samples", 4, "--eta", 0.1, "--model-seed", -1], "--model-seed"),
+    (EXACT + ["--length", 3, "--steps", 2, "--eta", 0.1, "--model-seed", -1], "--model-seed"),
+    (["language", "make", "paper-3gram", "--seed", -1, "-o", "{tmp}/g.json"], "--seed"),
+    (["language", "show", "paper-3gram", "--seed", -1], "--seed"),
+], ids=["sample-seed", "language-seed", "sample-model-seed", "exact-model-seed", "make-seed", "show-seed"])
+def test_negative_seeds_are_refused_by_name(tmp_path, capsys, args, flag):
+    """NumPy's own refusal ("expected non-negative integer") names neither the flag nor the value."""
+    args = [str(a).replace("{tmp}", str(tmp_path)) for a in args]
+    refused(capsys, args, f"{flag}: expected a seed, an integer >= 0, got -", folder=tmp_path)
+    assert not (tmp_path / "g.json").exists()
+
+
 def test_check_list_json_prints_json(capsys):
     assert main(["check", "--list", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

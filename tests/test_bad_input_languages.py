@@ -95,3 +95,16 @@ def test_python_api_refuses_the_same_values():
         NGram(2, np.array([0.5 + 1j, 0.5]), [[0.5, 0.5], [0.25, 0.75]])
     lang = NGram(2, np.array([0.5, 0.5], dtype=np.float32), np.array([[1, 0], [0, 1]]))  # real dtypes still fine
     assert lang.vocab_size == 2
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "3", float("nan")])
+def test_preset_seeds_must_be_non_negative_integers(seed):
+    """A float seed was truncated and a negative one met NumPy's anonymous "expected non-negative integer"."""
+    with pytest.raises(ValueError, match="seed: expected a seed, an integer >= 0, got"):
+        load_language("paper-3gram", seed=seed)
+
+
+def test_preset_seed_types_that_are_integers():
+    a, b = load_language("paper-3gram", seed=np.int64(7)), load_language("paper-3gram", seed=7)
+    assert np.array_equal(a.conditional, b.conditional)
+    assert not np.array_equal(a.conditional, load_language("paper-3gram", seed=8).conditional)

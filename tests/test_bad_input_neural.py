@@ -117,8 +117,11 @@ TRAIN = ["neural", "train", "--language", "paper-2gram", "--kind", "mdm", "--len
     (["-o", "{tmp}/x.pt", "--t-power", "0"], "--t-power: expected a finite number > 0, got 0.0"),
     (["-o", "{tmp}/x.pt", "--t-power", "nan"], "--t-power: expected a finite number > 0"),
     (["-o", "{tmp}/x.pt", "--t-power", "2", "--kind", "ar"], "--t-power applies to MDM training times only"),
+    (["-o", "{tmp}/x.pt", "--seed", "-1"], "--seed: expected a seed, an integer >= 0, got -1"),
+    (["-o", "{tmp}/x.pt", "--language-seed", "-4"], "--language-seed: expected a seed, an integer >= 0, got -4"),
 ], ids=["missing-folder", "directory", "batch-0", "lr-nan", "lr-negative", "steps-0", "leak-0", "ema-1", "ema-nan",
-        "tail-0", "warmup-1", "state-folder", "confirm-negative", "t-power-0", "t-power-nan", "t-power-ar"])
+        "tail-0", "warmup-1", "state-folder", "confirm-negative", "t-power-0", "t-power-nan", "t-power-ar",
+        "seed", "language-seed"])
 def test_train_checks_options_before_training(tmp_path, capsys, extra, needle):
     refused(capsys, TRAIN + [e.format(tmp=tmp_path) for e in extra], needle, folder=tmp_path)
 

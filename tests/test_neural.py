@@ -797,7 +797,7 @@ def test_cpu_runs_evaluate_keeps_then_remeasures_the_timing(tmp_path, capsys, cp
     assert m["matched_num_steps"] is not None and m["ar_seconds"] == ar_s  # recomputed from the new timing
 
 
-def test_gpu_run_tiny(tmp_path, tiny_language_registry):
+def test_gpu_run_tiny(tmp_path, capsys, tiny_language_registry):
     """The prepared GPU script end to end on CPU at a tiny size (well under 60 s of CPU time)."""
     from neural import gpu_run
     from neural.leakage import expected_ser_from_profile
@@ -831,6 +831,11 @@ def test_gpu_run_tiny(tmp_path, tiny_language_registry):
     with pytest.raises(SystemExit) as e:
         gpu_run.main(["--tiny", "--out", str(tmp_path / "bad"), "--t-power", "0"])
     assert e.value.code == 2 and not (tmp_path / "bad").exists()  # refused before the run
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        gpu_run.main(["--tiny", "--out", str(tmp_path / "bad"), "--seed", "-1"])
+    assert e.value.code == 2 and not (tmp_path / "bad").exists()
+    assert "--seed: expected a seed, an integer >= 0, got -1" in capsys.readouterr().err
 
 
 def test_coupled_samplers_share_instances_and_uniforms(bigram):

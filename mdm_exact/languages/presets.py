@@ -13,6 +13,8 @@ must be multiples of ``l``) and ``interval-hmm-l3`` its Note C.8 HMM form (20 st
 
 from __future__ import annotations
 
+import numpy as np
+
 #: Seed of every random preset unless another one is given (arXiv 2502.09622).
 DEFAULT_SEED = 2502
 
@@ -70,7 +72,7 @@ def make_preset(name, *, seed=None, reading=None):
     Raises
     ------
     ValueError
-        If ``name`` is not a preset.
+        If ``name`` is not a preset, or ``seed`` is not an integer >= 0.
     """
     from mdm_exact.languages.examples import IntervalLanguage, interval_hmm
     from mdm_exact.languages.random import random_hmm, random_ngram
@@ -78,7 +80,11 @@ def make_preset(name, *, seed=None, reading=None):
     if name not in PRESETS:
         raise ValueError(f"unknown language preset {name!r}; expected one of: {', '.join(PRESETS)}")
     spec = PRESETS[name]
-    seed = DEFAULT_SEED if seed is None else int(seed)
+    if seed is None:
+        seed = DEFAULT_SEED
+    elif isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: expected a seed, an integer >= 0, got {seed!r}")
+    seed = int(seed)
     reading = DEFAULT_READING if reading is None else reading
     if spec["kind"] == "interval":
         lang = IntervalLanguage(spec["interval_length"])

@@ -91,6 +91,9 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0 if not argv else 2
     try:
+        from mdm_exact._validate import check_seed_options
+
+        check_seed_options(args)
         return int(args.func(args) or 0)
     except BrokenPipeError:  # e.g. `mdm-theory ... --json | head`: the reader left, nothing to report
         import os
