@@ -61,6 +61,14 @@ def test_sample_options(capsys, extra, needle):
     refused(capsys, SAMPLE + ["--length", 8, "--steps", 4, "--samples", 4] + extra, needle)
 
 
+@pytest.mark.parametrize("steps", [0, -3])
+@pytest.mark.parametrize("policy", [[], ["--policy", "llada"], ["--policy", "threshold:0.9"]], ids=["rule", "llada", "threshold"])
+@pytest.mark.parametrize("cmd", ["exact", "sample"])
+def test_steps_below_one_are_refused_by_flag_name(capsys, cmd, policy, steps):
+    base = EXACT + ["--length", 4] if cmd == "exact" else SAMPLE + ["--length", 4, "--samples", 2]
+    refused(capsys, base + ["--steps", steps] + policy, f"--steps: expected an integer >= 1, got {steps}")
+
+
 @pytest.mark.parametrize("args, flag", [
     (SAMPLE + ["--length", 8, "--steps", 4, "--samples", 4, "--seed", -3], "--seed"),
     (["sample", "--language", "paper-3gram", "--language-seed", -2, "--length", 8, "--steps", 4, "--samples", 4],

@@ -585,5 +585,7 @@ def policy_from_options(policy: str, *, L, steps=None, step_sizes=None, schedule
             raise ValueError("--schedule does not combine with --step-sizes")
     if schedule_name is not None and block_length is not None:
         raise ValueError("--schedule does not combine with --block-length (blocks use LLaDA's balanced sizes)")
+    if steps is not None:
+        steps = as_count(steps, "--steps")
     return make_policy(policy, L=L, num_steps=steps, step_sizes=sizes, schedule_name=schedule_name or "linear",
                        block_length=block_length, temperature=temperature)

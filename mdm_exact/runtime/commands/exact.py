@@ -42,7 +42,7 @@ def run(args) -> int:
     from mdm_exact.languages import load_language
     from mdm_exact.sampler.models import PerturbedModel
 
-    from mdm_exact._validate import check_eta, check_exact_size
+    from mdm_exact._validate import as_count, check_eta, check_exact_size
     from mdm_exact.sampler.exact import MAX_STATES, MAX_WORK
 
     if args.length < 1:
@@ -51,6 +51,8 @@ def run(args) -> int:
     lang = load_language(args.language, seed=args.language_seed)
     # Refuse hopeless sizes before any table or schedule is built (logarithms only).
     steps = args.steps if args.step_sizes is None and args.rule is None else None
+    if steps is not None:
+        as_count(steps, "--steps")
     check_exact_size(lang.vocab_size, args.length, steps, max_states=MAX_STATES, max_work=MAX_WORK)
     policy = policy_from_args(args)
     rule = rule_from_args(args) if policy is None else None
