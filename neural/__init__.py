@@ -16,3 +16,6 @@ Everything here needs PyTorch; :mod:`mdm_exact` never imports this package. Subm
 * :mod:`neural.train`, :mod:`neural.checkpoint`, :mod:`neural.evaluate`, :mod:`neural.gpu_run`,
   :mod:`neural.cli` (handlers of ``mdm-theory neural``).
 """
+
+#: The paper's numbers of sampling steps N (Figure 6; ``neural evaluate`` and ``neural.gpu_run``).
+PAPER_STEPS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)

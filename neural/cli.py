@@ -148,28 +148,54 @@ def _rule(args, N, L):
     return make_step_rule(args.rule, L=L, num_steps=_positive("--steps", N))
 
 
+def _policy_checks(args, kind: str) -> None:
+    """``--policy`` options that cannot apply, refused before the checkpoint is used."""
+    if args.policy is None:
+        if args.block_length is not None or args.temperature is not None:
+            raise ValueError("--block-length and --temperature need --policy")
+        return
+    if kind != "mdm":
+        raise ValueError("--policy applies to MDM checkpoints (an AR model decodes left to right)")
+    if args.gumbel_float32 or getattr(args, "compare_gumbel", False):
+        raise ValueError("--gumbel-float32 / --compare-gumbel apply to the content-blind sampler; a --policy draws "
+                         "its tokens from float64 uniforms (mdm_exact.sampler.policies)")
+
+
+def _policy_kw(args) -> dict:
+    return {"block_length": args.block_length, "temperature": 1.0 if args.temperature is None else args.temperature}
+
+
 def cmd_sample(args) -> int:
     from neural.ar import sample_ar
-    from neural.evaluate import score_samples
-    from neural.sample import NetworkDenoiser, sample_mdm
+    from neural.evaluate import mdm_policy, score_samples
+    from neural.sample import NetworkDenoiser, sample_mdm, sample_policy
 
     _writable("-o/--output", args.output)
     _positive("--batch-size", args.batch_size)
     net, ck, lang, device = _load(args)
     L, n = int(ck["L"]), _positive("--num-samples", args.num_samples)
+    _policy_checks(args, ck["kind"])
+    policy = None
     if ck["kind"] == "mdm":
-        if args.steps is None:
-            raise ValueError("--steps is required for an MDM checkpoint")
-        out = sample_mdm(NetworkDenoiser(net, autocast_dtype=_autocast(device)), n, L, _rule(args, args.steps, L),
-                         rng=args.seed, batch_size=args.batch_size, ordering=args.ordering,
-                         gumbel_float32=args.gumbel_float32)
+        den = NetworkDenoiser(net, autocast_dtype=_autocast(device))
+        if args.policy is not None:
+            steps = None if args.steps is None else _positive("--steps", args.steps)
+            policy = mdm_policy(args.policy, steps, L, rule=args.rule, **_policy_kw(args))
+            out = sample_policy(den, n, L, policy, rng=args.seed, batch_size=args.batch_size)
+            out["calls"] = out["nfe"]
+        else:
+            if args.steps is None:
+                raise ValueError("--steps is required for an MDM checkpoint")
+            out = sample_mdm(den, n, L, _rule(args, args.steps, L), rng=args.seed, batch_size=args.batch_size,
+                             gumbel_float32=args.gumbel_float32)
     else:
         out = sample_ar(net, n, L, rng=args.seed, batch_size=args.batch_size, gumbel_float32=args.gumbel_float32,
                         autocast_dtype=_autocast(device))
     if args.output:
         np.save(args.output, out["tokens"])
     score = score_samples(lang, out["tokens"])
-    result = {"kind": ck["kind"], "num_steps": args.steps if ck["kind"] == "mdm" else L, "seconds": out["seconds"],
+    result = {"kind": ck["kind"], "num_steps": args.steps if ck["kind"] == "mdm" else L,
+              "policy": None if policy is None else policy.name, "seconds": out["seconds"],
               "score": score, "tokens": out["tokens"].tolist()}
     if "calls" in out:
         result["calls_mean"] = float(out["calls"].mean())
@@ -199,26 +225,41 @@ def cmd_evaluate(args) -> int:
     from neural.evaluate import conditional_kl, describe_device, evaluate_ar, evaluate_mdm
     from neural.sample import NetworkDenoiser
 
-    steps = _parse_steps(args.steps)
+    from neural.evaluate import adaptive_count
+    from neural import PAPER_STEPS
+
+    if args.policy is not None and adaptive_count(args.policy):
+        if args.steps is not None:
+            raise ValueError(f"--policy {args.policy} reveals until done and takes no --steps")
+        steps = None
+    else:
+        steps = list(PAPER_STEPS) if args.steps is None else _parse_steps(args.steps)
     _writable("-o/--output", args.output)
     _positive("--batch-size", args.batch_size)
     net, ck, lang, device = _load(args)
     L, n = int(ck["L"]), _positive("--num-samples", args.num_samples)
+    _policy_checks(args, ck["kind"])
     result = {"checkpoint": args.checkpoint, "kind": ck["kind"], "L": L, "language": ck.get("language"),
               "device": describe_device(device), "provenance": provenance(), "train": ck.get("train", {}).get("summary")}
     lines = []
     if ck["kind"] == "mdm":
         den = NetworkDenoiser(net, autocast_dtype=_autocast(device))
-        kw = dict(num_samples=n, batch_size=args.batch_size, rng=args.seed, rule=args.rule, ordering=args.ordering,
-                  reference_samples=args.reference_samples)
+        kw = dict(num_samples=n, batch_size=args.batch_size, rng=args.seed, rule=args.rule, policy=args.policy,
+                  reference_samples=args.reference_samples, **_policy_kw(args))
         result["mdm"] = evaluate_mdm(den, lang, L, steps, gumbel_float32=args.gumbel_float32, **kw)
+        if args.policy is not None:
+            lines.append(f"policy {result['mdm'][0].get('policy') or args.policy} (mdm_exact.sampler.policies)")
         if args.compare_gumbel and not args.gumbel_float32:
             result["mdm_gumbel_float32"] = evaluate_mdm(den, lang, L, steps, gumbel_float32=True, **kw)
         if args.kl_contexts:
             result["conditional_kl"] = conditional_kl(lang, den, num_contexts=args.kl_contexts, L=L, rng=args.seed)
         gum = {r["num_steps"]: r for r in result.get("mdm_gumbel_float32", [])}
         for r in result["mdm"]:
-            line = f"N={r['num_steps']:5d}  SER {r['ser']:.4f}  gen-ppl {_fmt(r['gen_ppl'])}  calls {r['calls_mean']:.1f}"
+            label = "N=  any" if r["num_steps"] is None else f"N={r['num_steps']:5d}"
+            if r.get("skipped"):
+                lines.append(f"{label}  skipped ({r['skipped']})")
+                continue
+            line = f"{label}  SER {r['ser']:.4f}  gen-ppl {_fmt(r['gen_ppl'])}  calls {r['calls_mean']:.1f}"
             if r["num_steps"] in gum:
                 g = gum[r["num_steps"]]
                 line += f"  | float32-Gumbel SER {g['ser']:.4f} gen-ppl {_fmt(g['gen_ppl'])}"

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from neural.ar import sample_ar
-from neural.sample import sample_mdm
+from neural.sample import sample_mdm, sample_policy
 
 
 def _seed(rng) -> int:
@@ -85,7 +85,14 @@ def conditional_kl(lang, denoiser, *, num_contexts: int = 64, L: int, rng=None, 
 
 
 def mc_reference(lang, L: int, rule, num_samples: int, *, rng=None) -> dict:
-    """The idealised sampler at the same step rule, by :func:`mdm_exact.sampler.montecarlo.run_monte_carlo`."""
+    """The idealised sampler at the same step rule (:func:`mdm_exact.sampler.montecarlo.run_monte_carlo`)
+    or policy (:func:`mdm_exact.sampler.adaptive_mc.run_policy_monte_carlo`)."""
+    from mdm_exact.sampler.policies import Policy
+
+    if isinstance(rule, Policy):
+        from mdm_exact.sampler.adaptive_mc import run_policy_monte_carlo
+
+        return run_policy_monte_carlo(lang, L, rule, num_samples, rng=rng).to_dict()
     from mdm_exact.sampler.montecarlo import run_monte_carlo
 
     res = run_monte_carlo(lang, L, rule, num_samples, rng=rng, instance_kl=False)
@@ -98,30 +105,88 @@ def _rule(name: str, N: int, L: int):
     return make_step_rule(name, L=L, num_steps=N)
 
 
+def adaptive_count(policy: str) -> bool:
+    """Whether the policy named ``policy`` decides its own step sizes (``threshold:g``, ``eb:g``)."""
+    from mdm_exact.sampler.policies import parse_policy
+
+    return parse_policy(policy)[0] in ("threshold", "eb")
+
+
+def mdm_policy(policy: str, N, L: int, *, rule: str = "linear", block_length=None, temperature: float = 1.0):
+    """The shared :class:`~mdm_exact.sampler.policies.Policy` of ``--policy`` at ``N`` steps.
+
+    The counts are those of the content-blind ``rule`` (``linear`` / ``cosine``: binomial counts of
+    that schedule; ``fixed``: its balanced sizes), so ``policy="random"`` is that rule exactly;
+    ``block_length`` gives LLaDA's balanced sizes inside each block (with ``linear`` or ``fixed``);
+    ``threshold:g`` and ``eb:g`` take no ``N``. Bad combinations raise ``ValueError`` saying which.
+    """
+    from mdm_exact.sampler.policies import make_policy, parse_policy, policy_from_rule
+
+    if rule not in ("linear", "cosine", "fixed"):
+        raise ValueError(f"rule: expected linear, cosine or fixed, got {rule!r}")
+    if adaptive_count(policy):
+        if N is not None:
+            raise ValueError(f"--policy {policy} reveals until done and takes no --steps")
+        return make_policy(policy, L=L, block_length=block_length, temperature=temperature)
+    if N is None:
+        raise ValueError(f"--policy {policy}: --steps N is required")
+    if block_length is not None:
+        if rule == "cosine":
+            raise ValueError("--rule cosine does not combine with --block-length (blocks use LLaDA's balanced sizes)")
+        return make_policy(policy, L=L, num_steps=N, block_length=block_length, temperature=temperature)
+    score, _ = parse_policy(policy)
+    T = float(temperature)
+    if not (math.isfinite(T) and T >= 0):
+        raise ValueError(f"--temperature: expected T >= 0, got {temperature}")
+    return policy_from_rule(score, _rule(rule, int(N), L), L, temperature=T)
+
+
 def evaluate_mdm(denoiser, lang, L: int, steps, *, num_samples: int = 256, batch_size: int = 64, rng=0,
-                 rule: str = "linear", ordering: str = "random", gumbel_float32: bool = False,
-                 reference_samples: int = 0, deadline: float | None = None, log=None) -> list:
+                 rule: str = "linear", policy: str | None = None, block_length=None, temperature: float = 1.0,
+                 gumbel_float32: bool = False, reference_samples: int = 0, deadline: float | None = None,
+                 log=None) -> list:
     """Generative perplexity and SER of the learned MDM at each ``N`` in ``steps``.
 
-    ``reference_samples > 0`` adds the idealised sampler's Monte Carlo result at the same rule.
-    ``deadline`` (a ``time.perf_counter()`` value) stops early; skipped ``N`` are marked.
-    The sampler at ``N`` runs with ``SeedSequence([seed, N])`` (``seed`` from ``rng``), so two
-    denoisers evaluated with the same int ``rng`` are coupled: same instances, same uniforms.
+    Without ``policy`` the sampler is the content-blind one (:func:`neural.sample.sample_mdm`,
+    the theorems' setting); with ``policy`` (``"llada"``, ``"threshold:0.9"``, ...; see
+    :func:`mdm_policy`) it is :func:`neural.sample.sample_policy` with the shared policy;
+    ``threshold`` / ``eb`` decide their own step sizes and take ``steps=None`` (one row, with
+    ``num_steps = None``).
+    ``calls_mean`` is the mean number of network calls per sequence (its steps that reveal
+    something: the NFE of a per-sequence cache).
+    ``reference_samples > 0`` adds the idealised sampler's Monte Carlo result at the same rule or
+    policy (``idealised_mc``). ``deadline`` (a ``time.perf_counter()`` value) stops early;
+    skipped ``N`` are marked. The sampler at ``N`` runs with ``SeedSequence([seed, N])``
+    (``seed`` from ``rng``), so two denoisers evaluated with the same int ``rng`` are coupled:
+    same instances, same uniforms.
     """
+    if policy is not None and gumbel_float32:
+        raise ValueError("--gumbel-float32 applies to the content-blind sampler; a --policy draws its tokens "
+                         "from float64 uniforms (mdm_exact.sampler.policies)")
+    if policy is None and (block_length is not None or temperature != 1.0):
+        raise ValueError("--block-length and --temperature need --policy")
     seed = _seed(rng)
     rows = []
-    for N in steps:
+    for N in ([None] if steps is None else list(steps)):
+        if N is None and policy is None:
+            raise ValueError("--steps is required for the content-blind sampler (or give an adaptive --policy)")
+        key = 0 if N is None else int(N)
         if deadline is not None and time.perf_counter() > deadline:
-            rows.append({"num_steps": int(N), "skipped": "time budget"})
+            rows.append({"num_steps": None if N is None else int(N), "skipped": "time budget"})
             continue
-        r = _rule(rule, int(N), L)
-        out = sample_mdm(denoiser, num_samples, L, r, rng=_child(seed, N), batch_size=batch_size,
-                         ordering=ordering, gumbel_float32=gumbel_float32)
-        row = {"num_steps": int(N), "rule": rule, "ordering": ordering, "gumbel_float32": gumbel_float32,
-               **score_samples(lang, out["tokens"]), "calls_mean": float(out["calls"].mean()),
-               "sampling_seconds": out["seconds"]}
+        if policy is None:
+            r = _rule(rule, int(N), L)
+            out = sample_mdm(denoiser, num_samples, L, r, rng=_child(seed, key), batch_size=batch_size,
+                             gumbel_float32=gumbel_float32)
+            calls, head = out["calls"], {"num_steps": int(N), "rule": rule, "policy": None}
+        else:
+            r = mdm_policy(policy, N, L, rule=rule, block_length=block_length, temperature=temperature)
+            out = sample_policy(denoiser, num_samples, L, r, rng=_child(seed, key), batch_size=batch_size)
+            calls, head = out["nfe"], {"num_steps": None if N is None else int(N), "rule": rule, "policy": r.name}
+        row = {**head, "gumbel_float32": gumbel_float32, **score_samples(lang, out["tokens"]),
+               "calls_mean": float(calls.mean()), "sampling_seconds": out["seconds"]}
         if reference_samples:
-            row["idealised_mc"] = mc_reference(lang, L, r, reference_samples, rng=_child(seed, N, 1))
+            row["idealised_mc"] = mc_reference(lang, L, r, reference_samples, rng=_child(seed, key, 1))
         if log is not None:
             log(f"[mdm N={N}] ser={row['ser']:.4f} gen_ppl={row['gen_ppl']} calls={row['calls_mean']:.1f}")
         rows.append(row)

@@ -34,11 +34,11 @@ import time
 import numpy as np
 import torch
 
+from neural import PAPER_STEPS
 from neural.train import TARGETS
 
 SER_LANGUAGES = ["paper-2gram", "paper-3gram", "paper-4gram", "paper-hmm", "interval-l5"]
 PPL_LANGUAGES = ["paper-2gram-t0", "paper-3gram-t0", "paper-4gram-t0", "paper-hmm-t0"]
-PAPER_STEPS = [8, 16, 32, 64, 128, 256, 512, 1024, 2048]
 MAX_FILES = 8
 MAX_CHECKPOINT_BYTES = 16 * 2**20
 
@@ -161,7 +161,7 @@ def run(args) -> dict:
     R = Run(args)
     device = args.device
     ac = torch.bfloat16 if torch.device(device).type == "cuda" else None
-    steps = [2, 4, 8] if args.tiny else PAPER_STEPS
+    steps = [2, 4, 8] if args.tiny else list(PAPER_STEPS)
     policies = tuple(args.policies.split(",")) if args.policies else (("random", "llada", "threshold:0.9") if args.tiny
                                                                        else DEFAULT_POLICIES)
     R.results = {"device": describe_device(device), "tiny": args.tiny, "size": args.size, "L": args.length,

@@ -13,7 +13,9 @@ import hashlib
 import importlib
 import os
 
+from mdm_exact.runtime.commands._common import add_policy_args
 from mdm_exact.runtime.kinds import make_kind
+from neural import PAPER_STEPS
 
 INSTALL_HINT = (
     "mdm-theory neural needs PyTorch, which is not installed; install it with "
@@ -48,8 +50,7 @@ def _common(p):
 def _sampler_options(p):
     p.add_argument("--rule", default="linear", choices=["linear", "cosine", "fixed"],
                    help="step rule: schedule-driven linear/cosine, or fixed balanced sizes (default linear)")
-    p.add_argument("--ordering", default="random", choices=["random", "confidence"],
-                   help="which positions a step reveals: uniformly random (the theory) or top-k confidence")
+    add_policy_args(p)  # --policy, --block-length, --temperature: the shared definitions (mdm_exact.sampler.policies)
     p.add_argument("--gumbel-float32", action="store_true",
                    help="draw tokens by float32 Gumbel-max instead of the float64 inverse CDF")
     p.add_argument("--num-samples", type=int, default=64, help="number of sequences (default 64)")
@@ -124,8 +125,9 @@ def register_command(subparsers) -> None:
 
     e = sub.add_parser("evaluate", help="SER, generative perplexity and conditional KL against the exact language")
     e.add_argument("--checkpoint", required=True, help="checkpoint written by 'neural train'")
-    e.add_argument("--steps", default="8,16,32,64,128,256,512,1024,2048",
-                   help="comma-separated step counts N for the MDM (default 8,...,2048)")
+    e.add_argument("--steps", default=None,
+                   help=f"comma-separated step counts N for the MDM (default {','.join(map(str, PAPER_STEPS))}; none with an "
+                   "adaptive --policy threshold:G / eb:G)")
     _sampler_options(e)
     e.add_argument("--kl-contexts", type=int, default=64,
                    help="held-out masked contexts for KL(q || p_theta) (MDM; 0 to skip; default 64)")
@@ -142,13 +144,15 @@ def register_command(subparsers) -> None:
 
 
 def kind_neural(
-    *, checkpoint, steps=None, L=None, num_samples=256, batch_size=64, seed=0, rule="linear", ordering="random",
-    reference_samples=0, device="cpu",
+    *, checkpoint, steps=None, L=None, num_samples=256, batch_size=64, seed=0, rule="linear", policy=None,
+    block_length=None, temperature=1.0, reference_samples=0, device="cpu",
 ):
     """Evaluation of a trained checkpoint with ``neural.evaluate`` (needs torch; imported in the worker).
 
     A bidirectional (MDM) checkpoint is sampled at each number of steps in ``steps``
-    (``neural.evaluate.evaluate_mdm``); a causal one with ``neural.evaluate.evaluate_ar``.
+    (``neural.evaluate.evaluate_mdm``; ``policy``, ``block_length``, ``temperature``: an adaptive
+    decoder of :mod:`mdm_exact.sampler.policies`, as ``--policy``); a causal one with
+    ``neural.evaluate.evaluate_ar``.
     The checkpoint's language is scored exactly. The result records the checkpoint file's
     sha256, since the cell key holds only its path.
     """
@@ -167,13 +171,16 @@ def kind_neural(
     if net.config.causal:
         out["ar"] = evaluate_ar(net, lang, L, num_samples=num_samples, batch_size=batch_size, rng=seed)
     else:
-        if steps is None:
-            raise ValueError("a neural cell of an MDM checkpoint needs 'steps' (numbers of sampling steps)")
+        from neural.evaluate import adaptive_count
         from neural.sample import NetworkDenoiser
 
-        steps = [int(s) for s in (steps if isinstance(steps, (list, tuple)) else [steps])]
+        if steps is None and not (policy is not None and adaptive_count(policy)):
+            raise ValueError("a neural cell of an MDM checkpoint needs 'steps' (numbers of sampling steps)")
+        if steps is not None:
+            steps = [int(s) for s in (steps if isinstance(steps, (list, tuple)) else [steps])]
         out["mdm"] = evaluate_mdm(NetworkDenoiser(net), lang, L, steps, num_samples=num_samples,
-                                  batch_size=batch_size, rng=seed, rule=rule, ordering=ordering,
+                                  batch_size=batch_size, rng=seed, rule=rule, policy=policy,
+                                  block_length=block_length, temperature=temperature,
                                   reference_samples=reference_samples)
     return out
 
@@ -181,7 +188,7 @@ def kind_neural(
 #: The ``neural`` sweep kind (entry point ``mdm_theory.sweep_kinds: neural``).
 NEURAL_KIND = make_kind(
     "neural", kind_neural,
-    params=("checkpoint", "steps", "L", "num_samples", "batch_size", "seed", "rule", "ordering",
-            "reference_samples", "device"),
+    params=("checkpoint", "steps", "L", "num_samples", "batch_size", "seed", "rule", "policy", "block_length",
+            "temperature", "reference_samples", "device"),
     required=("checkpoint",), list_params=("steps",),
 )

@@ -11,23 +11,21 @@ a step where that sequence reveals something; its state changed at its last such
 number of calls per sequence is its number of non-empty steps, ``N (1 - (1 - 1/N)^L)`` in
 expectation for the linear schedule.
 
-Ordering ``"confidence"``: the number of positions revealed at each step still follows ``tau``,
-but which ones is chosen by confidence: tokens are drawn at every masked position and the ones
-whose drawn token has the highest probability are kept (top-k, LLaDA-style low-confidence
-remasking). This leaves the theorems' setting (positions depend on content).
+Adaptive decoders (:func:`sample_policy`): the positions a step reveals depend on the
+conditionals (confidence, margin, entropy, LLaDA's low-confidence remasking, Fast-dLLM
+thresholds, EB, semi-autoregressive blocks). They are the :class:`mdm_exact.sampler.policies.Policy`
+objects of the exact and Monte Carlo engines, one definition each; this leaves the theorems'
+setting (positions depend on content).
 """
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 import torch
 
 from neural.categorical import draw_categorical, split_rng
-
-ORDERINGS = ("random", "confidence")
 
 
 class NetworkDenoiser:
@@ -71,9 +69,12 @@ class ExactDenoiser:
 
 
 @torch.no_grad()
-def sample_mdm(denoiser, n: int, L: int, rule, *, rng=None, batch_size=None, ordering: str = "random",
-               gumbel_float32: bool = False):
-    """Draw ``n`` sequences of length ``L`` from an MDM with step rule ``rule``.
+def sample_mdm(denoiser, n: int, L: int, rule, *, rng=None, batch_size=None, gumbel_float32: bool = False):
+    """Draw ``n`` sequences of length ``L`` from an MDM with the content-blind step rule ``rule``.
+
+    The positions a step reveals are the random instance's (the theorems' sampler); the
+    adaptive decoders (confidence, margin, entropy, LLaDA, thresholds, EB, blocks) are
+    :func:`sample_policy` with the shared :mod:`mdm_exact.sampler.policies` definitions.
 
     Parameters
     ----------
@@ -95,8 +96,6 @@ def sample_mdm(denoiser, n: int, L: int, rule, *, rng=None, batch_size=None, ord
     """
     from mdm_exact.sampler.schedules import draw_steps
 
-    if ordering not in ORDERINGS:
-        raise ValueError(f"unknown ordering {ordering!r}; expected one of {ORDERINGS}")
     V, mask_id, device = denoiser.vocab_size, denoiser.mask_id, denoiser.device
     rng, generator = split_rng(rng, device)
     N = rule.num_steps(L)
@@ -124,16 +123,7 @@ def sample_mdm(denoiser, n: int, L: int, rule, *, rng=None, batch_size=None, ord
             reveal = (steps if full else steps[idx]) == k  # (b, L)
             draw = draw_categorical(lp.reshape(-1, V), generator=generator,
                                     gumbel_float32=gumbel_float32).view(xs.shape)  # (b, L)
-            if ordering == "random":
-                new = torch.where(reveal, draw, xs)
-            else:
-                masked = xs == mask_id  # (b, L)
-                conf = lp.gather(-1, draw.unsqueeze(-1)).squeeze(-1)  # (b, L) probability of the drawn token
-                conf = torch.where(masked, conf, torch.full_like(conf, -math.inf))
-                order = torch.argsort(conf, dim=1, descending=True, stable=True)  # (b, L)
-                rank = torch.empty_like(order)
-                rank.scatter_(1, order, torch.arange(L, device=device).expand_as(order))
-                new = torch.where(rank < reveal.sum(dim=1, keepdim=True), draw, xs)
+            new = torch.where(reveal, draw, xs)
             if full:
                 x = new
             else:

@@ -375,17 +375,6 @@ def test_cache_calls_equal_nonempty_steps():
     assert out["calls"].max() <= min(N, L)
 
 
-def test_confidence_ordering_keeps_step_sizes_and_support():
-    lang = _bigram(V=3, seed=2)
-    rule = S.FixedSizes((3, 3, 2))
-    out = sample_mdm(ExactDenoiser(lang), 200, 8, rule, rng=1,
-                     ordering="confidence")
-    assert out["tokens"].shape == (200, 8) and out["tokens"].min() >= 0 and out["tokens"].max() < 3
-    assert np.all(out["calls"] == 3)
-    with pytest.raises(ValueError, match="unknown ordering"):
-        sample_mdm(ExactDenoiser(lang), 2, 8, rule, rng=1, ordering="entropy")
-
-
 # ----------------------------------------------------------------------------- model and AR sampler
 def test_model_attention_direction():
     torch.manual_seed(0)
