@@ -104,3 +104,48 @@ def log_scale_mean_ci(log_values, ci_alpha: float = 0.05) -> tuple[float, float,
         rel = float(w.std(ddof=1)) / (mw * np.sqrt(a.size))  # SE(mean) / mean, scale-free
         half = normal_quantile(ci_alpha) * rel
         return mean, float(np.exp(log_mean - half)), float(np.exp(log_mean + half))
+
+
+def sequence_counts(x, V: int) -> np.ndarray:
+    """Histogram of the sequences ``x`` (n, L) over all ``V^L`` sequences, in
+    :func:`mdm_exact.languages.all_sequences` order (``x_1`` most significant)."""
+    x = np.asarray(x, dtype=np.int64)
+    if x.ndim != 2:
+        raise ValueError(f"sequence_counts: expected sequences of shape (n, L), got shape {x.shape}")
+    L = x.shape[1]
+    if x.size and (x.min() < 0 or x.max() >= V):
+        raise ValueError(f"sequence_counts: expected tokens in [0, {V}), got values in [{x.min()}, {x.max()}]")
+    return np.bincount(x @ (V ** np.arange(L - 1, -1, -1, dtype=np.int64)), minlength=V**L)
+
+
+def chi_square_law(counts, probs, *, min_expected: float = 5.0) -> dict:
+    """Pearson's chi-square goodness of fit of ``counts`` to the exact law ``probs``.
+
+    Outcomes of exact probability 0 are not cells: samples on them are returned as
+    ``zero_probability_hits`` (any one of them refutes the law outright; a test should check it
+    first). Cells whose expected count is below ``min_expected`` are pooled into one cell.
+    Returns ``statistic``, ``dof``, ``p_value`` (1.0 with fewer than two cells: nothing to
+    test), ``zero_probability_hits`` and ``cells``.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    p = np.asarray(probs, dtype=np.float64)
+    if counts.shape != p.shape:
+        raise ValueError(f"chi_square_law: counts {counts.shape} and probs {p.shape} differ in shape")
+    if np.any(~np.isfinite(p)) or np.any(p < 0) or abs(p.sum() - 1.0) > 1e-9:
+        raise ValueError(f"chi_square_law: probs must be a probability vector (sum {p.sum()!r})")
+    support = p > 0
+    hits = int(counts[~support].sum())
+    n = counts[support].sum()
+    expected = p[support] / p[support].sum() * n
+    obs = counts[support]
+    small = expected < min_expected
+    if small.any():
+        obs = np.append(obs[~small], obs[small].sum())
+        expected = np.append(expected[~small], expected[small].sum())
+    cells = int(obs.size)
+    if cells < 2 or n == 0:
+        return {"statistic": 0.0, "dof": max(cells - 1, 0), "p_value": 1.0, "zero_probability_hits": hits,
+                "cells": cells}
+    stat = float(((obs - expected) ** 2 / expected).sum())
+    return {"statistic": stat, "dof": cells - 1, "p_value": float(_sp.chdtrc(cells - 1, stat)),
+            "zero_probability_hits": hits, "cells": cells}

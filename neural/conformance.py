@@ -81,33 +81,12 @@ def reference_samples(lang, L: int, policy, n: int, *, rng=None, batch_size: int
 
 
 def _chi2_full_law(tokens, log_p, V):
-    from scipy import stats
+    from mdm_exact.stats import chi_square_law, sequence_counts
 
-    L = tokens.shape[1]
-    idx = tokens @ (V ** np.arange(L - 1, -1, -1))  # lexicographic index (all_sequences order)
-    obs = np.bincount(idx, minlength=V**L).astype(np.float64)
-    p = np.exp(log_p)
-    zero_hits = int(obs[p == 0].sum())
-    n = tokens.shape[0]
-    exp_ = p * n
-    order = np.argsort(exp_)
-    keep = exp_[order] >= 5.0
-    small = order[~keep & (p[order] > 0)]
-    big = order[keep]
-    o = list(obs[big])
-    e = list(exp_[big])
-    if small.size:
-        o.append(obs[small].sum())
-        e.append(exp_[small].sum())
-    o, e = np.array(o), np.array(e)
-    if o.size < 2:
-        return {"test": "chi-square, full law", "p_value": 1.0, "zero_probability_samples": zero_hits,
-                "cells": int(o.size)}
-    stat = float(((o - e) ** 2 / e).sum())
-    pval = float(stats.chi2.sf(stat, o.size - 1))
+    r = chi_square_law(sequence_counts(tokens, V), np.exp(log_p))
     return {"test": "chi-square goodness of fit on the full law (cells with expected < 5 pooled)",
-            "statistic": stat, "dof": int(o.size - 1), "p_value": pval, "zero_probability_samples": zero_hits,
-            "cells": int(o.size)}
+            "statistic": r["statistic"], "dof": r["dof"], "p_value": r["p_value"],
+            "zero_probability_samples": r["zero_probability_hits"], "cells": r["cells"]}
 
 
 def _two_sample(lang, x, y, V):

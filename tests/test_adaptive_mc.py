@@ -17,13 +17,12 @@ import numpy as np
 import pytest
 from numba import njit, prange
 from numpy.testing import assert_array_equal
-from scipy import stats
 
 from mdm_exact.languages import NGram, all_sequences, make_preset, random_hmm
 from mdm_exact.sampler import adaptive_mc as M
 from mdm_exact.sampler.adaptive_exact import policy_exact_metrics, policy_output_law
 from mdm_exact.sampler.policies import make_policy
-from mdm_exact.stats import clopper_pearson, normal_quantile
+from mdm_exact.stats import chi_square_law, clopper_pearson, normal_quantile, sequence_counts
 
 FALSE_FAIL = 1e-6
 
@@ -114,16 +113,10 @@ def test_identical_across_threads_and_batch_sizes(policy, opts):
 
 
 def _chi2_pvalue(counts, probs):
-    """Chi-square goodness of fit with cells of expected count < 5 pooled into one."""
-    n = counts.sum()
-    exp = probs * n
-    small = exp < 5
-    obs = np.append(counts[~small], counts[small].sum())
-    ex = np.append(exp[~small], exp[small].sum())
-    keep = ex > 0
-    assert np.all(obs[~keep] == 0), "a sample fell on an outcome of exact probability 0"
-    obs, ex = obs[keep], ex[keep]
-    return float(stats.chisquare(obs, ex * obs.sum() / ex.sum()).pvalue) if obs.size > 1 else 1.0
+    """p-value of :func:`mdm_exact.stats.chi_square_law`; an outcome of probability 0 fails outright."""
+    r = chi_square_law(counts, probs)
+    assert r["zero_probability_hits"] == 0, "a sample fell on an outcome of exact probability 0"
+    return r["p_value"]
 
 
 MC_CASES = [
@@ -159,8 +152,7 @@ def test_monte_carlo_matches_exact_law(lang_kind, policy, opts, monkeypatch):
     exact = policy_exact_metrics(lang, L, pol)
     x, nfe, log_q = M.sample_policy(lang, L, pol, n, rng=2026)
     V = lang.vocab_size
-    idx = x @ (V ** np.arange(L - 1, -1, -1))  # all_sequences order
-    counts = np.bincount(idx, minlength=V**L)
+    counts = sequence_counts(x, V)
     assert _chi2_pvalue(counts, np.exp(law.log_p)) > a
     assert _chi2_pvalue(np.bincount(nfe, minlength=L + 1), law.nfe_pmf) > a
     errors = int(np.sum(~np.isfinite(log_q)))

@@ -21,12 +21,7 @@ from neural.conformance import check_sampler, reference_samples  # noqa: E402
 CI_ALPHA = 1e-4
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _bigram(V=3, seed=4):

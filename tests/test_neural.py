@@ -22,7 +22,7 @@ from scipy import integrate, stats  # noqa: E402
 
 from mdm_exact.sampler import schedules as S  # noqa: E402
 from mdm_exact.languages import HMM, NGram, all_sequences  # noqa: E402
-from mdm_exact.stats import clopper_pearson, normal_quantile  # noqa: E402
+from mdm_exact.stats import chi_square_law, clopper_pearson, normal_quantile, sequence_counts  # noqa: E402
 from mdm_exact.testing.oracle import reference_output_law  # noqa: E402
 from neural import diffusion as D  # noqa: E402
 from neural.ar import ar_log_probs, sample_ar  # noqa: E402
@@ -36,13 +36,7 @@ P_FAIL = 1e-6  # per-assert false-fail rate of calibrated tests
 
 
 # ----------------------------------------------------------------------------- fixtures
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: intra-op threads only add overhead (and spin under a shared, loaded CPU)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _bigram(V=2, seed=0, zero=True):
@@ -90,13 +84,11 @@ def _exact_law(lang, L, rule):
 
 
 def _chi2_pvalue(tokens, law, V):
-    L = tokens.shape[1]
-    idx = tokens @ (V ** np.arange(L - 1, -1, -1))  # lexicographic index, x_1 most significant
-    obs = np.bincount(idx, minlength=V**L)
-    assert obs[law == 0].sum() == 0, "a sequence with probability 0 was sampled"
-    keep = law > 0
-    exp_ = law[keep] * tokens.shape[0]
-    return stats.chisquare(obs[keep], exp_ * obs[keep].sum() / exp_.sum()).pvalue
+    """p-value of :func:`mdm_exact.stats.chi_square_law` on the sequences ``tokens``; a sequence of
+    probability 0 fails outright."""
+    r = chi_square_law(sequence_counts(tokens, V), law)
+    assert r["zero_probability_hits"] == 0, "a sequence with probability 0 was sampled"
+    return r["p_value"]
 
 
 # ----------------------------------------------------------------------------- diffusion / loss

@@ -18,7 +18,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from scipy import stats  # noqa: E402
 
 from _bad_input import refused  # noqa: E402
 from mdm_exact.languages import NGram, all_sequences, random_hmm  # noqa: E402
@@ -26,7 +25,7 @@ from mdm_exact.runtime.cli import main  # noqa: E402
 from mdm_exact.sampler.adaptive_exact import policy_output_law  # noqa: E402
 from mdm_exact.sampler.policies import make_policy, policy_from_options  # noqa: E402
 from mdm_exact.sampler.schedules import balanced_sizes  # noqa: E402
-from mdm_exact.stats import clopper_pearson  # noqa: E402
+from mdm_exact.stats import chi_square_law, clopper_pearson, sequence_counts  # noqa: E402
 from neural.checkpoint import load_checkpoint  # noqa: E402
 from neural.evaluate import evaluate_mdm, mdm_policy  # noqa: E402
 from neural.sample import ExactDenoiser, NetworkDenoiser, sample_policy  # noqa: E402
@@ -35,12 +34,7 @@ FALSE_FAIL = 1e-6
 COMMITTED = os.path.join(os.path.dirname(__file__), "..", "reports", "neural", "cpu-l64-long", "paper-2gram-mdm.pt")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _bigram():
@@ -92,16 +86,10 @@ def test_mdm_policy_refuses_what_cannot_apply(args, needle):
 
 # --------------------------------------------------------------------------- the law
 def _chi2_pvalue(counts, probs):
-    """Chi-square goodness of fit, cells of expected count < 5 pooled; a sample on an outcome of
-    exact probability 0 fails outright."""
-    exp = probs * counts.sum()
-    small = exp < 5
-    obs = np.append(counts[~small], counts[small].sum())
-    ex = np.append(exp[~small], exp[small].sum())
-    keep = ex > 0
-    assert np.all(obs[~keep] == 0), "a sample fell on an outcome of exact probability 0"
-    obs, ex = obs[keep], ex[keep]
-    return float(stats.chisquare(obs, ex * obs.sum() / ex.sum()).pvalue) if obs.size > 1 else 1.0
+    """p-value of :func:`mdm_exact.stats.chi_square_law`; an outcome of probability 0 fails outright."""
+    r = chi_square_law(counts, probs)
+    assert r["zero_probability_hits"] == 0, "a sample fell on an outcome of exact probability 0"
+    return r["p_value"]
 
 
 CASES = [
@@ -125,9 +113,8 @@ def test_network_sampler_with_exact_conditionals_has_the_exact_policy_law(kind, 
     law = policy_output_law(lang, L, pol)
     out = sample_policy(ExactDenoiser(lang), n, L, pol, rng=2026)
     V = lang.vocab_size
-    idx = out["tokens"] @ (V ** np.arange(L - 1, -1, -1))  # all_sequences order
     a = FALSE_FAIL / 3
-    assert _chi2_pvalue(np.bincount(idx, minlength=V**L), np.exp(law.log_p)) > a
+    assert _chi2_pvalue(sequence_counts(out["tokens"], V), np.exp(law.log_p)) > a
     assert _chi2_pvalue(np.bincount(out["nfe"], minlength=L + 1), law.nfe_pmf) > a
     errors = int(np.sum(~lang.in_support(out["tokens"])))
     lo, hi = clopper_pearson(errors, n, a)

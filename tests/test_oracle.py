@@ -12,25 +12,20 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from scipy import stats  # noqa: E402
 
 from mdm_exact.languages import HMM, NGram, all_sequences  # noqa: E402
 from mdm_exact.languages.base import brute_force_conditional_marginals  # noqa: E402
 from mdm_exact.languages.examples import IntervalLanguage  # noqa: E402
 from mdm_exact.sampler import schedules as S  # noqa: E402
 from mdm_exact.sampler.exact import exact_output_law  # noqa: E402
+from mdm_exact.stats import chi_square_law, sequence_counts  # noqa: E402
 from neural.oracle import ExactOracle, OracleOutput  # noqa: E402
 from neural.sample import ExactDenoiser, sample_mdm  # noqa: E402
 
 P_FAIL = 1e-6
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _bigram(V=3, seed=0):
@@ -55,13 +50,11 @@ LANGS = {"bigram": (_bigram, 5), "hmm": (_hmm, 4), "interval-l3": (lambda: Inter
 
 
 def _chi2_pvalue(tokens, law, V):
-    L = tokens.shape[1]
-    idx = tokens @ (V ** np.arange(L - 1, -1, -1))  # lexicographic index, x_1 most significant
-    obs = np.bincount(idx, minlength=V**L)
-    assert obs[law == 0].sum() == 0, "a sequence with probability 0 was sampled"
-    keep = law > 0
-    exp_ = law[keep] * tokens.shape[0]
-    return stats.chisquare(obs[keep], exp_ * obs[keep].sum() / exp_.sum()).pvalue
+    """p-value of :func:`mdm_exact.stats.chi_square_law` on the sequences ``tokens``; a sequence of
+    probability 0 fails outright."""
+    r = chi_square_law(sequence_counts(tokens, V), law)
+    assert r["zero_probability_hits"] == 0, "a sequence with probability 0 was sampled"
+    return r["p_value"]
 
 
 @pytest.mark.parametrize("name", sorted(LANGS))
