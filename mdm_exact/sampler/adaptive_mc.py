@@ -39,6 +39,7 @@ import time
 import numpy as np
 
 from mdm_exact._validate import as_count, as_length
+from mdm_exact.sampler.montecarlo import write_progress
 from mdm_exact.sampler.policies import TIE_ATOL, Policy
 from mdm_exact.sampler.results import SamplerResult
 from mdm_exact.stats import clopper_pearson, log_scale_mean_ci, mean_ci
@@ -323,9 +324,7 @@ def run_policy_monte_carlo(lang, L, policy: Policy, num_samples, *, rng=None, ci
             nfe_all.append(nfe)
             done += x.shape[0]
             if progress:
-                el = time.perf_counter() - t0
-                sys.stderr.write(f"\rsampling {done}/{n} sequences ({done / max(el, 1e-9):.0f}/s)")
-                sys.stderr.flush()
+                write_progress(done, n, t0, sys.stderr)
     except KeyboardInterrupt:
         interrupted = True
         if done == 0:

@@ -246,7 +246,8 @@ def _language_summary(lang) -> dict:
         return {"kind": type(lang).__name__}
 
 
-def _progress(done, total, t0, stream):
+def write_progress(done, total, t0, stream):
+    """One carriage-returned progress line of a Monte Carlo run (done / total sequences, rate, time)."""
     el = time.perf_counter() - t0
     rate = done / el if el > 0 else float("nan")
     stream.write(f"\rsampling {done}/{total} sequences ({rate:.0f}/s, {el:.0f} s)")
@@ -394,7 +395,7 @@ def run_monte_carlo(
                 dep_sums = sums if dep_sums is None else {k: dep_sums[k] + v for k, v in sums.items()}
             done += steps.shape[0]
             if progress:
-                _progress(done, n, t0, stream)
+                write_progress(done, n, t0, stream)
     except KeyboardInterrupt:
         interrupted = True
         if done == 0:
