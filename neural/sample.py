@@ -148,42 +148,52 @@ def sample_policy(denoiser, n: int, L: int, policy, *, rng=None, batch_size=None
     The conditionals handed to ``policy.select`` are the denoiser's (float64, on the host), so
     the same code runs a learned MDM or the exact oracle (:class:`ExactDenoiser`); the uniforms
     come from one NumPy stream of ``rng`` (:func:`neural.categorical.split_rng`) in a fixed order,
-    so two denoisers with the same ``rng`` are coupled. The network is called for the sequences
-    that are not finished; ``nfe`` counts, per sequence, the steps that revealed something (the
-    calls a per-sequence cache would make).
+    so two denoisers with the same ``rng`` are coupled. Per-sequence cache: the denoiser is called
+    for a sequence only when its state changed since its last call (the conditionals of an
+    unchanged state are the same), so its number of calls is its ``nfe``, the number of steps that
+    revealed something; ``forward_batches`` counts the batched calls.
 
-    Returns ``tokens`` (n, L), ``nfe`` (n,), ``seconds``.
+    Returns ``tokens`` (n, L), ``nfe`` (n,), ``forward_batches``, ``seconds``.
     """
     rng, _ = split_rng(rng, denoiser.device)
     bs = n if batch_size is None else int(batch_size)
-    mask_id = denoiser.mask_id
+    mask_id, V = denoiser.mask_id, denoiser.vocab_size
     out, nfe_all = [], []
+    batches = 0
     t0 = time.perf_counter()
     for start in range(0, n, bs):
         B = min(bs, n - start)
         x = np.zeros((B, L), dtype=np.int64)
         revealed = np.zeros((B, L), dtype=bool)
         nfe = np.zeros(B, dtype=np.int64)
+        c = np.full((B, L, V), 1.0 / V)  # (B, L, V) each row's conditionals at its current state
+        stale = np.ones(B, dtype=bool)  # the state changed since the row's last call
         u_tok = rng.random((B, L))
         u_order = rng.random((B, L))
         for k in range(policy.num_steps):
-            if revealed.all():
+            finished = revealed.all(axis=1)
+            if finished.all():
                 break
             if policy.fresh_token_uniforms:
                 u_tok = rng.random((B, L))
             u_count = rng.random(B)
-            live = np.flatnonzero(~revealed.all(axis=1))
-            x_t = torch.from_numpy(np.where(revealed[live], x[live], mask_id)).to(denoiser.device)
-            c = np.zeros((B, L, denoiser.vocab_size))
-            c[live] = denoiser(x_t).double().exp().cpu().numpy()
-            c[~np.isin(np.arange(B), live)] = 1.0 / denoiser.vocab_size  # finished rows: not read
+            todo = np.flatnonzero(stale & ~finished)
+            if todo.size:
+                x_t = torch.from_numpy(np.where(revealed[todo], x[todo], mask_id)).to(denoiser.device)
+                c[todo] = denoiser(x_t).double().exp().cpu().numpy()
+                stale[todo] = False
+                batches += 1
+            c[finished] = 1.0 / V  # finished rows: not read
             reveal, tokens = policy.select(c, revealed, k, u_tok=u_tok, u_order=u_order, u_count=u_count)
             reveal &= ~revealed
-            nfe += reveal.any(axis=1)
+            changed = reveal.any(axis=1)
+            nfe += changed
+            stale |= changed
             x = np.where(reveal, tokens, x)
             revealed |= reveal
         if not revealed.all():
             raise RuntimeError("sample_policy: positions still masked after the policy's last step")
         out.append(x)
         nfe_all.append(nfe)
-    return {"tokens": np.concatenate(out), "nfe": np.concatenate(nfe_all), "seconds": time.perf_counter() - t0}
+    return {"tokens": np.concatenate(out), "nfe": np.concatenate(nfe_all), "forward_batches": batches,
+            "seconds": time.perf_counter() - t0}

@@ -215,3 +215,25 @@ def test_sweep_kind_takes_the_policy_options():
         {k: v for k, v in again.items() if not k.endswith("seconds")}
     (eb,) = compute_cell({"kind": "neural", "checkpoint": COMMITTED, "num_samples": 2, "policy": "eb:0.5"})["mdm"]
     assert eb["num_steps"] is None and eb["policy"] == "eb:0.5"
+
+
+def test_sample_policy_calls_a_sequence_only_when_its_state_changed():
+    """Per-sequence cache: with N = 16 steps at L = 5 most steps of a sequence reveal nothing; the
+    denoiser sees each sequence once per step that changed it (its NFE), and the output law is
+    still the exact one (chi-square, 1e-6)."""
+    lang = _bigram()
+    L, N, n = 5, 16, 4000
+
+    class Counting(ExactDenoiser):
+        rows = 0
+
+        def __call__(self, x_t):
+            Counting.rows += x_t.shape[0]
+            return super().__call__(x_t)
+
+    pol = mdm_policy("confidence", N, L)
+    out = sample_policy(Counting(lang), n, L, pol, rng=8, batch_size=1000)
+    assert Counting.rows == out["nfe"].sum() and out["nfe"].max() <= L
+    assert out["nfe"].mean() < 0.5 * N and out["forward_batches"] <= 4 * N
+    law = policy_output_law(lang, L, pol)
+    assert _chi2_pvalue(sequence_counts(out["tokens"], 3), np.exp(law.log_p)) > FALSE_FAIL
