@@ -149,7 +149,7 @@ def _rule(args, N, L):
 
 
 def _policy_checks(args, kind: str) -> None:
-    """``--policy`` options that cannot apply, refused before the checkpoint is used."""
+    """``--policy`` options that cannot apply to this checkpoint, refused before anything is sampled."""
     if args.policy is None:
         if args.block_length is not None or args.temperature is not None:
             raise ValueError("--block-length and --temperature need --policy")
@@ -221,12 +221,10 @@ def _parse_steps(text):
 def cmd_evaluate(args) -> int:
     from mdm_exact.runtime.provenance import provenance
 
-    from neural.data import validation_set
-    from neural.evaluate import conditional_kl, describe_device, evaluate_ar, evaluate_mdm
-    from neural.sample import NetworkDenoiser
-
-    from neural.evaluate import adaptive_count
     from neural import PAPER_STEPS
+    from neural.data import validation_set
+    from neural.evaluate import adaptive_count, conditional_kl, describe_device, evaluate_ar, evaluate_mdm
+    from neural.sample import NetworkDenoiser
 
     if args.policy is not None and adaptive_count(args.policy):
         if args.steps is not None:
