@@ -97,18 +97,21 @@ def as_count(n, name: str, *, minimum: int = 1) -> int:
     return int(n)
 
 
-def check_seed_options(options) -> None:
-    """Refuse a negative seed among a command's parsed options, naming the flag.
+def check_seed_options(options, *, flags: bool = True) -> None:
+    """Refuse a seed that is not an integer >= 0 among a command's parsed options (an
+    ``argparse.Namespace``; ``flags=True``: named as ``--flag``) or a sweep cell's parameters (a
+    dict; ``flags=False``: named as the parameter).
 
     Every option whose name is ``seed`` or ends in ``_seed`` (``--seed``, ``--language-seed``,
-    ``--model-seed``) becomes a NumPy / torch seed, which must be an integer >= 0; NumPy's own
-    message ("expected non-negative integer") names neither the flag nor the value.
+    ``--model-seed``) becomes a NumPy / torch seed; NumPy's own message ("expected non-negative
+    integer") names neither the option nor the value.
     """
-    for name, value in sorted(vars(options).items()):
+    items = options.items() if isinstance(options, dict) else vars(options).items()
+    for name, value in sorted(items):
         if (name == "seed" or name.endswith("_seed")) and value is not None:
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
-                flag = "--" + name.replace("_", "-")
-                raise ValueError(f"{flag}: expected a seed, an integer >= 0, got {value!r}")
+                label = "--" + name.replace("_", "-") if flags else name
+                raise ValueError(f"{label}: expected a seed, an integer >= 0, got {value!r}")
 
 
 def as_tokens(x, vocab_size: int, *, name: str = "x") -> np.ndarray:

@@ -29,8 +29,14 @@ def _cfg(tmp_path, text, name="c.toml"):
      "MAX_CELLS"),  # 1000 x 1000 x 1000 = 10^9 cells
     ("[sweep]\nworkers = 0\n[[cells]]\nkind = 'square'\nx = 1\n", "workers must be an integer >= 1"),
     ("[sweep]\nexecutor = 'cloud'\n[[cells]]\nkind = 'square'\nx = 1\n", "executor must be one of"),
+    ("[[cells]]\nkind = 'mc'\nlanguage = 'paper-2gram'\nL = 8\nnum_steps = 4\nnum_samples = 10\nseed = -1\n",
+     "cell kind 'mc': seed: expected a seed, an integer >= 0, got -1"),
+    ("[[cells]]\nkind = 'mc'\nlanguage = 'paper-3gram'\nL = 8\nnum_steps = 4\nnum_samples = 10\n"
+     "language_seed = [1, -2]\n", "cell kind 'mc': language_seed: expected a seed, an integer >= 0, got -2"),
+    ("[[cells]]\nkind = 'mc'\nlanguage = 'paper-2gram'\nL = 8\nnum_steps = 4\nnum_samples = 10\nseed = 1.5\n",
+     "seed: expected a seed, an integer >= 0, got 1.5"),
 ], ids=["toml-syntax", "toml-unclosed", "kind-list", "table-value", "os-system", "plugins", "unknown-kind",
-        "grid-1e9", "workers-0", "executor"])
+        "grid-1e9", "workers-0", "executor", "seed-negative", "language-seed-in-grid", "seed-float"])
 def test_bad_configs(tmp_path, capsys, text, needle):
     cfg = _cfg(tmp_path, text)
     err = refused(capsys, ["sweep", cfg], needle, folder=tmp_path)

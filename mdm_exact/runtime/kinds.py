@@ -22,6 +22,8 @@ import time
 
 import numpy as np
 
+from mdm_exact._validate import check_seed_options
+
 __all__ = [
     "KindSpec",
     "make_kind",
@@ -192,6 +194,10 @@ def validate_cell(cell, *, allow_import: bool = False) -> KindSpec:
     missing = [r for r in spec.required if r not in cell]
     if missing:
         raise ValueError(f"cell kind {spec.name!r}: missing required parameter(s) {', '.join(missing)} in {cell!r:.200}")
+    try:
+        check_seed_options({k: v for k, v in cell.items() if k != "kind"}, flags=False)
+    except ValueError as exc:
+        raise ValueError(f"cell kind {spec.name!r}: {exc}") from None
     return spec
 
 
