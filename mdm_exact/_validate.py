@@ -97,6 +97,13 @@ def as_count(n, name: str, *, minimum: int = 1) -> int:
     return int(n)
 
 
+def as_seed(seed, name: str = "seed") -> int:
+    """Return ``seed`` as an int >= 0 (a NumPy / torch seed), or raise ValueError naming ``name``."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{name}: expected a seed, an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
 def check_seed_options(options, *, flags: bool = True) -> None:
     """Refuse a seed that is not an integer >= 0 among a command's parsed options (an
     ``argparse.Namespace``; ``flags=True``: named as ``--flag``) or a sweep cell's parameters (a
@@ -109,9 +116,7 @@ def check_seed_options(options, *, flags: bool = True) -> None:
     items = options.items() if isinstance(options, dict) else vars(options).items()
     for name, value in sorted(items):
         if (name == "seed" or name.endswith("_seed")) and value is not None:
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
-                label = "--" + name.replace("_", "-") if flags else name
-                raise ValueError(f"{label}: expected a seed, an integer >= 0, got {value!r}")
+            as_seed(value, "--" + name.replace("_", "-") if flags else name)
 
 
 def as_tokens(x, vocab_size: int, *, name: str = "x") -> np.ndarray:

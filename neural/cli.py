@@ -226,12 +226,10 @@ def cmd_evaluate(args) -> int:
     from neural.evaluate import adaptive_count, conditional_kl, describe_device, evaluate_ar, evaluate_mdm
     from neural.sample import NetworkDenoiser
 
-    if args.policy is not None and adaptive_count(args.policy):
-        if args.steps is not None:
-            raise ValueError(f"--policy {args.policy} reveals until done and takes no --steps")
-        steps = None
+    if args.steps is not None:
+        steps = _parse_steps(args.steps)  # with threshold / eb, neural.evaluate.mdm_policy refuses them
     else:
-        steps = list(PAPER_STEPS) if args.steps is None else _parse_steps(args.steps)
+        steps = None if args.policy is not None and adaptive_count(args.policy) else list(PAPER_STEPS)
     _writable("-o/--output", args.output)
     _positive("--batch-size", args.batch_size)
     net, ck, lang, device = _load(args)

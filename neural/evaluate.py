@@ -124,20 +124,20 @@ def mdm_policy(policy: str, N, L: int, *, rule: str = "linear", block_length=Non
 
     if rule not in ("linear", "cosine", "fixed"):
         raise ValueError(f"rule: expected linear, cosine or fixed, got {rule!r}")
+    T = float(temperature)
+    if not (math.isfinite(T) and T >= 0):
+        raise ValueError(f"--temperature: expected T >= 0, got {temperature}")
     if adaptive_count(policy):
         if N is not None:
             raise ValueError(f"--policy {policy} reveals until done and takes no --steps")
-        return make_policy(policy, L=L, block_length=block_length, temperature=temperature)
+        return make_policy(policy, L=L, block_length=block_length, temperature=T)
     if N is None:
         raise ValueError(f"--policy {policy}: --steps N is required")
     if block_length is not None:
         if rule == "cosine":
             raise ValueError("--rule cosine does not combine with --block-length (blocks use LLaDA's balanced sizes)")
-        return make_policy(policy, L=L, num_steps=N, block_length=block_length, temperature=temperature)
+        return make_policy(policy, L=L, num_steps=N, block_length=block_length, temperature=T)
     score, _ = parse_policy(policy)
-    T = float(temperature)
-    if not (math.isfinite(T) and T >= 0):
-        raise ValueError(f"--temperature: expected T >= 0, got {temperature}")
     return policy_from_rule(score, _rule(rule, int(N), L), L, temperature=T)
 
 
@@ -167,24 +167,25 @@ def evaluate_mdm(denoiser, lang, L: int, steps, *, num_samples: int = 256, batch
         raise ValueError("--block-length and --temperature need --policy")
     seed = _seed(rng)
     rows = []
-    for N in ([None] if steps is None else list(steps)):
+    for N in ([None] if steps is None else [None if N is None else int(N) for N in steps]):
         if N is None and policy is None:
             raise ValueError("--steps is required for the content-blind sampler (or give an adaptive --policy)")
-        key = 0 if N is None else int(N)
+        key = 0 if N is None else N  # the seed key of an adaptive policy's single row
         if deadline is not None and time.perf_counter() > deadline:
-            rows.append({"num_steps": None if N is None else int(N), "skipped": "time budget"})
+            rows.append({"num_steps": N, "skipped": "time budget"})
             continue
         if policy is None:
-            r = _rule(rule, int(N), L)
+            r = _rule(rule, N, L)
             out = sample_mdm(denoiser, num_samples, L, r, rng=_child(seed, key), batch_size=batch_size,
                              gumbel_float32=gumbel_float32)
-            calls, head = out["calls"], {"num_steps": int(N), "rule": rule, "policy": None}
+            calls, name = out["calls"], None
         else:
             r = mdm_policy(policy, N, L, rule=rule, block_length=block_length, temperature=temperature)
             out = sample_policy(denoiser, num_samples, L, r, rng=_child(seed, key), batch_size=batch_size)
-            calls, head = out["nfe"], {"num_steps": None if N is None else int(N), "rule": rule, "policy": r.name}
-        row = {**head, "gumbel_float32": gumbel_float32, **score_samples(lang, out["tokens"]),
-               "calls_mean": float(calls.mean()), "sampling_seconds": out["seconds"]}
+            calls, name = out["nfe"], r.name
+        row = {"num_steps": N, "rule": rule, "policy": name, "gumbel_float32": gumbel_float32,
+               **score_samples(lang, out["tokens"]), "calls_mean": float(calls.mean()),
+               "sampling_seconds": out["seconds"]}
         if reference_samples:
             row["idealised_mc"] = mc_reference(lang, L, r, reference_samples, rng=_child(seed, key, 1))
         if log is not None:

@@ -13,7 +13,7 @@ must be multiples of ``l``) and ``interval-hmm-l3`` its Note C.8 HMM form (20 st
 
 from __future__ import annotations
 
-import numpy as np
+from mdm_exact._validate import as_seed
 
 #: Seed of every random preset unless another one is given (arXiv 2502.09622).
 DEFAULT_SEED = 2502
@@ -80,11 +80,7 @@ def make_preset(name, *, seed=None, reading=None):
     if name not in PRESETS:
         raise ValueError(f"unknown language preset {name!r}; expected one of: {', '.join(PRESETS)}")
     spec = PRESETS[name]
-    if seed is None:
-        seed = DEFAULT_SEED
-    elif isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: expected a seed, an integer >= 0, got {seed!r}")
-    seed = int(seed)
+    seed = DEFAULT_SEED if seed is None else as_seed(seed)
     reading = DEFAULT_READING if reading is None else reading
     if spec["kind"] == "interval":
         lang = IntervalLanguage(spec["interval_length"])
