@@ -119,6 +119,20 @@ def check_seed_options(options, *, flags: bool = True) -> None:
             as_seed(value, "--" + name.replace("_", "-") if flags else name)
 
 
+def check_policy_options(policy, *, block_length=None, temperature=None, gumbel_float32: bool = False) -> None:
+    """Refuse options that need an unmasking ``--policy`` when there is none, and float32 Gumbel-max
+    draws with one (a policy draws its tokens from float64 uniforms,
+    :mod:`mdm_exact.sampler.policies`). ``temperature=None`` means "not given". One definition for
+    ``mdm-theory sample/exact``, ``neural sample/evaluate`` and ``neural.evaluate.evaluate_mdm``.
+    """
+    if policy is None:
+        if block_length is not None or temperature is not None:
+            raise ValueError("--block-length and --temperature need --policy")
+    elif gumbel_float32:
+        raise ValueError("--gumbel-float32 / --compare-gumbel apply to the content-blind sampler; a --policy "
+                         "draws its tokens from float64 uniforms (mdm_exact.sampler.policies)")
+
+
 def as_tokens(x, vocab_size: int, *, name: str = "x") -> np.ndarray:
     """Return ``x`` as a C-contiguous int64 array of shape (batch, L).
 

@@ -150,15 +150,12 @@ def _rule(args, N, L):
 
 def _policy_checks(args, kind: str) -> None:
     """``--policy`` options that cannot apply to this checkpoint, refused before anything is sampled."""
-    if args.policy is None:
-        if args.block_length is not None or args.temperature is not None:
-            raise ValueError("--block-length and --temperature need --policy")
-        return
-    if kind != "mdm":
+    from mdm_exact._validate import check_policy_options
+
+    check_policy_options(args.policy, block_length=args.block_length, temperature=args.temperature,
+                         gumbel_float32=args.gumbel_float32 or getattr(args, "compare_gumbel", False))
+    if args.policy is not None and kind != "mdm":
         raise ValueError("--policy applies to MDM checkpoints (an AR model decodes left to right)")
-    if args.gumbel_float32 or getattr(args, "compare_gumbel", False):
-        raise ValueError("--gumbel-float32 / --compare-gumbel apply to the content-blind sampler; a --policy draws "
-                         "its tokens from float64 uniforms (mdm_exact.sampler.policies)")
 
 
 def _policy_kw(args) -> dict:

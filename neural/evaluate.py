@@ -21,6 +21,7 @@ import time
 import numpy as np
 import torch
 
+from mdm_exact._validate import check_policy_options
 from neural.ar import sample_ar
 from neural.sample import sample_mdm, sample_policy
 
@@ -160,11 +161,8 @@ def evaluate_mdm(denoiser, lang, L: int, steps, *, num_samples: int = 256, batch
     (``seed`` from ``rng``), so two denoisers evaluated with the same int ``rng`` are coupled:
     same instances, same uniforms.
     """
-    if policy is not None and gumbel_float32:
-        raise ValueError("--gumbel-float32 applies to the content-blind sampler; a --policy draws its tokens "
-                         "from float64 uniforms (mdm_exact.sampler.policies)")
-    if policy is None and (block_length is not None or temperature != 1.0):
-        raise ValueError("--block-length and --temperature need --policy")
+    check_policy_options(policy, block_length=block_length, temperature=None if temperature == 1.0 else temperature,
+                         gumbel_float32=gumbel_float32)
     seed = _seed(rng)
     rows = []
     for N in ([None] if steps is None else [None if N is None else int(N) for N in steps]):

@@ -140,7 +140,7 @@ def test_evaluate_mdm_policy_rows_and_reference():
         evaluate_mdm(den, lang, 6, [2], num_samples=4, policy="eb:0.5")
     with pytest.raises(ValueError, match="--steps is required"):
         evaluate_mdm(den, lang, 6, None, num_samples=4)
-    with pytest.raises(ValueError, match="--gumbel-float32 applies to the content-blind sampler"):
+    with pytest.raises(ValueError, match="--gumbel-float32 / --compare-gumbel apply to the content-blind sampler"):
         evaluate_mdm(den, lang, 6, [2], num_samples=4, policy="llada", gumbel_float32=True)
     with pytest.raises(ValueError, match="need --policy"):
         evaluate_mdm(den, lang, 6, [2], num_samples=4, block_length=2)

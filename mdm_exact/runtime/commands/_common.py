@@ -53,11 +53,11 @@ def add_policy_args(p) -> None:
 
 def policy_from_args(args):
     """The policy chosen by :func:`add_policy_args` and :func:`add_rule_args` options, or ``None``."""
+    from mdm_exact._validate import check_policy_options
     from mdm_exact.sampler.policies import policy_from_options
 
+    check_policy_options(args.policy, block_length=args.block_length, temperature=args.temperature)
     if args.policy is None:
-        if args.block_length is not None or args.temperature is not None:
-            raise ValueError("--block-length and --temperature need --policy")
         return None
     return policy_from_options(args.policy, L=args.length, steps=args.steps, step_sizes=args.step_sizes,
                                schedule_name=args.schedule, rule=args.rule, block_length=args.block_length,
