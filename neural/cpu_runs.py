@@ -262,6 +262,11 @@ def main(argv=None) -> int:
     t.add_argument("--hidden", type=int, default=None, help="override the recipe's width (64)")
     t.add_argument("--heads", type=int, default=None, help="override the recipe's number of heads (4)")
     t.add_argument("--lr", type=float, default=None, help="override the recipe's peak learning rate (2e-3)")
+    t.add_argument("--target", type=float, default=None, metavar="REL",
+                   help="override the recipe's quality target (0.01: within 1%% of the entropy rate); a tighter "
+                        "one, e.g. 0.008, leaves room for the held-out interval")
+    t.add_argument("--leak-target", type=float, default=None,
+                   help="override the recipe's leakage target per token (1e-4)")
     t.add_argument("--init-from", default=None, metavar="DIR",
                    help="warm start each job from DIR/<spec>-<kind>.pt (e.g. the committed cpu-l64-long/ models, "
                         "when their training states are gone); the network options must match that checkpoint's")
@@ -297,7 +302,8 @@ def main(argv=None) -> int:
 
         overrides = {k: v for k, v in (("max_steps", args.max_steps), ("max_seconds", args.max_seconds),
                                        ("eval_every", args.eval_every), ("targets", args.targets),
-                                       ("lr", args.lr), ("t_power", args.t_power))
+                                       ("lr", args.lr), ("t_power", args.t_power), ("target_rel", args.target),
+                                       ("leak_target", args.leak_target))
                      if v is not None}
         model_overrides = {k: v for k, v in (("n_layer", args.layers), ("n_embd", args.hidden),
                                              ("n_head", args.heads)) if v is not None}

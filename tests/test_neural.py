@@ -689,15 +689,17 @@ def test_cli_train_targets_ema_and_resume(tmp_path, capsys, tiny_language_regist
 
 
 def test_cpu_runs_train_caps_override_the_recipe(tmp_path, capsys, cpu_runs):
-    """``python -m neural.cpu_runs train --max-steps/--eval-every``: the caps reach the job (its
+    """``python -m neural.cpu_runs train --max-steps/--eval-every/--target/--leak-target``: the caps and targets reach the job (its
     summary records them and the step count), a finished job is skipped when run again, and a
     malformed ``--jobs`` entry exits 2 in one line."""
     out, state = tmp_path / "out", tmp_path / "state"
     args = ["train", "--out", str(out), "--state", str(state), "--length", "8", "--jobs", "tiny-bigram:ar",
-            "--max-steps", "3", "--eval-every", "3"]
+            "--max-steps", "3", "--eval-every", "3", "--target", "0.5", "--leak-target", "0.001"]
     assert cpu_runs.main(args) == 0
     doc = cpu_runs.read_summary(str(out / "train-tiny-bigram-ar.jsonl"))
     assert doc["train_config"]["max_steps"] == 3 and doc["train_config"]["eval_every"] == 3
+    assert doc["train_config"]["target_rel"] == 0.5 and doc["train_config"]["leak_target"] == 0.001
+    assert doc["summary"]["target_rel"] == 0.5
     assert doc["summary"]["steps"] == 3 and [r["step"] for r in doc["summary"]["history"]][-1] == 3
     assert (out / "tiny-bigram-ar.pt").exists()
     capsys.readouterr()
