@@ -8,6 +8,7 @@ The plotting modules ``reports/plot_*.py`` read only that data.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import math
 import os
@@ -324,7 +325,7 @@ def fig5(cfg, runner):
 
 
 # =========================================================================== Figure 6
-FIG6_DEFAULTS = {"neural_dir": "neural", "num_samples": 1000, "num_samples_by_language": {}}
+FIG6_DEFAULTS = {"neural_dir": "neural", "num_samples": 1000, "num_samples_by_language": {}, "exclude": []}
 
 
 def _rows_of(rec, path):
@@ -359,8 +360,12 @@ def _rows_of(rec, path):
     return [dict(rec)]
 
 
-def neural_records(directory):
+def neural_records(directory, exclude=()):
     """All learned-model rows in the JSON files under ``directory`` (recursively; see docs/reports.md).
+
+    ``exclude``: glob patterns (``fnmatch``, ``/``-separated, relative to ``directory``) of files
+    to leave out, e.g. ``"cpu-l64/*"`` for runs that later ones supersede (their files stay
+    committed as the record of what was measured).
 
     A file is a list of rows; or a dict with ``results`` (a list of rows) or ``mdm`` (a list of
     rows, as ``neural.evaluate.evaluate_mdm`` returns) and optionally ``ar`` (one row of the AR
@@ -372,8 +377,13 @@ def neural_records(directory):
     import json
 
     out = []
+    if isinstance(exclude, str) or not all(isinstance(p, str) for p in exclude):
+        raise ValueError(f"exclude: expected a list of glob patterns (strings), got {exclude!r}")
     paths = sorted(glob.glob(os.path.join(directory, "**", "*.json"), recursive=True))
     for path in paths:
+        rel = os.path.relpath(path, directory).replace(os.sep, "/")
+        if any(fnmatch.fnmatchcase(rel, pat) for pat in exclude):
+            continue
         with open(path) as f:
             rec = json.load(f)
         for r in _rows_of(rec, path):
@@ -392,7 +402,7 @@ def fig6(cfg, runner, *, reports_dir):
     directory = cfg["neural_dir"]
     if not os.path.isabs(directory):
         directory = os.path.join(reports_dir, directory)
-    recs = neural_records(directory)
+    recs = neural_records(directory, cfg["exclude"])
     if not recs:
         return None
     per_lang = dict(cfg["num_samples_by_language"])

@@ -87,6 +87,8 @@ def test_quick_report_files_well_formed(quick_report):
         assert recs[name]["status"] == "ok", f"{name}: {recs[name]['status']}: {recs[name]['error']}"
     has_neural = bool(X.neural_records(os.path.join(B.REPORTS_DIR, "neural")))
     assert recs["fig6_neural"]["status"] == ("ok" if has_neural else "pending")
+    if has_neural:  # the config's exclude (the superseded cpu-l64/ run) is honoured
+        assert not any(r["file"].startswith("cpu-l64/") for r in recs["fig6_neural"]["data"]["rows"])
     for prof in recs["fig6_neural"]["data"].get("profiles", []) if has_neural else []:
         # panel (d): non-empty bins of [0, 1] in order, each ratio the bin's KL over its entropy
         assert prof["bins"] and all(b["num_contexts"] > 0 for b in prof["bins"])
@@ -341,6 +343,13 @@ def test_neural_record_formats(tmp_path):
     assert [(r["language"], r["num_steps"], r["L"]) for r in recs][3:] == [("paper-2gram-t0", 8, 512), ("paper-2gram-t0", "ar", 512)]
     assert recs[3]["epsilon_mean"] == 0.01 and recs[3]["file"] == os.path.join("run3", "results.json")
     assert recs[3]["kl_profile"][1]["kl_over_entropy"] == 0.02 and recs[0].get("kl_profile") is None
+    # exclude: globs relative to the directory; everything else is still read
+    kept = X.neural_records(tmp_path, exclude=["run3/*"])
+    assert [(r["language"], r["num_steps"]) for r in kept] == [(r["language"], r["num_steps"]) for r in recs[:3]]
+    assert len(X.neural_records(tmp_path, exclude=["*.json"])) == 0  # fnmatch's * crosses "/"
+    assert len(X.neural_records(tmp_path, exclude=["b.json", "nothing/*"])) == len(recs) - 1
+    with pytest.raises(ValueError, match="list of glob patterns"):
+        X.neural_records(tmp_path, exclude="run3/*")
     (tmp_path / "c.json").write_text(json.dumps([{"language": "paper-hmm", "num_steps": 4}]))
     with pytest.raises(ValueError, match="lacks"):
         X.neural_records(tmp_path)
