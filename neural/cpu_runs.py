@@ -261,6 +261,9 @@ def main(argv=None) -> int:
     t.add_argument("--layers", type=int, default=None, help="override the recipe's number of layers (3)")
     t.add_argument("--hidden", type=int, default=None, help="override the recipe's width (64)")
     t.add_argument("--heads", type=int, default=None, help="override the recipe's number of heads (4)")
+    t.add_argument("--mlp-ratio", type=int, default=None,
+                   help="override the MLP's hidden units per model dimension (4); with --init-from, a larger "
+                        "ratio than the checkpoint's grows its MLPs (same function, new units: neural.model.grow_mlp)")
     t.add_argument("--lr", type=float, default=None, help="override the recipe's peak learning rate (2e-3)")
     t.add_argument("--target", type=float, default=None, metavar="REL",
                    help="override the recipe's quality target (0.01: within 1%% of the entropy rate); a tighter "
@@ -306,7 +309,7 @@ def main(argv=None) -> int:
                                        ("leak_target", args.leak_target))
                      if v is not None}
         model_overrides = {k: v for k, v in (("n_layer", args.layers), ("n_embd", args.hidden),
-                                             ("n_head", args.heads)) if v is not None}
+                                             ("n_head", args.heads), ("mlp_ratio", args.mlp_ratio)) if v is not None}
         for spec, kind in jobs:
             try:
                 run_job(spec, kind, args.length, args.out, args.state, log=log, overrides=overrides,

@@ -32,6 +32,9 @@ class ModelConfig:
         Longest sequence the rotary tables cover (the training length ``L``).
     causal : bool
         ``True`` for the AR baseline, ``False`` for the bidirectional MDM.
+    mlp_ratio : int
+        Hidden units of each block's MLP per model dimension (GPT-2's 4). Checkpoints written
+        before the field existed load with 4.
     """
 
     vocab_size: int
@@ -42,9 +45,10 @@ class ModelConfig:
     causal: bool = False
     dropout: float = 0.0
     rope_base: float = 10000.0
+    mlp_ratio: int = 4
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "mlp_ratio"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"ModelConfig.{name}: expected a positive integer, got {v!r}")
@@ -126,8 +130,8 @@ class SelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=False)
-        self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=False)
+        self.fc = nn.Linear(config.n_embd, config.mlp_ratio * config.n_embd, bias=False)
+        self.proj = nn.Linear(config.mlp_ratio * config.n_embd, config.n_embd, bias=False)
         self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x):
@@ -195,3 +199,35 @@ class Transformer(nn.Module):
         if cache is not None:
             cache.pos += T
         return self.head(self.ln_f(x)).float()  # (B, T, V)
+
+
+def grow_mlp(fresh: dict, old: dict, old_config: ModelConfig, new_config: ModelConfig) -> dict:
+    """Weights of ``new_config`` that compute exactly what ``old`` computes under ``old_config``,
+    where the two differ only in a larger ``mlp_ratio`` (a warm start into a wider MLP).
+
+    ``fresh`` is the state dict of a newly initialised ``Transformer(new_config)``. Every weight
+    is copied from ``old``; each block's MLP keeps its old hidden units first and adds the fresh
+    ones with their fresh input weights and **zero** output weights, so the network's function
+    is unchanged (``proj @ gelu(fc x)`` gains terms ``0 * gelu(.)``) while the new units get
+    gradients from the first step on (as the output weights move off zero).
+    """
+    a, b = old_config.to_dict(), new_config.to_dict()
+    diff = sorted(k for k in a if k != "mlp_ratio" and a[k] != b[k])
+    if diff:
+        raise ValueError(f"grow_mlp: the networks differ in {diff}, not only in mlp_ratio")
+    if new_config.mlp_ratio < old_config.mlp_ratio:
+        raise ValueError(f"grow_mlp: mlp_ratio can only grow ({old_config.mlp_ratio} -> {new_config.mlp_ratio})")
+    h = old_config.mlp_ratio * old_config.n_embd
+    out = {}
+    for name, w in fresh.items():
+        v = old[name]
+        if name.endswith("mlp.fc.weight"):  # (hidden, n_embd): old units first, fresh ones after
+            w = w.clone()
+            w[:h] = v
+        elif name.endswith("mlp.proj.weight"):  # (n_embd, hidden): the fresh units' outputs start at zero
+            w = torch.zeros_like(w)
+            w[:, :h] = v
+        else:
+            w = v.clone()
+        out[name] = w
+    return out

@@ -71,6 +71,9 @@ def register_command(subparsers) -> None:
     t.add_argument("--layers", type=int, default=8, help="transformer blocks (default 8; the paper uses 10 for 4-gram)")
     t.add_argument("--hidden", type=int, default=512, help="hidden size (default 512)")
     t.add_argument("--heads", type=int, default=8, help="attention heads (default 8)")
+    t.add_argument("--mlp-ratio", type=int, default=4,
+                   help="MLP hidden units per model dimension (default 4); with --init, a larger ratio than the "
+                        "checkpoint's grows its MLPs into this one (the same function, new units)")
     t.add_argument("--batch-size", type=int, default=64, help="sequences per training step (default 64)")
     t.add_argument("--lr", type=float, default=3e-4, help="peak learning rate of AdamW (default 3e-4)")
     t.add_argument("--max-steps", type=int, default=2000, help="step cap; also sets the cosine schedule (default 2000)")

@@ -635,7 +635,12 @@ def test_train_warm_start_from_a_checkpoint(tmp_path, capsys, cpu_runs):
     rc, third = run(tmp_path / "c.pt", "--max-steps", "3", "--init", str(tmp_path / "b.pt"))
     assert rc == 0 and third["init_from"]["total_steps"] == 9
     assert third["init_from"]["total_seconds"] == pytest.approx(first["seconds"] + second["seconds"])
+    # a wider MLP grows from the checkpoint: the same function at step 0, the new size in the checkpoint
+    rc, grown = run(tmp_path / "g.pt", "--max-steps", "3", "--init", str(tmp_path / "a.pt"), "--mlp-ratio", "8")
+    assert rc == 0 and grown["history"][0]["val"] == pytest.approx(first["final_val_per_token"], rel=1e-6, abs=0)
+    assert torch.load(tmp_path / "g.pt", weights_only=True)["model_config"]["mlp_ratio"] == 8
     for extra, msg in ((["--hidden", "32", "--heads", "2"], "network differs"), (["--kind", "mdm"], "ar checkpoint"),
+                       (["--mlp-ratio", "2"], "only a larger mlp_ratio"), (["--mlp-ratio", "0"], "mlp_ratio"),
                        ([], "does not exist")):
         init = str(tmp_path / ("nothing.pt" if not extra else "a.pt"))
         rc, err = run(tmp_path / "d.pt", "--max-steps", "3", "--init", init, *extra)
@@ -666,6 +671,51 @@ def test_train_warm_start_from_a_checkpoint(tmp_path, capsys, cpu_runs):
     assert e.value.code == 2 and "no checkpoint" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_grow_mlp_keeps_the_function(causal):
+    """``neural.model.grow_mlp``: the wider network computes the same logits (zero output weights
+    on the new units), its new units have their fresh input weights, a gradient step moves the new
+    output weights off zero; shrinking or changing anything else is refused."""
+    from neural.model import ModelConfig, Transformer, grow_mlp
+
+    torch.manual_seed(0)
+    small = ModelConfig(vocab_size=5, block_size=12, n_layer=2, n_head=2, n_embd=16, causal=causal)
+    big = ModelConfig(**{**small.to_dict(), "mlp_ratio": 7})
+    a = Transformer(small)
+    fresh = Transformer(big)
+    b = Transformer(big)
+    b.load_state_dict(grow_mlp(fresh.state_dict(), a.state_dict(), small, big))
+    x = torch.randint(0, 6, (3, 12))
+    torch.testing.assert_close(b(x), a(x), rtol=1e-5, atol=1e-6)
+    h = 4 * 16
+    fc, proj = b.blocks[1].mlp.fc.weight, b.blocks[1].mlp.proj.weight
+    assert fc.shape == (7 * 16, 16) and torch.equal(fc[h:], fresh.blocks[1].mlp.fc.weight[h:])
+    assert torch.equal(proj[:, h:], torch.zeros_like(proj[:, h:]))
+    b(x).logsumexp(-1).sum().backward()
+    assert proj.grad[:, h:].abs().max() > 0
+    with pytest.raises(ValueError, match="can only grow"):
+        grow_mlp(a.state_dict(), b.state_dict(), big, small)
+    other = ModelConfig(**{**big.to_dict(), "n_layer": 3})
+    with pytest.raises(ValueError, match=r"differ in \['n_layer'\]"):
+        grow_mlp(Transformer(other).state_dict(), a.state_dict(), small, other)
+
+
+def test_checkpoints_before_mlp_ratio_load_with_4(tmp_path):
+    """A checkpoint whose ``model_config`` has no ``mlp_ratio`` (written before the field existed,
+    like the committed CPU models of the first sessions) loads as 4, with the same logits."""
+    from neural.checkpoint import load_checkpoint
+
+    net = Transformer(ModelConfig(vocab_size=3, block_size=6, n_layer=1, n_head=2, n_embd=8))
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, net, kind="mdm", step=0, seed=0, L=6)
+    raw = torch.load(path, weights_only=True)
+    del raw["model_config"]["mlp_ratio"]
+    torch.save(raw, path)
+    loaded, _ = load_checkpoint(path)
+    x = torch.randint(0, 4, (2, 6))
+    assert loaded.config.mlp_ratio == 4 and torch.equal(loaded(x), net(x))
+
+
 def test_cli_train_targets_ema_and_resume(tmp_path, capsys, tiny_language_registry):
     """``neural train --leak-target --ema --state``: the summary names both targets; a run cut by
     ``--max-seconds`` resumes from its saved state when called again with the same options (only
@@ -694,12 +744,12 @@ def test_cpu_runs_train_caps_override_the_recipe(tmp_path, capsys, cpu_runs):
     malformed ``--jobs`` entry exits 2 in one line."""
     out, state = tmp_path / "out", tmp_path / "state"
     args = ["train", "--out", str(out), "--state", str(state), "--length", "8", "--jobs", "tiny-bigram:ar",
-            "--max-steps", "3", "--eval-every", "3", "--target", "0.5", "--leak-target", "0.001"]
+            "--max-steps", "3", "--eval-every", "3", "--target", "0.5", "--leak-target", "0.001", "--mlp-ratio", "2"]
     assert cpu_runs.main(args) == 0
     doc = cpu_runs.read_summary(str(out / "train-tiny-bigram-ar.jsonl"))
     assert doc["train_config"]["max_steps"] == 3 and doc["train_config"]["eval_every"] == 3
     assert doc["train_config"]["target_rel"] == 0.5 and doc["train_config"]["leak_target"] == 0.001
-    assert doc["summary"]["target_rel"] == 0.5
+    assert doc["summary"]["target_rel"] == 0.5 and doc["model_config"]["mlp_ratio"] == 2
     assert doc["summary"]["steps"] == 3 and [r["step"] for r in doc["summary"]["history"]][-1] == 3
     assert (out / "tiny-bigram-ar.pt").exists()
     capsys.readouterr()
