@@ -54,6 +54,7 @@ def _parser():
     p.add_argument("--hidden", type=int, default=None, help="override the hidden size")
     p.add_argument("--layers", type=int, default=None, help="override the number of layers")
     p.add_argument("--heads", type=int, default=None, help="override the number of heads")
+    p.add_argument("--mlp-ratio", type=int, default=None, help="override the MLP's hidden units per model dimension (4)")
     p.add_argument("--length", type=int, default=None, help="sequence length L (default 512; tiny 8)")
     p.add_argument("--budget-seconds", type=float, default=None, help="total wall-clock budget (default 540; tiny 300, not reached)")
     p.add_argument("--mdm-seconds", type=float, default=None, help="training cap per MDM (default 90)")
@@ -135,7 +136,7 @@ def _model_config(V, L, kind, args, order=None):
         dims = dict(n_layer=4, n_head=4, n_embd=256)
     else:
         dims = dict(n_layer=10 if order == 4 else 8, n_head=8, n_embd=512)
-    for key, name in (("n_embd", "hidden"), ("n_layer", "layers"), ("n_head", "heads")):
+    for key, name in (("n_embd", "hidden"), ("n_layer", "layers"), ("n_head", "heads"), ("mlp_ratio", "mlp_ratio")):
         if getattr(args, name) is not None:
             dims[key] = getattr(args, name)
     return ModelConfig(vocab_size=int(V), block_size=L, causal=kind == "ar", **dims)
@@ -255,6 +256,8 @@ def main(argv=None) -> int:
         check_seed_options(args)
         TrainConfig(kind="mdm", lr=args.lr, ema=args.ema, target_rel=args.target, leak_target=args.leak_target,
                     targets=args.targets, t_power=args.t_power)
+        for order in (2, 4):  # the network sizes (--hidden/--layers/--heads/--mlp-ratio over --size)
+            _model_config(8, 64, "mdm", args, order)
     except ValueError as err:
         parser.error(str(err))
     if args.tiny:

@@ -869,6 +869,10 @@ def test_gpu_run_tiny(tmp_path, capsys, tiny_language_registry):
         gpu_run.main(["--tiny", "--out", str(tmp_path / "bad"), "--seed", "-1"])
     assert e.value.code == 2 and not (tmp_path / "bad").exists()
     assert "--seed: expected a seed, an integer >= 0, got -1" in capsys.readouterr().err
+    for bad, msg in ((["--mlp-ratio", "0"], "mlp_ratio"), (["--hidden", "30", "--heads", "4"], "heads of even size")):
+        with pytest.raises(SystemExit) as e:
+            gpu_run.main(["--tiny", "--out", str(tmp_path / "bad"), *bad])
+        assert e.value.code == 2 and not (tmp_path / "bad").exists() and msg in capsys.readouterr().err
 
 
 def test_coupled_samplers_share_instances_and_uniforms(bigram):
