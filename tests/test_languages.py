@@ -560,6 +560,33 @@ def test_prefix_conditionals_of_presets_match_the_base_implementation(name):
     assert_allclose(lang.prefix_conditionals(x), Language.prefix_conditionals(lang, x), **TOL)
 
 
+@pytest.mark.parametrize("l", [2, 3, 4])
+def test_interval_prefix_conditionals_closed_form_is_the_brute_force_law(l):
+    """The interval language's one-pass override against the brute-force next-token law over all
+    V^L sequences (possible rows, arbitrary rows with impossible prefixes), and against the base
+    implementation at a length where brute force is out of reach."""
+    bf = brute_force_log_prob_revealed
+    lang = IntervalLanguage(l)
+    V, L = lang.vocab_size, (2 * l if l < 4 else l)  # V^L = 16, 4096, 4096 sequences
+    rng = np.random.default_rng(l)
+    x = np.concatenate([lang.sample(6, L, rng=rng), rng.integers(V, size=(6, L))])  # (12, L)
+    got = lang.prefix_conditionals(x)
+    for i in range(L):
+        base = bf(lang, x, np.broadcast_to(np.arange(L) < i, x.shape))
+        for v in range(V):
+            xv = x.copy()
+            xv[:, i] = v
+            joint = bf(lang, xv, np.broadcast_to(np.arange(L) <= i, x.shape))
+            with np.errstate(invalid="ignore"):
+                expect = np.where(np.isfinite(base), np.exp(joint - base), 1.0 / V)
+            assert_allclose(got[:, i, v], expect, rtol=1e-12, atol=0)
+    assert not np.all(np.isfinite([bf(lang, r[None], np.ones((1, L), bool))[0] for r in x]))  # some impossible
+    y = np.concatenate([lang.sample(3, 8 * l, rng=rng), rng.integers(V, size=(3, 8 * l))])
+    assert_allclose(lang.prefix_conditionals(y), Language.prefix_conditionals(lang, y), rtol=0, atol=0)
+    pos = np.sort(rng.integers(8 * l, size=(6, 3)), axis=1)
+    assert_allclose(lang.prefix_conditionals(y, pos), Language.prefix_conditionals(lang, y, pos), rtol=0, atol=0)
+
+
 def test_prefix_conditionals_refuse_bad_positions():
     lang = load_language("paper-2gram")
     x = lang.sample(2, 6, rng=0)

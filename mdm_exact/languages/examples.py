@@ -140,6 +140,31 @@ class IntervalLanguage(Language):
         out[rb, rk, x[rb, rk]] = 1.0
         return out
 
+    def prefix_conditionals(self, x, positions=None):
+        """Closed form of :meth:`Language.prefix_conditionals` (one pass, ``O(B L V)``; the base
+        implementation builds ``B L`` rows of ``L`` positions, about 2 GB and 17 s for 64 sequences
+        at ``L = 510``): given the prefix, a token at in-interval offset ``a`` has its bits for the
+        ``a`` earlier partners pinned and its ``l - 1 - a`` others free, and the prefix is possible
+        iff no earlier position disagreed with an earlier partner (else the uniform law, as there).
+        """
+        x = self._tokens(x)
+        B, L = x.shape
+        self._check_length(L)
+        l, V = self.interval_length, self.vocab_size
+        P = self._pair_bits(x)  # (batch, M, l, l): [a, b] = a's bit for partner b
+        offs = np.arange(l)
+        earlier = offs[None, :] < offs[:, None]  # (a, b): partner b precedes a
+        w = self._weights * earlier  # (a, b) weight of a's bit for an earlier partner
+        mask = w.sum(axis=1)  # (l,) pinned bits at offset a
+        val = np.einsum("...ba,ab->...a", P, w)  # (batch, M, l) their values (the partners' bits)
+        agree = (np.arange(V)[None, :] & mask[:, None]) == val[..., None]  # (batch, M, l, V)
+        out = np.where(agree, np.ldexp(1.0, -((l - 1) - offs))[:, None], 0.0).reshape(B, L, V)  # (batch, L, V)
+        bad = np.any((P != np.swapaxes(P, -1, -2)) & earlier, axis=-1).reshape(B, L)  # (batch, L)
+        impossible = np.zeros((B, L), dtype=bool)  # the prefix x_{<i} is impossible
+        impossible[:, 1:] = np.logical_or.accumulate(bad, axis=1)[:, :-1]
+        out[impossible] = 1.0 / V
+        return self._at_positions(x, out, positions)
+
     def sample(self, n, L, *, rng=None):
         n = as_count(n, "n")
         L = as_length(L)
