@@ -10,7 +10,8 @@ thresholded for SER, interval-l5, then their threshold-0 twins for perplexity), 
 1. train the AR model and the MDM at paper size (hidden 512, 8 layers, 8 heads; 10 layers for the
    4-gram), L = 512 (510 for interval-l5), until validation NLL/ELBO is within ``--target`` (1%)
    of the entropy rate and the leakage (:mod:`neural.leakage`) is at most ``--leak-target``
-   (1e-4 per token), or the per-model cap; the targets met or missed are recorded;
+   (1e-4 per token), or the per-model cap; the targets met or missed are recorded; exact training
+   targets where a batch of them is cheap on the CPU (``--targets auto``, :func:`choose_targets`);
 2. :func:`neural.campaign.evaluate_language`: leakage and per-token KL (the measured
    epsilon_learning), AR samples, the coupled curves (learned MDM and idealised sampler with the
    same tau and uniforms) at N = 8..2048, float32 Gumbel against float64, and the adaptive
@@ -62,9 +63,13 @@ def _parser():
     p.add_argument("--target", type=float, default=None,
                    help="stop at validation NLL/ELBO <= (1 + target) x entropy rate (default 0.01)")
     p.add_argument("--leak-target", type=float, default=None, help="and leakage per token <= this (default 1e-4)")
-    p.add_argument("--targets", choices=TARGETS, default="sampled",
+    p.add_argument("--targets", choices=TARGETS + ("auto",), default="auto",
                    help="training targets (neural.train.TARGETS); exact computes the exact conditionals on the "
-                   "CPU for every batch, which can starve a GPU at L = 512 (default sampled)")
+                   "CPU for every batch, which can starve a GPU at L = 512; auto (default) takes exact for each "
+                   "model whose batch of exact targets costs at most --exact-seconds on this CPU (measured "
+                   "before it trains, recorded), else sampled")
+    p.add_argument("--exact-seconds", type=float, default=0.1,
+                   help="with --targets auto: the most CPU seconds one batch's exact targets may take (default 0.1)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 3e-4; tiny 3e-3)")
     p.add_argument("--ema", type=float, default=None, help="EMA decay of the weights (default 0.999; tiny 0.9)")
     p.add_argument("--t-power", type=float, default=1.0,
@@ -75,6 +80,35 @@ def _parser():
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     p.add_argument("--seed", type=int, default=0)
     return p
+
+
+def choose_targets(lang, kind: str, L: int, batch: int, mode: str, budget: float, *, seed: int = 0) -> dict:
+    """The training targets of one model: ``mode`` itself, or for ``mode="auto"`` ``exact`` when
+    one training batch's exact targets (``prefix_conditionals`` for AR, ``conditional_marginals``
+    under a mask of the linear schedule for the MDM) take at most ``budget`` seconds here (median
+    of 3 after a warm-up call), else ``sampled``. Exact targets cut an AR model's leakage about
+    tenfold in 1000 steps on CPU (reports/neural/README.md); their cost is what decides."""
+    if mode != "auto":
+        return {"mode": mode, "targets": mode}
+    rng = np.random.default_rng(seed)
+    x = lang.sample(batch, L, rng=rng)  # (batch, L)
+    if kind == "ar":
+        def once():
+            lang.prefix_conditionals(x)
+    else:
+        revealed = rng.random((batch, L)) >= rng.random((batch, 1))  # masked with probability t ~ U(0, 1)
+
+        def once():
+            lang.conditional_marginals(x, revealed)
+    once()  # Numba dispatch, caches
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - t)
+    sec = float(np.median(times))
+    return {"mode": "auto", "targets": "exact" if sec <= budget else "sampled", "exact_seconds_per_batch": sec,
+            "budget_seconds": float(budget), "batch": int(batch)}
 
 
 class Run:
@@ -189,19 +223,22 @@ def run(args) -> dict:
         models = {}
         for kind, cap in (("ar", args.ar_seconds), ("mdm", args.mdm_seconds)):
             mc = _model_config(lang.vocab_size, L, kind, args, order)
-            cfg = TrainConfig(kind=kind, L=L, batch_size=16 if args.tiny else 64, lr=args.lr,
+            batch = 16 if args.tiny else 64
+            choice = choose_targets(lang, kind, L, batch, args.targets, args.exact_seconds, seed=args.seed)
+            R.log(f"{spec} {kind}: {choice['targets']} targets ({choice})")
+            cfg = TrainConfig(kind=kind, L=L, batch_size=batch, lr=args.lr,
                               max_steps=12 if args.tiny else 4000, max_seconds=min(cap, max(5.0, R.left() - 60)),
                               eval_every=6 if args.tiny else 50, val_size=16 if args.tiny else 256,
                               val_draws=1 if args.tiny else 2, seed=args.seed, device=device,
                               target_rel=args.target, leak_target=args.leak_target, ema=args.ema, tail_frac=0.3,
                               warmup_frac=0.05, leak_sequences=8 if args.tiny else 64,
-                              confirm_sequences=16 if args.tiny else 256, targets=args.targets,
+                              confirm_sequences=16 if args.tiny else 256, targets=choice["targets"],
                               t_power=args.t_power if kind == "mdm" else 1.0)
             res = train(lang, mc, cfg, log=R.log if not args.tiny else None)
             s = res.summary()
             R.log(f"{spec} {kind}: {s['steps']} steps, {s['seconds']:.1f} s, ratio {s['final_ratio_to_entropy']:.4f} "
                   f"({s['stop_reason']}), targets {s['targets']}, {s['num_parameters']} parameters")
-            entry[f"train_{kind}"] = s
+            entry[f"train_{kind}"] = {**s, "targets_choice": choice}
             entry[f"checkpoint_{kind}"] = R.checkpoint(f"{spec}-{kind}", res, spec, lang, kind)
             models[kind] = res.net
             R.save()
@@ -255,7 +292,9 @@ def main(argv=None) -> int:
     try:  # the training options, checked before anything runs (one line, exit 2)
         check_seed_options(args)
         TrainConfig(kind="mdm", lr=args.lr, ema=args.ema, target_rel=args.target, leak_target=args.leak_target,
-                    targets=args.targets, t_power=args.t_power)
+                    targets="exact" if args.targets == "auto" else args.targets, t_power=args.t_power)
+        if not args.exact_seconds > 0:
+            raise ValueError(f"--exact-seconds: expected a positive number of seconds, got {args.exact_seconds}")
         for order in (2, 4):  # the network sizes (--hidden/--layers/--heads/--mlp-ratio over --size)
             _model_config(8, 64, "mdm", args, order)
     except ValueError as err:

@@ -671,6 +671,23 @@ def test_train_warm_start_from_a_checkpoint(tmp_path, capsys, cpu_runs):
     assert e.value.code == 2 and "no checkpoint" in err and len(err.strip().splitlines()) == 1
 
 
+def test_gpu_run_chooses_targets_by_their_measured_cost():
+    """``neural.gpu_run.choose_targets``: a named mode is kept; ``auto`` takes exact targets when a
+    batch of them costs at most the budget (measured on both kinds' computations), else sampled."""
+    from neural.gpu_run import choose_targets
+
+    from mdm_exact import load_language
+
+    lang = load_language("paper-hmm")
+    for kind in ("ar", "mdm"):
+        assert choose_targets(lang, kind, 6, 4, "sampled", 0.1) == {"mode": "sampled", "targets": "sampled"}
+        assert choose_targets(lang, kind, 6, 4, "exact", 0.1)["targets"] == "exact"
+        cheap = choose_targets(lang, kind, 6, 4, "auto", 1e9)
+        dear = choose_targets(lang, kind, 6, 4, "auto", 1e-12)
+        assert cheap["targets"] == "exact" and dear["targets"] == "sampled"
+        assert cheap["exact_seconds_per_batch"] > 0 and dear["budget_seconds"] == 1e-12 and cheap["batch"] == 4
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_grow_mlp_keeps_the_function(causal):
     """``neural.model.grow_mlp``: the wider network computes the same logits (zero output weights
@@ -861,6 +878,9 @@ def test_gpu_run_tiny(tmp_path, capsys, tiny_language_registry):
     assert {p["policy"] for p in lr["policies"]} == {"random", "llada", "threshold:0.9"}
     assert all(p.stat().st_size <= 16 * 2**20 for p in out.iterdir())
     assert lr["train_mdm"]["t_power"] == 2.0 and lr["train_ar"]["t_power"] == 1.0  # MDM training times only
+    for kind in ("mdm", "ar"):  # --targets auto (default): the choice and its measured cost are recorded
+        ch = lr[f"train_{kind}"]["targets_choice"]
+        assert ch["mode"] == "auto" and ch["targets"] == ("exact" if ch["exact_seconds_per_batch"] <= 0.1 else "sampled")
     with pytest.raises(SystemExit) as e:
         gpu_run.main(["--tiny", "--out", str(tmp_path / "bad"), "--t-power", "0"])
     assert e.value.code == 2 and not (tmp_path / "bad").exists()  # refused before the run
@@ -869,7 +889,8 @@ def test_gpu_run_tiny(tmp_path, capsys, tiny_language_registry):
         gpu_run.main(["--tiny", "--out", str(tmp_path / "bad"), "--seed", "-1"])
     assert e.value.code == 2 and not (tmp_path / "bad").exists()
     assert "--seed: expected a seed, an integer >= 0, got -1" in capsys.readouterr().err
-    for bad, msg in ((["--mlp-ratio", "0"], "mlp_ratio"), (["--hidden", "30", "--heads", "4"], "heads of even size")):
+    for bad, msg in ((["--mlp-ratio", "0"], "mlp_ratio"), (["--hidden", "30", "--heads", "4"], "heads of even size"),
+                     (["--exact-seconds", "0"], "--exact-seconds")):
         with pytest.raises(SystemExit) as e:
             gpu_run.main(["--tiny", "--out", str(tmp_path / "bad"), *bad])
         assert e.value.code == 2 and not (tmp_path / "bad").exists() and msg in capsys.readouterr().err
