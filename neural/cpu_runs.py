@@ -232,6 +232,79 @@ def run_job(spec, kind, L, out, state_dir, *, recipe=RECIPE, log=print, override
     return doc
 
 
+def _verdict(value, ci, target, *, vacuous=False) -> str:
+    """``met`` when the whole 95% interval is at most ``target``; ``met (interval straddles)`` when
+    the estimate is and the interval's upper end is not; ``missed (interval straddles)`` when the
+    estimate is above and the lower end below; else ``missed``. ``vacuous``: no token is
+    impossible, so there is nothing to leak."""
+    if vacuous:
+        return "met (vacuous: no impossible token)"
+    if ci[1] <= target:
+        return "met"
+    if value <= target:
+        return "met (interval straddles)"
+    return "missed (interval straddles)" if ci[0] <= target else "missed"
+
+
+def model_table(out, *, quality_target: float = 0.01, leak_target: float = 1e-4) -> list:
+    """One row per (language, kind) evaluated in ``out``: the network, the training (steps and
+    CPU seconds summed over warm starts), the held-out KL / H and leakage per token with their 95%
+    intervals (``results*.json``), and each of issue 14's targets as ``met`` (the interval is under
+    it) or not, as :func:`_verdict` words it. A language evaluated in two results
+    files is an error (which one is current?)."""
+    import glob
+
+    rows, seen = [], {}
+    for path in sorted(glob.glob(os.path.join(out, "results*.json"))):
+        with open(path) as f:
+            doc = json.load(f)
+        for spec, block in (doc.get("languages") or {}).items():
+            if spec in seen:
+                raise ValueError(f"{spec} is evaluated in both {seen[spec]} and {os.path.basename(path)}")
+            seen[spec] = os.path.basename(path)
+            for kind in ("mdm", "ar"):
+                train = block.get(f"train_{kind}") or {}
+                lk = block.get(f"leakage_{kind}")
+                if not lk or not train.get("entropy_rate"):
+                    continue
+                H = float(train["entropy_rate"]["value"])
+                curve = os.path.join(out, f"train-{spec}-{kind}.jsonl")
+                net = steps = seconds = None
+                if os.path.exists(curve):
+                    first = read_summary(curve)
+                    mc, summ = first["model_config"], first["summary"]
+                    before = summ.get("init_from") or {}
+                    net = f"{mc['n_layer']} x {mc['n_embd']}" + (
+                        f", MLP x{mc['mlp_ratio']}" if mc.get("mlp_ratio", 4) != 4 else "")
+                    steps = int(summ["steps"]) + int(before.get("total_steps") or 0)
+                    seconds = float(summ["seconds"]) + float(before.get("total_seconds") or 0.0)
+                kl, kl_ci = float(lk["kl_per_token"]) / H, [float(v) / H for v in lk["kl_ci"]]
+                leak, leak_ci = float(lk["leakage_per_token"]), [float(v) for v in lk["leakage_ci"]]
+                no_zero = leak == 0.0 and leak_ci == [0.0, 0.0] and float(lk.get("leakage_max", 0.0)) == 0.0
+                rows.append({"language": spec, "kind": kind, "network": net, "steps": steps, "seconds": seconds,
+                             "kl_over_entropy": kl, "kl_over_entropy_ci": kl_ci, "leakage": leak, "leakage_ci": leak_ci,
+                             "quality": _verdict(kl, kl_ci, quality_target),
+                             "leakage_target": _verdict(leak, leak_ci, leak_target, vacuous=no_zero),
+                             "results": os.path.basename(path), "num_contexts": lk.get("num_contexts")})
+    return rows
+
+
+def format_table(rows) -> str:
+    """:func:`model_table` as a Markdown table."""
+    lines = ["| language | kind | network | steps | CPU hours | KL / H held out [95% CI] | quality <= 1% "
+             "| leakage per token [95% CI] | leakage <= 1e-4 | results |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        hours = "" if r["seconds"] is None else f"{r['seconds'] / 3600:.2f}"
+        steps = "" if r["steps"] is None else f"{r['steps']:,}"
+        kl = f"{100 * r['kl_over_entropy']:.3g}% [{100 * r['kl_over_entropy_ci'][0]:.3g}, {100 * r['kl_over_entropy_ci'][1]:.3g}]"
+        leak = "0" if r["leakage"] == 0 and r["leakage_ci"] == [0.0, 0.0] else \
+            f"{r['leakage']:.2g} [{r['leakage_ci'][0]:.2g}, {r['leakage_ci'][1]:.2g}]"
+        lines.append(f"| {r['language']} | {r['kind'].upper()} | {r['network'] or ''} | {steps} | {hours} | {kl} "
+                     f"| {r['quality']} | {leak} | {r['leakage_target']} | `{r['results']}` |")
+    return "\n".join(lines)
+
+
 def _limit_numba_threads(n: int) -> None:
     """The exact references (validation, leakage) run Numba kernels; left at the machine's
     thread count, their OpenMP workers spin after every parallel region and took half a core
@@ -277,6 +350,9 @@ def main(argv=None) -> int:
                    help="continue finished jobs from their states under a larger --max-seconds (a warm restart) "
                         "instead of skipping them; the other options must match the first run")
     e = sub.add_parser("evaluate", help="curves, leakage, timing from the trained checkpoints")
+    m = sub.add_parser("summary", help="the evaluated models of --out and the targets they meet (Markdown or --json)")
+    m.add_argument("--out", required=True)
+    m.add_argument("--json", action="store_true")
     e.add_argument("--out", required=True)
     e.add_argument("--languages", default=None)
     e.add_argument("--num-samples", type=int, default=256)
@@ -290,6 +366,17 @@ def main(argv=None) -> int:
     e.add_argument("--retime", action="store_true",
                    help="measure the wall clock again (e.g. on an idle machine) and recompute the matched speed-ups")
     args = p.parse_args(argv)
+    if args.cmd == "summary":  # read-only: writes nothing, creates nothing
+        if not os.path.isdir(args.out):
+            p.exit(2, f"{p.prog}: error: --out {args.out!r}: no such directory\n")
+        try:
+            rows = model_table(args.out)
+        except (ValueError, KeyError, TypeError, OSError) as err:
+            p.exit(2, f"{p.prog}: error: {err}\n")
+        if not rows:
+            p.exit(2, f"{p.prog}: error: --out {args.out!r}: no evaluated models (results*.json)\n")
+        print(json.dumps(rows, indent=1) if args.json else format_table(rows))
+        return 0
     torch.set_num_threads(args.threads)
     _limit_numba_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)

@@ -755,6 +755,54 @@ def test_cli_train_targets_ema_and_resume(tmp_path, capsys, tiny_language_regist
     assert second["resumed_from_step"] == first["steps"] and second["steps"] == 6
 
 
+def test_cpu_runs_summary_reads_the_committed_evaluations(tmp_path, capsys, cpu_runs):
+    """``python -m neural.cpu_runs summary``: one row per evaluated (language, kind), KL / H and
+    leakage as the results files hold them, steps summed over warm starts, each target judged on
+    the 95% interval; read-only; a language in two results files or a missing folder exits 2."""
+    import shutil
+
+    out = os.path.join(NEURAL_REPORTS, "cpu-l64-long")
+    before = sorted(os.listdir(out))
+    assert cpu_runs.main(["summary", "--out", out, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted(os.listdir(out)) == before
+    docs = {}
+    for name in before:
+        if name.startswith("results") and name.endswith(".json"):
+            with open(os.path.join(out, name)) as f:
+                docs.update({spec: (name, b) for spec, b in json.load(f)["languages"].items()})
+    assert sorted((r["language"], r["kind"]) for r in rows) == sorted((s, k) for s in docs for k in ("mdm", "ar"))
+    for r in rows:
+        name, block = docs[r["language"]]
+        lk, H = block[f"leakage_{r['kind']}"], block[f"train_{r['kind']}"]["entropy_rate"]["value"]
+        assert r["results"] == name and r["kl_over_entropy"] == lk["kl_per_token"] / H
+        assert r["leakage"] == lk["leakage_per_token"] and r["leakage_ci"] == lk["leakage_ci"]
+        summ = cpu_runs.read_summary(os.path.join(out, f"train-{r['language']}-{r['kind']}.jsonl"))["summary"]
+        assert r["steps"] == summ["steps"] + ((summ.get("init_from") or {}).get("total_steps") or 0)
+        assert r["quality"] == cpu_runs._verdict(r["kl_over_entropy"], r["kl_over_entropy_ci"], 0.01)
+    assert cpu_runs.main(["summary", "--out", out]) == 0
+    table = capsys.readouterr().out.strip().splitlines()
+    assert len(table) == 2 + len(rows) and table[0].startswith("| language | kind |")
+    # the verdicts
+    v = cpu_runs._verdict
+    assert v(0.5, [0.4, 0.9], 1.0) == "met" and v(0.9, [0.8, 1.1], 1.0) == "met (interval straddles)"
+    assert v(1.1, [0.9, 1.3], 1.0) == "missed (interval straddles)" and v(1.2, [1.1, 1.3], 1.0) == "missed"
+    assert v(0.0, [0.0, 0.0], 1e-4, vacuous=True).startswith("met (vacuous")
+    # refusals: one line, exit 2
+    dup = tmp_path / "dup"
+    dup.mkdir()
+    src = os.path.join(out, "results-2gram.json")
+    shutil.copy(src, dup / "results-a.json")
+    shutil.copy(src, dup / "results-b.json")
+    for folder, msg in ((dup, "evaluated in both results-a.json and results-b.json"), (tmp_path / "none", "no such directory"),
+                        (tmp_path, "no evaluated models")):
+        with pytest.raises(SystemExit) as e:
+            cpu_runs.main(["summary", "--out", str(folder)])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "none").exists()
+
+
 def test_cpu_runs_train_caps_override_the_recipe(tmp_path, capsys, cpu_runs):
     """``python -m neural.cpu_runs train --max-steps/--eval-every/--target/--leak-target``: the caps and targets reach the job (its
     summary records them and the step count), a finished job is skipped when run again, and a
