@@ -526,6 +526,25 @@ def test_inverse_cdf_kernel_equals_numpy_twin(V):
 
 
 # ------------------------------------------------------------------------ next-token laws (AR targets)
+def _brute_force_next_token_laws(lang, x):
+    """``q(x_i = v | x_{<i})`` for every row, position and token, (B, L, V), by the brute-force
+    joint (uniform after an impossible prefix), and where it is an exact zero (possible prefix,
+    impossible continuation)."""
+    B, L = x.shape
+    V = lang.vocab_size
+    out, zero = np.empty((B, L, V)), np.zeros((B, L, V), dtype=bool)
+    for i in range(L):
+        base = brute_force_log_prob_revealed(lang, x, np.broadcast_to(np.arange(L) < i, x.shape))
+        for v in range(V):
+            xv = x.copy()
+            xv[:, i] = v
+            joint = brute_force_log_prob_revealed(lang, xv, np.broadcast_to(np.arange(L) <= i, x.shape))
+            with np.errstate(invalid="ignore"):
+                out[:, i, v] = np.where(np.isfinite(base), np.exp(joint - base), 1.0 / V)
+            zero[:, i, v] = np.isfinite(base) & ~np.isfinite(joint)
+    return out, zero
+
+
 @settings(max_examples=30)
 @given(_small_language())
 def test_prefix_conditionals_are_the_brute_force_next_token_laws(case):
@@ -538,17 +557,9 @@ def test_prefix_conditionals_are_the_brute_force_next_token_laws(case):
     got = lang.prefix_conditionals(x)
     assert got.shape == (8, L, V)
     assert_allclose(got, Language.prefix_conditionals(lang, x), **TOL)
-    for i in range(L):
-        rev = np.arange(L)[None, :] < i
-        base = brute_force_log_prob_revealed(lang, x, np.broadcast_to(rev, x.shape))
-        for v in range(V):
-            xv = x.copy()
-            xv[:, i] = v
-            joint = brute_force_log_prob_revealed(lang, xv, np.broadcast_to(np.arange(L) <= i, x.shape))
-            with np.errstate(invalid="ignore"):
-                expect = np.where(np.isfinite(base), np.exp(joint - base), 1.0 / V)
-            assert_allclose(got[:, i, v], expect, rtol=1e-10, atol=1e-12)
-            assert np.array_equal(got[:, i, v] == 0, np.isfinite(base) & ~np.isfinite(joint))  # exact zeros
+    expect, zero = _brute_force_next_token_laws(lang, x)
+    assert_allclose(got, expect, rtol=1e-10, atol=1e-12)
+    assert np.array_equal(got == 0, zero)  # exact zeros
     pos = np.sort(rng.integers(L, size=(8, 2)), axis=1)
     assert_allclose(lang.prefix_conditionals(x, pos), np.take_along_axis(got, pos[:, :, None], axis=1), **TOL)
 
@@ -565,22 +576,15 @@ def test_interval_prefix_conditionals_closed_form_is_the_brute_force_law(l):
     """The interval language's one-pass override against the brute-force next-token law over all
     V^L sequences (possible rows, arbitrary rows with impossible prefixes), and against the base
     implementation at a length where brute force is out of reach."""
-    bf = brute_force_log_prob_revealed
     lang = IntervalLanguage(l)
     V, L = lang.vocab_size, (2 * l if l < 4 else l)  # V^L = 16, 4096, 4096 sequences
     rng = np.random.default_rng(l)
     x = np.concatenate([lang.sample(6, L, rng=rng), rng.integers(V, size=(6, L))])  # (12, L)
     got = lang.prefix_conditionals(x)
-    for i in range(L):
-        base = bf(lang, x, np.broadcast_to(np.arange(L) < i, x.shape))
-        for v in range(V):
-            xv = x.copy()
-            xv[:, i] = v
-            joint = bf(lang, xv, np.broadcast_to(np.arange(L) <= i, x.shape))
-            with np.errstate(invalid="ignore"):
-                expect = np.where(np.isfinite(base), np.exp(joint - base), 1.0 / V)
-            assert_allclose(got[:, i, v], expect, rtol=1e-12, atol=0)
-    assert not np.all(np.isfinite([bf(lang, r[None], np.ones((1, L), bool))[0] for r in x]))  # some impossible
+    expect, zero = _brute_force_next_token_laws(lang, x)
+    assert_allclose(got, expect, rtol=1e-12, atol=0)
+    assert np.array_equal(got == 0, zero)
+    assert not np.all(lang.in_support(x))  # some rows have impossible prefixes
     y = np.concatenate([lang.sample(3, 8 * l, rng=rng), rng.integers(V, size=(3, 8 * l))])
     assert_allclose(lang.prefix_conditionals(y), Language.prefix_conditionals(lang, y), rtol=0, atol=0)
     pos = np.sort(rng.integers(8 * l, size=(6, 3)), axis=1)
