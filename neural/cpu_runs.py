@@ -104,19 +104,21 @@ def read_summary(path) -> dict:
 
 def evaluate_all(out, *, languages=None, num_samples=256, steps=(8, 16, 32, 64, 128, 256, 512, 1024, 2048),
                  seed=0, log=print, policy_steps=(8, 32), policy_samples=128, gumbel_steps=(64, 1024),
-                 timing_repeats=3, force=False, results_name="results.json", retime=False):
+                 timing_repeats=3, force=False, results_name="results.json", retime=False, leak_sequences=4096):
     """The CPU campaign's evaluation: every language with both checkpoints in ``out`` -> ``out/<results_name>``.
 
     A language already in the file is not evaluated again (``force=True`` redoes it); its
     reproduce numbers and matched speed-ups are refreshed. The wall clock (batch 16, MDM at each N
     and AR with a KV cache) is measured once per file, with the first language's models;
     ``retime=True`` measures it again (on an idle machine, say) and recomputes every matched
-    speed-up in the file from it."""
+    speed-up in the file from it. Held-out leakage and KL per token use ``leak_sequences`` fresh
+    sequences; a language evaluated before with another number has them (and the SER they
+    predict) measured again, the rest kept."""
     from mdm_exact.runtime.provenance import provenance
 
     from neural.checkpoint import checkpoint_language, load_checkpoint
-    from neural.campaign import (add_leakage_predictions, evaluate_language, held_out_mdm_leakage, matched,
-                                 reproduce_numbers, write_json)
+    from neural.campaign import (_held_out, add_leakage_predictions, evaluate_language, held_out_leakage,
+                                 held_out_mdm_leakage, matched, reproduce_numbers, write_json)
     from neural.evaluate import describe_device, time_samplers
     from neural.sample import NetworkDenoiser
 
@@ -165,13 +167,26 @@ def evaluate_all(out, *, languages=None, num_samples=256, steps=(8, 16, 32, 64, 
                     f"KL {old['kl_per_token']:.6g} -> {new['kl_per_token']:.6g}, "
                     f"leakage {old['leakage_per_token']:.6g} -> {new['leakage_per_token']:.6g}")
                 save({"leakage_mdm": new})
+            if block.get("leak_sequences", 256) != leak_sequences:
+                before = block.get("leakage_mdm", {})
+                new = held_out_leakage(lang, NetworkDenoiser(mdm), ar, L, seed=seed,
+                                       data=_held_out(lang, L, seed, leak_sequences))
+                log(f"{spec}: held-out leakage measured again on {leak_sequences} sequences (was "
+                    f"{block.get('leak_sequences', 256)}): MDM leakage {before.get('leakage_per_token', float('nan')):.3g} "
+                    f"-> {new['leakage_mdm']['leakage_per_token']:.3g}, KL {before.get('kl_per_token', float('nan')):.4g} "
+                    f"-> {new['leakage_mdm']['kl_per_token']:.4g}; AR leakage "
+                    f"{block.get('leakage_ar', {}).get('leakage_per_token', float('nan')):.3g} -> "
+                    f"{new['leakage_ar']['leakage_per_token']:.3g}")
+                save({**new, "leak_sequences": leak_sequences})
+                add_leakage_predictions(block["mdm"], block["leakage_mdm"], L)
+                save({})
             if any("ser_from_leakage" not in r for r in block["mdm"] if "coupled_ideal" in r):
                 add_leakage_predictions(block["mdm"], block.get("leakage_mdm"), L)
                 save({})
         else:
             evaluate_language(lang, mdm, ar, L, [N for N in steps], num_samples=num_samples, seed=seed, log=log,
                               save=save, policy_samples=policy_samples, policy_steps=list(policy_steps),
-                              gumbel_steps=tuple(gumbel_steps))
+                              gumbel_steps=tuple(gumbel_steps), leak_sequences=leak_sequences)
         if "timing" not in doc:  # also when a file's timing was removed to measure it again on an idle machine
             t = time_samplers(NetworkDenoiser(mdm), ar, L, list(steps), batch=16, repeats=timing_repeats, rng=seed)
             t["language"] = spec
@@ -363,6 +378,9 @@ def main(argv=None) -> int:
     e.add_argument("--results-name", default="results.json",
                    help="output file in --out (one per concurrent evaluate process; Figure 6 reads them all)")
     e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--leak-sequences", type=int, default=4096,
+                   help="held-out sequences for leakage and KL per token (default 4096; an MDM's leakage is "
+                        "heavy-tailed over contexts); a language evaluated with another number is measured again")
     e.add_argument("--retime", action="store_true",
                    help="measure the wall clock again (e.g. on an idle machine) and recompute the matched speed-ups")
     args = p.parse_args(argv)
@@ -404,11 +422,13 @@ def main(argv=None) -> int:
             except ValueError as err:  # a state that cannot be continued: one line, exit 2
                 p.exit(2, f"{p.prog}: error: {err}\n")
         return 0
+    if args.leak_sequences < 1:
+        p.exit(2, f"{p.prog}: error: --leak-sequences: expected a positive number of sequences, got {args.leak_sequences}\n")
     evaluate_all(args.out, languages=None if args.languages is None else args.languages.split(","),
                  num_samples=args.num_samples, steps=[int(v) for v in args.steps.split(",")],
                  policy_steps=[int(v) for v in args.policy_steps.split(",")], policy_samples=args.policy_samples,
                  gumbel_steps=[int(v) for v in args.gumbel_steps.split(",") if v], results_name=args.results_name,
-                 retime=args.retime)
+                 retime=args.retime, leak_sequences=args.leak_sequences)
     return 0
 
 

@@ -76,6 +76,8 @@ def _parser():
                    help="MDM training times t = eps + (1 - eps) u^P (neural.train.TrainConfig.t_power; default 1)")
     p.add_argument("--num-samples", type=int, default=None, help="samples per N for SER / perplexity (default 128)")
     p.add_argument("--policy-samples", type=int, default=None, help="samples per policy point (default 64)")
+    p.add_argument("--leak-sequences", type=int, default=None,
+                   help="held-out sequences for leakage and KL per token (default 2048; tiny 16)")
     p.add_argument("--policies", default=None, help="comma-separated policies (default: campaign.DEFAULT_POLICIES)")
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -249,7 +251,7 @@ def run(args) -> dict:
             R.save()
 
         evaluate_language(lang, models["mdm"], models["ar"], L, steps, num_samples=args.num_samples, seed=args.seed,
-                          val=val, autocast_dtype=ac, policies=policies,
+                          val=val, autocast_dtype=ac, policies=policies, leak_sequences=args.leak_sequences,
                           policy_steps=[2, 4] if args.tiny else [64, 256],
                           policy_samples=args.policy_samples, gumbel_steps=steps[1:2] + steps[-1:] if args.tiny
                           else (64, 1024), deadline=R.deadline - 20, log=R.log, save=save)
@@ -279,10 +281,10 @@ def main(argv=None) -> int:
     if args.device is None:
         args.device = "cpu" if args.tiny or not torch.cuda.is_available() else "cuda"
     args.languages = args.languages.split(",") if args.languages else SER_LANGUAGES + PPL_LANGUAGES
-    defaults = dict(length=8, budget_seconds=300, mdm_seconds=30, ar_seconds=30, num_samples=8, policy_samples=8,
+    defaults = dict(length=8, budget_seconds=300, mdm_seconds=30, ar_seconds=30, num_samples=8, policy_samples=8, leak_sequences=16,
                     target=0.01, leak_target=1e-4, lr=3e-3, ema=0.9) \
         if args.tiny else dict(length=512, budget_seconds=540, mdm_seconds=90, ar_seconds=30, num_samples=128,
-                               policy_samples=64, target=0.01, leak_target=1e-4, lr=3e-4, ema=0.999)
+                               policy_samples=64, leak_sequences=2048, target=0.01, leak_target=1e-4, lr=3e-4, ema=0.999)
     for k, v in defaults.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
@@ -293,6 +295,8 @@ def main(argv=None) -> int:
         check_seed_options(args)
         TrainConfig(kind="mdm", lr=args.lr, ema=args.ema, target_rel=args.target, leak_target=args.leak_target,
                     targets="exact" if args.targets == "auto" else args.targets, t_power=args.t_power)
+        if args.leak_sequences < 1:
+            raise ValueError(f"--leak-sequences: expected a positive number of sequences, got {args.leak_sequences}")
         if not args.exact_seconds > 0:
             raise ValueError(f"--exact-seconds: expected a positive number of seconds, got {args.exact_seconds}")
         for order in (2, 4):  # the network sizes (--hidden/--layers/--heads/--mlp-ratio over --size)

@@ -874,11 +874,15 @@ def test_cpu_runs_evaluate_keeps_then_remeasures_the_timing(tmp_path, capsys, cp
         assert cpu_runs.main(["train", "--out", str(out), "--state", str(state), "--length", "8", "--jobs",
                               f"tiny-bigram:{kind}", "--max-steps", "2", "--eval-every", "2"]) == 0
     ev = ["evaluate", "--out", str(out), "--languages", "tiny-bigram", "--num-samples", "16", "--steps", "2,8",
-          "--policy-steps", "2", "--policy-samples", "8", "--gumbel-steps", "", "--results-name", "r.json"]
+          "--policy-steps", "2", "--policy-samples", "8", "--gumbel-steps", "", "--results-name", "r.json",
+          "--leak-sequences", "32"]
     assert cpu_runs.main(ev) == 0
     path = out / "r.json"
     doc = json.loads(path.read_text())
     assert [r["num_steps"] for r in doc["timing"]["mdm"]] == [2, 8]
+    block = doc["languages"]["tiny-bigram"]
+    assert block["leak_sequences"] == 32 and 0 < block["leakage_mdm"]["num_contexts"] <= 32
+    assert block["leakage_ar"]["num_tokens"] == 32 * 8 and block["conditional_kl"]["source"] == "leakage_mdm"
     doc["timing"]["ar"]["seconds_median"] = 1e9  # falsified: AR "a billion seconds"
     path.write_text(json.dumps(doc))
     capsys.readouterr()
@@ -893,6 +897,22 @@ def test_cpu_runs_evaluate_keeps_then_remeasures_the_timing(tmp_path, capsys, cp
     assert 0 < ar_s < 60
     m = new["languages"]["tiny-bigram"]["matched"]["ser"]
     assert m["matched_num_steps"] is not None and m["ar_seconds"] == ar_s  # recomputed from the new timing
+    # another --leak-sequences: only the held-out leakage (and the SER it predicts) is measured again
+    from neural.leakage import expected_ser_from_profile
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        cpu_runs.main(ev[:-1] + ["0"])
+    assert e.value.code == 2 and "--leak-sequences" in capsys.readouterr().err
+    assert cpu_runs.main(ev[:-1] + ["48"]) == 0
+    assert "measured again on 48 sequences (was 32)" in capsys.readouterr().out
+    again = json.loads(path.read_text())["languages"]["tiny-bigram"]
+    assert again["leak_sequences"] == 48 and again["leakage_ar"]["num_tokens"] == 48 * 8
+    assert [r["ser"] for r in again["mdm"]] == [r["ser"] for r in new["languages"]["tiny-bigram"]["mdm"]]
+    assert again["conditional_kl"]["mean_kl_per_token"] == again["leakage_mdm"]["kl_per_token"]
+    for r in again["mdm"]:
+        assert r["ser_from_leakage"] == expected_ser_from_profile(again["leakage_mdm"]["by_mask_fraction"], 8,
+                                                                  r["num_steps"], ideal_ser=r["coupled_ideal"]["ser"])
 
 
 def test_gpu_run_tiny(tmp_path, capsys, tiny_language_registry):
@@ -938,7 +958,7 @@ def test_gpu_run_tiny(tmp_path, capsys, tiny_language_registry):
     assert e.value.code == 2 and not (tmp_path / "bad").exists()
     assert "--seed: expected a seed, an integer >= 0, got -1" in capsys.readouterr().err
     for bad, msg in ((["--mlp-ratio", "0"], "mlp_ratio"), (["--hidden", "30", "--heads", "4"], "heads of even size"),
-                     (["--exact-seconds", "0"], "--exact-seconds")):
+                     (["--exact-seconds", "0"], "--exact-seconds"), (["--leak-sequences", "0"], "--leak-sequences")):
         with pytest.raises(SystemExit) as e:
             gpu_run.main(["--tiny", "--out", str(tmp_path / "bad"), *bad])
         assert e.value.code == 2 and not (tmp_path / "bad").exists() and msg in capsys.readouterr().err
