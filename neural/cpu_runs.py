@@ -43,8 +43,10 @@ def length_for(spec: str, L: int) -> int:
 #: The CPU recipe (chosen on paper-2gram at L = 64; see reports/neural/README.md).
 RECIPE = {
     "model": {"n_layer": 3, "n_head": 4, "n_embd": 64},
+    # an MDM's stop is confirmed on 4096 fresh sequences: its per-context leakage is heavy-tailed
+    # (the 512 of TrainConfig's default let the 2- and 3-gram MDMs stop at about 1.1e-4)
     "mdm": {"batch_size": 64, "lr": 2e-3, "warmup_frac": 0.05, "tail_frac": 0.5, "ema": 0.998, "max_steps": 4000,
-            "max_seconds": 900.0, "eval_every": 200, "val_size": 512, "val_draws": 4},
+            "max_seconds": 900.0, "eval_every": 200, "val_size": 512, "val_draws": 4, "confirm_sequences": 4096},
     "ar": {"batch_size": 64, "lr": 2e-3, "warmup_frac": 0.05, "tail_frac": 0.5, "ema": 0.998, "max_steps": 2000,
            "max_seconds": 420.0, "eval_every": 100, "val_size": 512, "val_draws": 1},
     "targets": {"target_rel": 0.01, "leak_target": 1e-4},
