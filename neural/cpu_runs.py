@@ -282,7 +282,7 @@ def model_table(out, *, quality_target: float = 0.01, leak_target: float = 1e-4)
             for kind in ("mdm", "ar"):
                 train = block.get(f"train_{kind}") or {}
                 lk = block.get(f"leakage_{kind}")
-                if not lk or not train.get("entropy_rate"):
+                if not lk or "kl_per_token" not in lk or not train.get("entropy_rate"):  # e.g. skipped by a budget
                     continue
                 H = float(train["entropy_rate"]["value"])
                 curve = os.path.join(out, f"train-{spec}-{kind}.jsonl")

@@ -801,6 +801,15 @@ def test_cpu_runs_summary_reads_the_committed_evaluations(tmp_path, capsys, cpu_
         err = capsys.readouterr().err
         assert e.value.code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "none").exists()
+    # a part skipped by a time budget leaves that row out, not the command
+    part = tmp_path / "part"
+    part.mkdir()
+    with open(src) as f:
+        doc = json.load(f)
+    doc["languages"]["paper-2gram"]["leakage_mdm"] = {"skipped": "time budget"}
+    (part / "results.json").write_text(json.dumps(doc))
+    assert cpu_runs.main(["summary", "--out", str(part), "--json"]) == 0
+    assert [r["kind"] for r in json.loads(capsys.readouterr().out)] == ["ar"]
 
 
 def test_cpu_runs_train_caps_override_the_recipe(tmp_path, capsys, cpu_runs):
