@@ -137,26 +137,17 @@ def add_leakage_predictions(mdm_rows, leakage_mdm, L) -> list:
     return mdm_rows
 
 
-def held_out_mdm_leakage(lang, den, L, *, seed=0, leak_sequences=256, val=None) -> dict:
-    """The ``leakage_mdm`` part of :func:`evaluate_language`: :func:`neural.leakage.mdm_leakage` on
-    the held-out sequences (``val``, or ``leak_sequences`` exact samples from ``seed``) with the
-    masks from ``seed``, so it can be recomputed for a checkpoint evaluated before."""
-    from neural.leakage import mdm_leakage
-
-    held = _held_out(lang, L, seed, leak_sequences) if val is None else val
-    return mdm_leakage(lang, den, L, data=held, rng=_child(seed, 12))
-
-
 def _held_out(lang, L, seed, leak_sequences):
     return lang.sample(leak_sequences, L, rng=np.random.default_rng(_child(seed, 11)))
 
 
 def held_out_leakage(lang, den, ar_net, L, *, seed=0, data) -> dict:
     """``leakage_mdm``, ``leakage_ar`` and ``conditional_kl`` of :func:`evaluate_language` on the
-    held-out sequences ``data`` (the masks and positions from ``seed``)."""
-    from neural.leakage import ar_leakage
+    held-out sequences ``data`` (the masks and positions from ``seed``), so they can be measured
+    again for a checkpoint evaluated before."""
+    from neural.leakage import ar_leakage, mdm_leakage
 
-    out = {"leakage_mdm": held_out_mdm_leakage(lang, den, L, seed=seed, val=data),
+    out = {"leakage_mdm": mdm_leakage(lang, den, L, data=data, rng=_child(seed, 12)),
            "leakage_ar": ar_leakage(lang, ar_net, L, data=data, rng=_child(seed, 13),
                                     positions_per_sequence=None if L <= 128 else 64)}
     lk = out["leakage_mdm"]
@@ -182,12 +173,18 @@ def evaluate_language(lang, mdm_net, ar_net, L, steps, *, num_samples=256, seed=
     block, phases = {}, {}
     den = NetworkDenoiser(mdm_net, autocast_dtype=autocast_dtype)
 
-    def part(name, fn):
+    def part(name, fn, keys=None):
+        """``block[name] = fn()``; with ``keys``, ``fn()`` returns several parts, merged into ``block``
+        (``keys``: those marked skipped when the time budget is spent)."""
         if not now_ok():
-            block[name] = {"skipped": "time budget"}
+            for k in keys or (name,):
+                block[k] = {"skipped": "time budget"}
             return
         t = time.perf_counter()
-        block[name] = fn()
+        if keys:
+            block.update(fn())
+        else:
+            block[name] = fn()
         phases[name] = time.perf_counter() - t
         block["phase_seconds"] = phases
         if save is not None:
@@ -197,15 +194,8 @@ def evaluate_language(lang, mdm_net, ar_net, L, steps, *, num_samples=256, seed=
     # leakage and KL per token: heavy-tailed over contexts for an MDM, so more sequences than the rest
     leak_held = held if leak_sequences is None else _held_out(lang, L, seed, int(leak_sequences))
     block["leak_sequences"] = int(leak_held.shape[0])
-    if now_ok():
-        t = time.perf_counter()
-        block.update(held_out_leakage(lang, den, ar_net, L, seed=seed, data=leak_held))
-        phases["leakage"] = time.perf_counter() - t
-        block["phase_seconds"] = phases
-        if save is not None:
-            save(block)
-    else:
-        block["leakage_mdm"] = block["leakage_ar"] = {"skipped": "time budget"}
+    part("leakage", lambda: held_out_leakage(lang, den, ar_net, L, seed=seed, data=leak_held),
+         keys=("leakage_mdm", "leakage_ar"))
     if log is not None and "leakage_mdm" in block and "leakage_per_token" in block["leakage_mdm"]:
         log(f"  leakage MDM {block['leakage_mdm']['leakage_per_token']:.3e} (KL {block['leakage_mdm']['kl_per_token']:.3e}),"
             f" AR {block['leakage_ar'].get('leakage_per_token', float('nan')):.3e}")

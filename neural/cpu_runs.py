@@ -119,8 +119,8 @@ def evaluate_all(out, *, languages=None, num_samples=256, steps=(8, 16, 32, 64, 
     from mdm_exact.runtime.provenance import provenance
 
     from neural.checkpoint import checkpoint_language, load_checkpoint
-    from neural.campaign import (_held_out, add_leakage_predictions, evaluate_language, held_out_leakage,
-                                 held_out_mdm_leakage, matched, reproduce_numbers, write_json)
+    from neural.campaign import (_held_out, add_leakage_predictions, evaluate_language, held_out_leakage, matched,
+                                 reproduce_numbers, write_json)
     from neural.evaluate import describe_device, time_samplers
     from neural.sample import NetworkDenoiser
 
@@ -162,27 +162,23 @@ def evaluate_all(out, *, languages=None, num_samples=256, steps=(8, 16, 32, 64, 
         write_json(path, doc)
         if isinstance(block.get("mdm"), list) and not force:
             log(f"{spec}: evaluated before (force=True to redo); reproduce numbers and matched speed-up updated")
-            old = block.get("leakage_mdm", {})
-            if "kl_per_token" in old and "by_mask_fraction" not in old:  # a file from before the rows existed
-                new = held_out_mdm_leakage(lang, NetworkDenoiser(mdm), L, seed=seed)
-                log(f"{spec}: leakage_mdm recomputed with its by_mask_fraction rows (same held-out contexts): "
-                    f"KL {old['kl_per_token']:.6g} -> {new['kl_per_token']:.6g}, "
-                    f"leakage {old['leakage_per_token']:.6g} -> {new['leakage_per_token']:.6g}")
-                save({"leakage_mdm": new})
-            if block.get("leak_sequences", 256) != leak_sequences:
-                before = block.get("leakage_mdm", {})
+            before = block.get("leakage_mdm", {})
+            was = block.get("leak_sequences", 256)
+            # measured again on another number of sequences, or for a file from before the
+            # by_mask_fraction rows existed (then on the same held-out contexts)
+            if was != leak_sequences or ("kl_per_token" in before and "by_mask_fraction" not in before):
                 new = held_out_leakage(lang, NetworkDenoiser(mdm), ar, L, seed=seed,
                                        data=_held_out(lang, L, seed, leak_sequences))
-                log(f"{spec}: held-out leakage measured again on {leak_sequences} sequences (was "
-                    f"{block.get('leak_sequences', 256)}): MDM leakage {before.get('leakage_per_token', float('nan')):.3g} "
+                log(f"{spec}: held-out leakage measured again on {leak_sequences} sequences (was {was}): "
+                    f"MDM leakage {before.get('leakage_per_token', float('nan')):.3g} "
                     f"-> {new['leakage_mdm']['leakage_per_token']:.3g}, KL {before.get('kl_per_token', float('nan')):.4g} "
                     f"-> {new['leakage_mdm']['kl_per_token']:.4g}; AR leakage "
                     f"{block.get('leakage_ar', {}).get('leakage_per_token', float('nan')):.3g} -> "
                     f"{new['leakage_ar']['leakage_per_token']:.3g}")
-                save({**new, "leak_sequences": leak_sequences})
+                block.update(new, leak_sequences=leak_sequences)
                 add_leakage_predictions(block["mdm"], block["leakage_mdm"], L)
                 save({})
-            if any("ser_from_leakage" not in r for r in block["mdm"] if "coupled_ideal" in r):
+            elif any("ser_from_leakage" not in r for r in block["mdm"] if "coupled_ideal" in r):
                 add_leakage_predictions(block["mdm"], block.get("leakage_mdm"), L)
                 save({})
         else:
