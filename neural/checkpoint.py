@@ -103,7 +103,7 @@ def load_checkpoint(path, *, map_location="cpu"):
         raise ValueError(f"{path!r} is not an mdm-theory neural checkpoint (format {FORMAT!r})")
     _check_fields(ckpt, path)
     try:
-        net = Transformer(ModelConfig(**ckpt["model_config"]))
+        net = Transformer(ModelConfig.from_dict(ckpt["model_config"]))
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
     except (TypeError, ValueError, RuntimeError, KeyError, AttributeError) as exc:
         msg = " ".join(str(exc).split())[:200]

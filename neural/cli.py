@@ -101,7 +101,8 @@ def cmd_train(args) -> int:
     lang = resolve_language(args.language, seed=args.language_seed)
     device = _device(args.device)
     mc = ModelConfig(vocab_size=int(lang.vocab_size), block_size=L, n_layer=args.layers, n_head=args.heads,
-                     n_embd=args.hidden, causal=args.kind == "ar", mlp_ratio=args.mlp_ratio)
+                     n_embd=args.hidden, causal=args.kind == "ar", mlp_ratio=args.mlp_ratio,
+                     abs_pos=args.abs_pos)
     cfg = TrainConfig(kind=args.kind, L=L, batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps,
                       max_seconds=args.max_seconds, target_rel=args.target, eval_every=args.eval_every,
                       val_size=args.val_size, schedule=args.schedule, seed=args.seed, device=device,

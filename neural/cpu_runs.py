@@ -43,10 +43,10 @@ def length_for(spec: str, L: int) -> int:
 #: The CPU recipe (chosen on paper-2gram at L = 64; see reports/neural/README.md).
 RECIPE = {
     "model": {"n_layer": 3, "n_head": 4, "n_embd": 64},
-    # an MDM's stop is confirmed on 4096 fresh sequences: its per-context leakage is heavy-tailed
-    # (the 512 of TrainConfig's default let the 2- and 3-gram MDMs stop at about 1.1e-4)
+    # an MDM's stop is confirmed on 16384 fresh sequences (10 s at L = 64): its per-context leakage
+    # is heavy-tailed (the 512 of TrainConfig's default let the 2- and 3-gram MDMs stop at about 1.1e-4)
     "mdm": {"batch_size": 64, "lr": 2e-3, "warmup_frac": 0.05, "tail_frac": 0.5, "ema": 0.998, "max_steps": 4000,
-            "max_seconds": 900.0, "eval_every": 200, "val_size": 512, "val_draws": 4, "confirm_sequences": 4096},
+            "max_seconds": 900.0, "eval_every": 200, "val_size": 512, "val_draws": 4, "confirm_sequences": 16384},
     "ar": {"batch_size": 64, "lr": 2e-3, "warmup_frac": 0.05, "tail_frac": 0.5, "ema": 0.998, "max_steps": 2000,
            "max_seconds": 420.0, "eval_every": 100, "val_size": 512, "val_draws": 1},
     "targets": {"target_rel": 0.01, "leak_target": 1e-4},
@@ -106,7 +106,7 @@ def read_summary(path) -> dict:
 
 def evaluate_all(out, *, languages=None, num_samples=256, steps=(8, 16, 32, 64, 128, 256, 512, 1024, 2048),
                  seed=0, log=print, policy_steps=(8, 32), policy_samples=128, gumbel_steps=(64, 1024),
-                 timing_repeats=3, force=False, results_name="results.json", retime=False, leak_sequences=4096):
+                 timing_repeats=3, force=False, results_name="results.json", retime=False, leak_sequences=65536):
     """The CPU campaign's evaluation: every language with both checkpoints in ``out`` -> ``out/<results_name>``.
 
     A language already in the file is not evaluated again (``force=True`` redoes it); its
@@ -288,7 +288,8 @@ def model_table(out, *, quality_target: float = 0.01, leak_target: float = 1e-4)
                     mc, summ = first["model_config"], first["summary"]
                     before = summ.get("init_from") or {}
                     net = f"{mc['n_layer']} x {mc['n_embd']}" + (
-                        f", MLP x{mc['mlp_ratio']}" if mc.get("mlp_ratio", 4) != 4 else "")
+                        f", MLP x{mc['mlp_ratio']}" if mc.get("mlp_ratio", 4) != 4 else "") + (
+                        ", abs. positions" if mc.get("abs_pos", False) else "")
                     steps = int(summ["steps"]) + int(before.get("total_steps") or 0)
                     seconds = float(summ["seconds"]) + float(before.get("total_seconds") or 0.0)
                 kl, kl_ci = float(lk["kl_per_token"]) / H, [float(v) / H for v in lk["kl_ci"]]
@@ -350,6 +351,9 @@ def main(argv=None) -> int:
     t.add_argument("--mlp-ratio", type=int, default=None,
                    help="override the MLP's hidden units per model dimension (4); with --init-from, a larger "
                         "ratio than the checkpoint's grows its MLPs (same function, new units: neural.model.grow_mlp)")
+    t.add_argument("--abs-pos", action=argparse.BooleanOptionalAction, default=None,
+                   help="learned absolute positions on top of rotary (default on; neural.model.ModelConfig.abs_pos); "
+                        "with --init-from, a checkpoint without them gains a zero table (the same function)")
     t.add_argument("--lr", type=float, default=None, help="override the recipe's peak learning rate (2e-3)")
     t.add_argument("--target", type=float, default=None, metavar="REL",
                    help="override the recipe's quality target (0.01: within 1%% of the entropy rate); a tighter "
@@ -376,9 +380,10 @@ def main(argv=None) -> int:
     e.add_argument("--results-name", default="results.json",
                    help="output file in --out (one per concurrent evaluate process; Figure 6 reads them all)")
     e.add_argument("--threads", type=int, default=1)
-    e.add_argument("--leak-sequences", type=int, default=4096,
-                   help="held-out sequences for leakage and KL per token (default 4096; an MDM's leakage is "
-                        "heavy-tailed over contexts); a language evaluated with another number is measured again")
+    e.add_argument("--leak-sequences", type=int, default=65536,
+                   help="held-out sequences for leakage and KL per token (default 65536, about 40 s per model at "
+                        "L = 64: an MDM's leakage is heavy-tailed over contexts, and 4096 left the 1e-4 target "
+                        "undecided); a language evaluated with another number is measured again")
     e.add_argument("--retime", action="store_true",
                    help="measure the wall clock again (e.g. on an idle machine) and recompute the matched speed-ups")
     args = p.parse_args(argv)
@@ -412,7 +417,8 @@ def main(argv=None) -> int:
                                        ("leak_target", args.leak_target))
                      if v is not None}
         model_overrides = {k: v for k, v in (("n_layer", args.layers), ("n_embd", args.hidden),
-                                             ("n_head", args.heads), ("mlp_ratio", args.mlp_ratio)) if v is not None}
+                                             ("n_head", args.heads), ("mlp_ratio", args.mlp_ratio),
+                                             ("abs_pos", args.abs_pos)) if v is not None}
         for spec, kind in jobs:
             try:
                 run_job(spec, kind, args.length, args.out, args.state, log=log, overrides=overrides,

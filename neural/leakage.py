@@ -97,6 +97,25 @@ def _by_mask_fraction(frac_bin, leak, kl, ent, tokens, bins, ci_alpha):
     return rows
 
 
+def _all_masked(lang, denoiser, L, schedule, t_eps):
+    """The ``all_masked`` block of :func:`mdm_leakage` (exact)."""
+    from scipy.integrate import quad
+
+    q = lang.conditional_marginals(np.zeros((1, L), np.int64), np.zeros((1, L), dtype=bool))  # (1, L, V)
+    x_t = torch.full((1, L), int(denoiser.mask_id), dtype=torch.long, device=denoiser.device)
+    leak, kl = context_terms(q, _log_probs_mdm(denoiser, x_t), np.ones((1, L), dtype=bool))  # (1, L) each
+
+    def move(u):  # masking probability at t = eps + (1 - eps) u
+        return float(1.0 - alpha(schedule, t_eps + (1.0 - t_eps) * u))
+
+    p_all = quad(lambda u: move(u) ** L, 0.0, 1.0, epsabs=0.0, epsrel=1e-10, limit=200)[0]
+    p_some = 1.0 - quad(lambda u: (1.0 - move(u)) ** L, 0.0, 1.0, epsabs=0.0, epsrel=1e-10, limit=200)[0]
+    lk = float(leak.mean())
+    return {"leakage_per_token": lk, "kl_per_token": float(kl.mean()), "leakage_max": float(leak.max()),
+            "leakage_by_position": [float(v) for v in leak[0]], "probability": p_all,
+            "leakage_contribution": p_all / p_some * lk}
+
+
 def mdm_leakage(lang, denoiser, L: int, *, num_sequences: int = 256, schedule: str = "linear", t_eps: float = 1e-3,
                 rng=None, batch_size: int = 64, ci_alpha: float = 0.05, data=None, bins: int = 10) -> dict:
     """Leakage and KL per masked token of an MDM denoiser, masks from the training schedule.
@@ -105,6 +124,14 @@ def mdm_leakage(lang, denoiser, L: int, *, num_sequences: int = 256, schedule: s
     or :class:`neural.oracle.ExactOracle`), with ``mask_id`` and ``device``. ``data`` (n, L):
     held-out sequences to use instead of fresh samples. ``rng`` (int or NumPy Generator) draws
     the sequences (when ``data`` is None), the times and the masks.
+
+    ``all_masked`` is the one context that the schedule draws with positive probability, every
+    position masked, measured exactly (one forward pass): its leakage and KL per token, the
+    probability ``P(all masked) = E_t[(1 - alpha_t)^L]`` and ``leakage_contribution``, the part
+    of the expectation that ``leakage_per_token`` estimates which it accounts for, exactly
+    (``P(all masked) / P(some masked)`` times its leakage). A network that cannot tell positions apart there (rotary attention alone,
+    :class:`neural.model.ModelConfig`) gives every position one law; where the first tokens'
+    law has zeros that is a floor no training removes (paper-2gram, L = 64: 1.07e-4).
 
     ``by_mask_fraction`` says *where* the learning error sits: the contexts are grouped by the
     fraction ``k / L`` of their positions that are masked (``bins`` equal bins of ``[0, 1]``; a
@@ -144,6 +171,7 @@ def mdm_leakage(lang, denoiser, L: int, *, num_sequences: int = 256, schedule: s
     out = _summary(per_leak, per_kl, mx_leak, mx_kl, int(m.sum()), ci_alpha,
                    f"MDM: per masked token given the revealed set; masks from the {schedule} training schedule; "
                    "mean over contexts of the per-token average, normal interval over contexts")
+    out["all_masked"] = _all_masked(lang, denoiser, int(L), schedule, t_eps)
     frac_bin = np.minimum(m * bins // int(L), bins - 1)
     out["by_mask_fraction"] = _by_mask_fraction(frac_bin, np.asarray(per_leak), np.asarray(per_kl),
                                                 np.asarray(per_ent), m, bins, ci_alpha)

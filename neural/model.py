@@ -6,8 +6,17 @@ classes only, so the mask token can never be predicted (the "mask logit = -inf" 
 SUBS parameterisation, see :mod:`neural.diffusion`).
 
 Positions are rotary (RoPE) in both models, so that the MDM and the AR baseline have exactly the
-same parameters: with learned absolute positions the MDM stalls at the unigram level
-(shared/notes/FIELD.md, H100 calibration).
+same parameters: with learned absolute positions *instead of* rotary ones the MDM stalls at the
+unigram level (shared/notes/FIELD.md, H100 calibration).
+
+Rotary attention alone cannot tell a bidirectional model *where* it is when every input is the
+mask: the scores depend only on offsets and every value is the same, so the network gives every
+position the same law. A language whose first tokens have another law than the rest (an n-gram's
+initial distribution, with its zeros) is then out of reach at that context: the paper-2gram MDM
+leaked 0.445 at position 0 of the all-masked input, which alone is 1.07e-4 per masked token at
+L = 64 (neural/README: a 2026-12-07 finding). ``abs_pos`` adds a learned absolute position
+embedding on top of rotary, started at zero (so a warm start keeps the network's function, and a
+fresh one begins as the rotary-only model did).
 """
 
 from __future__ import annotations
@@ -35,6 +44,10 @@ class ModelConfig:
     mlp_ratio : int
         Hidden units of each block's MLP per model dimension (GPT-2's 4). Checkpoints written
         before the field existed load with 4.
+    abs_pos : bool
+        Add a learned absolute position embedding (zero at initialisation) to the token
+        embedding, on top of the rotary attention (see the module docstring). Checkpoints written
+        before the field existed load without it (:meth:`from_dict`).
     """
 
     vocab_size: int
@@ -46,6 +59,10 @@ class ModelConfig:
     dropout: float = 0.0
     rope_base: float = 10000.0
     mlp_ratio: int = 4
+    abs_pos: bool = True
+
+    #: Values of fields that checkpoints written before the field existed were built with.
+    LEGACY = {"mlp_ratio": 4, "abs_pos": False}
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "mlp_ratio"):
@@ -58,6 +75,15 @@ class ModelConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout: expected 0 <= dropout < 1, got {self.dropout}")
+        if not isinstance(self.causal, bool) or not isinstance(self.abs_pos, bool):
+            raise ValueError(f"ModelConfig: causal and abs_pos must be True or False, got {self.causal!r}, "
+                             f"{self.abs_pos!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        """The configuration stored as ``d`` (a checkpoint's or a training state's ``model_config``);
+        a field it lacks takes the value of the networks written before that field existed."""
+        return cls(**{**cls.LEGACY, **d})
 
     @property
     def mask_id(self) -> int:
@@ -158,6 +184,7 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size + 1, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd) if config.abs_pos else None
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList([Block(config, i) for i in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.n_embd)
@@ -169,6 +196,8 @@ class Transformer(nn.Module):
         for name, p in self.named_parameters():
             if name.endswith("proj.weight"):  # GPT-2 scaled init of residual projections
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        if self.wpe is not None:  # starts as the rotary-only network
+            nn.init.zeros_(self.wpe.weight)
 
     @staticmethod
     def _init_weights(m):
@@ -193,7 +222,10 @@ class Transformer(nn.Module):
             raise ValueError("a KV cache only makes sense for a causal (AR) model")
         cos = self.rope_cos[start : start + T]
         sin = self.rope_sin[start : start + T]
-        x = self.drop(self.wte(idx))  # (B, T, C)
+        x = self.wte(idx)  # (B, T, C)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(start, start + T, device=idx.device))  # (T, C) broadcast over B
+        x = self.drop(x)
         for block in self.blocks:
             x = block(x, cos, sin, cache)
         if cache is not None:
@@ -201,25 +233,32 @@ class Transformer(nn.Module):
         return self.head(self.ln_f(x)).float()  # (B, T, V)
 
 
-def grow_mlp(fresh: dict, old: dict, old_config: ModelConfig, new_config: ModelConfig) -> dict:
+def grow_network(fresh: dict, old: dict, old_config: ModelConfig, new_config: ModelConfig) -> dict:
     """Weights of ``new_config`` that compute exactly what ``old`` computes under ``old_config``,
-    where the two differ only in a larger ``mlp_ratio`` (a warm start into a wider MLP).
+    where the two differ only in a larger ``mlp_ratio`` and/or ``abs_pos`` turned on (a warm start
+    into a wider MLP, or one that can tell absolute positions).
 
     ``fresh`` is the state dict of a newly initialised ``Transformer(new_config)``. Every weight
-    is copied from ``old``; each block's MLP keeps its old hidden units first and adds the fresh
+    is copied from ``old``. Each block's MLP keeps its old hidden units first and adds the fresh
     ones with their fresh input weights and **zero** output weights, so the network's function
     is unchanged (``proj @ gelu(fc x)`` gains terms ``0 * gelu(.)``) while the new units get
-    gradients from the first step on (as the output weights move off zero).
+    gradients from the first step on (as the output weights move off zero). A new absolute
+    position embedding starts at zero (as a fresh one does), which adds nothing.
     """
     a, b = old_config.to_dict(), new_config.to_dict()
-    diff = sorted(k for k in a if k != "mlp_ratio" and a[k] != b[k])
+    diff = sorted(k for k in a if k not in ("mlp_ratio", "abs_pos") and a[k] != b[k])
     if diff:
-        raise ValueError(f"grow_mlp: the networks differ in {diff}, not only in mlp_ratio")
+        raise ValueError(f"grow_network: the networks differ in {diff}, not only in mlp_ratio / abs_pos")
     if new_config.mlp_ratio < old_config.mlp_ratio:
-        raise ValueError(f"grow_mlp: mlp_ratio can only grow ({old_config.mlp_ratio} -> {new_config.mlp_ratio})")
+        raise ValueError(f"grow_network: mlp_ratio can only grow ({old_config.mlp_ratio} -> {new_config.mlp_ratio})")
+    if old_config.abs_pos and not new_config.abs_pos:
+        raise ValueError("grow_network: abs_pos can be turned on, not off (that would change the function)")
     h = old_config.mlp_ratio * old_config.n_embd
     out = {}
     for name, w in fresh.items():
+        if name == "wpe.weight" and name not in old:
+            out[name] = torch.zeros_like(w)
+            continue
         v = old[name]
         if name.endswith("mlp.fc.weight"):  # (hidden, n_embd): old units first, fresh ones after
             w = w.clone()

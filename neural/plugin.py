@@ -9,6 +9,8 @@ without torch: the parsers and the kind's declaration are here, the work is done
 
 from __future__ import annotations
 
+import argparse
+
 import hashlib
 import importlib
 import os
@@ -74,6 +76,10 @@ def register_command(subparsers) -> None:
     t.add_argument("--mlp-ratio", type=int, default=4,
                    help="MLP hidden units per model dimension (default 4); with --init, a larger ratio than the "
                         "checkpoint's grows its MLPs into this one (the same function, new units)")
+    t.add_argument("--abs-pos", action=argparse.BooleanOptionalAction, default=True,
+                   help="a learned absolute position embedding on top of rotary (default on; without it a "
+                        "bidirectional model gives every position the same law when all is masked); with --init, "
+                        "a checkpoint without one gains a zero table (the same function)")
     t.add_argument("--batch-size", type=int, default=64, help="sequences per training step (default 64)")
     t.add_argument("--lr", type=float, default=3e-4, help="peak learning rate of AdamW (default 3e-4)")
     t.add_argument("--max-steps", type=int, default=2000, help="step cap; also sets the cosine schedule (default 2000)")

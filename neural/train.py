@@ -61,7 +61,7 @@ from neural.ar import ar_log_probs, ar_loss
 from neural.checkpoint import _plain
 from neural.data import DataStream, entropy_rate, validation_set
 from neural.diffusion import SCHEDULES, elbo_terms, mdm_loss, subs_log_probs
-from neural.model import ModelConfig, Transformer, grow_mlp
+from neural.model import ModelConfig, Transformer, grow_network
 
 DEFAULT_TARGET = {"ar": 0.02, "mdm": 0.05}
 
@@ -351,17 +351,18 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
     step, elapsed0 = 0, 0.0
     source = None
     if init_from is not None:
-        theirs_config = ModelConfig(**init_from["model_config"])
+        theirs_config = ModelConfig.from_dict(init_from["model_config"])
         mine, theirs = model_config.to_dict(), theirs_config.to_dict()
         diff = sorted(k for k in mine if mine[k] != theirs[k])
         weights = init_from["model"]
-        if diff == ["mlp_ratio"] and theirs["mlp_ratio"] < mine["mlp_ratio"]:
-            # a wider MLP than the checkpoint's: the same function, with new hidden units (grow_mlp)
-            weights = grow_mlp(net.state_dict(), weights, theirs_config, model_config)
+        grows = {"mlp_ratio": theirs["mlp_ratio"] < mine["mlp_ratio"], "abs_pos": mine["abs_pos"] > theirs["abs_pos"]}
+        if diff and all(grows.get(k, False) for k in diff):
+            # a wider MLP and/or absolute positions the checkpoint lacks: the same function (grow_network)
+            weights = grow_network(net.state_dict(), weights, theirs_config, model_config)
         elif diff:
             raise ValueError(f"cannot start from {init_from['source'].get('checkpoint', 'the given weights')!r}: its "
                              f"network differs from this run's in { {k: theirs[k] for k in diff} } (this run: "
-                             f"{ {k: mine[k] for k in diff} }; only a larger mlp_ratio can be grown into)")
+                             f"{ {k: mine[k] for k in diff} }; only a larger mlp_ratio, or abs_pos turned on, can be grown into)")
         source = _plain(dict(init_from["source"]))  # as the state stores it, so a resume compares like with like
         net.load_state_dict(weights)
         if ema_net is not None:
@@ -379,7 +380,7 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
                       and stored.get(k) != now[k])
         if st.get("init_from") != source:
             diff.append("init_from")
-        if diff or ModelConfig(**st["model_config"]).to_dict() != model_config.to_dict():  # states before mlp_ratio: 4
+        if diff or ModelConfig.from_dict(st["model_config"]).to_dict() != model_config.to_dict():
             raise ValueError(f"cannot resume from {os.fspath(state_path)!r}: its configuration differs in "
                              f"{diff or ['model_config']}")
         net.load_state_dict(st["model"])

@@ -125,8 +125,17 @@ def test_mdm_leakage_mean_matches_exact_expectation():
         num += pm * np.sum(qx * leak.sum(1) / k)
         num_kl += pm * np.sum(qx * kl.sum(1) / k)
         tot += pm
+        if k == L:  # the all-masked context: one context, whatever x is
+            all_leak, all_kl, all_p = np.sum(qx * leak.sum(1) / k), np.sum(qx * kl.sum(1) / k), pm
+            all_by_pos = leak[0]
     exact_leak, exact_kl = num / tot, num_kl / tot
     r = mdm_leakage(lang, den, L, num_sequences=40000, rng=1, batch_size=4000)
+    a = r["all_masked"]  # exact: one forward pass and two integrals
+    np.testing.assert_allclose(a["probability"], all_p, rtol=1e-9)
+    np.testing.assert_allclose([a["leakage_per_token"], a["kl_per_token"]], [all_leak, all_kl], rtol=1e-12)
+    np.testing.assert_allclose(a["leakage_by_position"], all_by_pos, rtol=1e-12)
+    np.testing.assert_allclose(a["leakage_contribution"], all_p * all_leak / tot, rtol=1e-9)
+    assert a["leakage_max"] == max(all_by_pos) > 0
     z = normal_quantile(P_FAIL)
     se = (r["leakage_ci"][1] - r["leakage_per_token"]) / normal_quantile(0.05)
     assert abs(r["leakage_per_token"] - exact_leak) <= z * se

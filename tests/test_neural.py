@@ -689,36 +689,75 @@ def test_gpu_run_chooses_targets_by_their_measured_cost():
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_grow_mlp_keeps_the_function(causal):
-    """``neural.model.grow_mlp``: the wider network computes the same logits (zero output weights
-    on the new units), its new units have their fresh input weights, a gradient step moves the new
-    output weights off zero; shrinking or changing anything else is refused."""
-    from neural.model import ModelConfig, Transformer, grow_mlp
+def test_grow_network_keeps_the_function(causal):
+    """``neural.model.grow_network``: the network with a wider MLP and absolute positions computes
+    the same logits (zero output weights on the new units, a zero position table), its new units
+    have their fresh input weights, a gradient step moves the new output weights and the position
+    table off zero; shrinking, turning positions off or changing anything else is refused."""
+    from neural.model import ModelConfig, Transformer, grow_network
 
     torch.manual_seed(0)
-    small = ModelConfig(vocab_size=5, block_size=12, n_layer=2, n_head=2, n_embd=16, causal=causal)
-    big = ModelConfig(**{**small.to_dict(), "mlp_ratio": 7})
+    small = ModelConfig(vocab_size=5, block_size=12, n_layer=2, n_head=2, n_embd=16, causal=causal, abs_pos=False)
+    big = ModelConfig(**{**small.to_dict(), "mlp_ratio": 7, "abs_pos": True})
     a = Transformer(small)
     fresh = Transformer(big)
     b = Transformer(big)
-    b.load_state_dict(grow_mlp(fresh.state_dict(), a.state_dict(), small, big))
+    b.load_state_dict(grow_network(fresh.state_dict(), a.state_dict(), small, big))
     x = torch.randint(0, 6, (3, 12))
     torch.testing.assert_close(b(x), a(x), rtol=1e-5, atol=1e-6)
     h = 4 * 16
     fc, proj = b.blocks[1].mlp.fc.weight, b.blocks[1].mlp.proj.weight
     assert fc.shape == (7 * 16, 16) and torch.equal(fc[h:], fresh.blocks[1].mlp.fc.weight[h:])
     assert torch.equal(proj[:, h:], torch.zeros_like(proj[:, h:]))
-    b(x).logsumexp(-1).sum().backward()
-    assert proj.grad[:, h:].abs().max() > 0
+    assert b.wpe.weight.shape == (12, 16) and not b.wpe.weight.any()
+    b(x).log_softmax(-1)[:, :, 0].sum().backward()
+    assert proj.grad[:, h:].abs().max() > 0 and b.wpe.weight.grad.abs().max() > 0
     with pytest.raises(ValueError, match="can only grow"):
-        grow_mlp(a.state_dict(), b.state_dict(), big, small)
+        grow_network(a.state_dict(), b.state_dict(), big, small)
+    with pytest.raises(ValueError, match="turned on, not off"):
+        grow_network(a.state_dict(), b.state_dict(), big, ModelConfig(**{**big.to_dict(), "abs_pos": False}))
     other = ModelConfig(**{**big.to_dict(), "n_layer": 3})
     with pytest.raises(ValueError, match=r"differ in \['n_layer'\]"):
-        grow_mlp(Transformer(other).state_dict(), a.state_dict(), small, other)
+        grow_network(Transformer(other).state_dict(), a.state_dict(), small, other)
+
+
+def test_rotary_only_mdm_cannot_tell_positions_when_all_is_masked():
+    """The finding behind ``ModelConfig.abs_pos``: with every input the mask, rotary attention
+    scores depend only on offsets and every value is the same, so a rotary-only bidirectional
+    network gives *every* position the same law, whatever its weights; with absolute positions
+    the laws can differ. A trained one pays for it where the first token's law has zeros
+    (paper-2gram: tokens 2, 4, 7 at position 0): the loss-optimal shared law is the mean of the
+    positions' laws, whose mass on those tokens is leaked at position 0."""
+    from mdm_exact.languages import make_preset
+
+    torch.manual_seed(1)
+    cfg = ModelConfig(vocab_size=8, block_size=16, n_layer=2, n_head=2, n_embd=16, abs_pos=False)
+    net = Transformer(cfg)
+    x = torch.full((2, 16), cfg.mask_id)
+    with torch.no_grad():
+        for blk in net.blocks:  # weights far from the init, so the test is not about small weights
+            blk.attn.qkv.weight.normal_(0.0, 1.0)
+        out = net(x)
+    torch.testing.assert_close(out, out[:, :1].expand_as(out), rtol=0, atol=1e-5)
+    with_pos = Transformer(ModelConfig(**{**cfg.to_dict(), "abs_pos": True}))
+    with torch.no_grad():
+        with_pos.wpe.weight.normal_(0.0, 1.0)
+        out = with_pos(x)
+    assert (out[:, 0] - out[:, 1]).abs().max() > 1e-2
+
+    lang = make_preset("paper-2gram")
+    L = 64
+    q = lang.conditional_marginals(np.zeros((1, L), np.int64), np.zeros((1, L), bool))[0]  # (L, V), all masked
+    assert np.flatnonzero(q[0] == 0).tolist() == [2, 4, 7] and (q[1:] > 0).all()
+    shared = q.mean(0)  # argmin_p sum_i KL(q_i || p)
+    leak0 = shared[[2, 4, 7]].sum()
+    # the committed rotary-only model leaked 0.4451 there (reports/neural/README.md); the floor's
+    # share of the per-token leakage at L = 64 under the linear schedule: P(all masked) ~ 1 / (L + 1)
+    assert 0.44 < leak0 < 0.45 and 1.0e-4 < leak0 / L / (L + 1) < 1.1e-4
 
 
 def test_checkpoints_before_mlp_ratio_load_with_4(tmp_path):
-    """A checkpoint whose ``model_config`` has no ``mlp_ratio`` (written before the field existed,
+    """A checkpoint whose ``model_config`` has no ``mlp_ratio`` (or no ``abs_pos``) (written before the field existed,
     like the committed CPU models of the first sessions) loads as 4, with the same logits."""
     from neural.checkpoint import load_checkpoint
 
@@ -731,6 +770,14 @@ def test_checkpoints_before_mlp_ratio_load_with_4(tmp_path):
     loaded, _ = load_checkpoint(path)
     x = torch.randint(0, 4, (2, 6))
     assert loaded.config.mlp_ratio == 4 and torch.equal(loaded(x), net(x))
+    # and one written before abs_pos existed: no position table (model.ModelConfig.from_dict)
+    old = Transformer(ModelConfig(vocab_size=3, block_size=6, n_layer=1, n_head=2, n_embd=8, abs_pos=False))
+    save_checkpoint(path, old, kind="mdm", step=0, seed=0, L=6)
+    raw = torch.load(path, weights_only=True)
+    del raw["model_config"]["abs_pos"]
+    torch.save(raw, path)
+    loaded, _ = load_checkpoint(path)
+    assert loaded.config.abs_pos is False and loaded.wpe is None and torch.equal(loaded(x), old(x))
 
 
 def test_cli_train_targets_ema_and_resume(tmp_path, capsys, tiny_language_registry):
