@@ -272,6 +272,12 @@ def cmd_evaluate(args) -> int:
                     ratio = "-" if row["kl_over_entropy"] is None else f"{row['kl_over_entropy']:.3f}"
                     lines.append(f"  [{lo:.2f}, {hi:.2f}]     {row['num_contexts']:8d}  {row['kl_per_token']:10.4g}"
                                  f"  {row['entropy_per_token']:10.4g}  {ratio:>6}")
+            am = kl["all_masked"]
+            worst = int(np.argmax(am["leakage_by_position"]))
+            lines.append(f"all masked (exact; the first step's context, drawn with probability {am['probability']:.3g}): "
+                         f"KL/token {am['kl_per_token']:.4g}, leakage/token {am['leakage_per_token']:.3g} "
+                         f"(most at position {worst}: {am['leakage_by_position'][worst]:.3g}), "
+                         f"adding {am['leakage_contribution']:.3g} to the mean leakage per token")
     else:
         val = validation_set(lang, min(n, 256), L, rng=args.seed + 1)
         result["ar"] = evaluate_ar(net, lang, L, num_samples=n, batch_size=args.batch_size, rng=args.seed,

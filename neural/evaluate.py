@@ -73,7 +73,8 @@ def conditional_kl(lang, denoiser, *, num_contexts: int = 64, L: int, rng=None, 
     A view of :func:`neural.leakage.mdm_leakage` (the one implementation): ``num_contexts``
     fresh exact samples, each masked under the linear schedule (rate ``t`` uniform). Returns the
     mean over contexts of the per-token KL with its interval, the maximum, the number of masked
-    tokens, and the same measurement's leakage and ``by_mask_fraction`` rows.
+    tokens, and the same measurement's leakage, ``by_mask_fraction`` rows and (exact) ``all_masked``
+    block.
     """
     from neural.leakage import mdm_leakage
 
@@ -81,7 +82,7 @@ def conditional_kl(lang, denoiser, *, num_contexts: int = 64, L: int, rng=None, 
     return {"mean_kl_per_token": r["kl_per_token"], "mean_kl_ci": r["kl_ci"], "max_kl": r["kl_max"],
             "num_masked_tokens": r["num_tokens"], "num_contexts": r["num_contexts"],
             "leakage_per_token": r["leakage_per_token"], "leakage_ci": r["leakage_ci"],
-            "by_mask_fraction": r["by_mask_fraction"],
+            "by_mask_fraction": r["by_mask_fraction"], "all_masked": r["all_masked"],
             "note": "mean over contexts of the per-masked-token KL(q || p_theta), nats (neural.leakage.mdm_leakage)"}
 
 

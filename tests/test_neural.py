@@ -597,10 +597,13 @@ def test_cli_train_sample_evaluate(tmp_path, capsys, tiny_language_registry):
     assert [r["num_steps"] for r in ev["mdm"]] == [2, 8] and "conditional_kl" in ev
     rows = ev["conditional_kl"]["by_mask_fraction"]
     assert len(rows) == 10 and sum(r["num_contexts"] for r in rows) == ev["conditional_kl"]["num_contexts"]
+    am = ev["conditional_kl"]["all_masked"]
+    assert len(am["leakage_by_position"]) == 8 and 0 < am["probability"] < 1
     assert main(["neural", "evaluate", "--checkpoint", str(ck), "--steps", "2", "--num-samples", "4",
                  "--kl-contexts", "4"]) == 0
     text = capsys.readouterr().out
     assert "masked fraction  contexts    KL/token  H(q)/token    KL/H" in text
+    assert f"all masked (exact; the first step's context, drawn with probability {am['probability']:.3g})" in text
     assert sum(line.strip().startswith("[") for line in text.splitlines()) == sum(r["num_contexts"] > 0 for r in rows)
     assert main(["neural", "evaluate", "--checkpoint", str(ck), "--steps", "two"]) == 2
     assert "steps" in capsys.readouterr().err
@@ -754,6 +757,33 @@ def test_rotary_only_mdm_cannot_tell_positions_when_all_is_masked():
     # the committed rotary-only model leaked 0.4451 there (reports/neural/README.md); the floor's
     # share of the per-token leakage at L = 64 under the linear schedule: P(all masked) ~ 1 / (L + 1)
     assert 0.44 < leak0 < 0.45 and 1.0e-4 < leak0 / L / (L + 1) < 1.1e-4
+
+
+def test_mdm_with_absolute_positions_learns_the_first_tokens_zeros():
+    """The fix: a tiny MDM with ``abs_pos`` trained 300 steps on a bigram whose first token is never
+    1 puts almost nothing on it at position 0 of the all-masked input, far below what any
+    position-blind network must put there to fit the other positions (the mean of the positions'
+    laws, the loss-optimal shared law: its mass on token 1 is the floor of the test above)."""
+    from mdm_exact.languages import NGram
+    from neural.leakage import _all_masked
+    from neural.sample import NetworkDenoiser
+    from neural.train import TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    cond = rng.dirichlet(np.ones(3), size=3)
+    cond[0, 1] = cond[2, 2] = 0.0
+    cond /= cond.sum(1, keepdims=True)
+    lang = NGram(2, np.array([0.5, 0.0, 0.5]), cond)
+    L = 8
+    q = lang.conditional_marginals(np.zeros((1, L), np.int64), np.zeros((1, L), bool))[0]  # (L, V)
+    floor = q.mean(0)[1]
+    assert q[0, 1] == 0 and floor > 0.09
+    mc = ModelConfig(vocab_size=3, block_size=L, n_layer=1, n_head=2, n_embd=16, abs_pos=True)
+    cfg = TrainConfig(kind="mdm", L=L, batch_size=32, lr=1e-2, max_steps=300, eval_every=300, val_size=32,
+                      targets="exact", seed=0)
+    res = train(lang, mc, cfg)
+    a = _all_masked(lang, NetworkDenoiser(res.net.eval()), L, "linear", 1e-3)
+    assert a["leakage_by_position"][0] < floor / 20 and max(a["leakage_by_position"][1:]) == 0.0
 
 
 def test_checkpoints_before_mlp_ratio_load_with_4(tmp_path):
