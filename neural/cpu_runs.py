@@ -267,6 +267,8 @@ def model_table(out, *, quality_target: float = 0.01, leak_target: float = 1e-4)
     files is an error (which one is current?)."""
     import glob
 
+    from neural.model import ModelConfig
+
     rows, seen = [], {}
     for path in sorted(glob.glob(os.path.join(out, "results*.json"))):
         with open(path) as f:
@@ -285,11 +287,10 @@ def model_table(out, *, quality_target: float = 0.01, leak_target: float = 1e-4)
                 net = steps = seconds = None
                 if os.path.exists(curve):
                     first = read_summary(curve)
-                    mc, summ = first["model_config"], first["summary"]
+                    mc, summ = ModelConfig.from_dict(first["model_config"]), first["summary"]
                     before = summ.get("init_from") or {}
-                    net = f"{mc['n_layer']} x {mc['n_embd']}" + (
-                        f", MLP x{mc['mlp_ratio']}" if mc.get("mlp_ratio", 4) != 4 else "") + (
-                        ", abs. positions" if mc.get("abs_pos", False) else "")
+                    net = f"{mc.n_layer} x {mc.n_embd}" + (f", MLP x{mc.mlp_ratio}" if mc.mlp_ratio != 4 else "") + (
+                        ", abs. positions" if mc.abs_pos else "")
                     steps = int(summ["steps"]) + int(before.get("total_steps") or 0)
                     seconds = float(summ["seconds"]) + float(before.get("total_seconds") or 0.0)
                 kl, kl_ci = float(lk["kl_per_token"]) / H, [float(v) / H for v in lk["kl_ci"]]
@@ -350,7 +351,7 @@ def main(argv=None) -> int:
     t.add_argument("--heads", type=int, default=None, help="override the recipe's number of heads (4)")
     t.add_argument("--mlp-ratio", type=int, default=None,
                    help="override the MLP's hidden units per model dimension (4); with --init-from, a larger "
-                        "ratio than the checkpoint's grows its MLPs (same function, new units: neural.model.grow_mlp)")
+                        "ratio than the checkpoint's grows its MLPs (same function, new units: neural.model.grow_network)")
     t.add_argument("--abs-pos", action=argparse.BooleanOptionalAction, default=None,
                    help="learned absolute positions on top of rotary (default on; neural.model.ModelConfig.abs_pos); "
                         "with --init-from, a checkpoint without them gains a zero table (the same function)")

@@ -129,9 +129,10 @@ def mdm_leakage(lang, denoiser, L: int, *, num_sequences: int = 256, schedule: s
     position masked, measured exactly (one forward pass): its leakage and KL per token, the
     probability ``P(all masked) = E_t[(1 - alpha_t)^L]`` and ``leakage_contribution``, the part
     of the expectation that ``leakage_per_token`` estimates which it accounts for, exactly
-    (``P(all masked) / P(some masked)`` times its leakage). A network that cannot tell positions apart there (rotary attention alone,
-    :class:`neural.model.ModelConfig`) gives every position one law; where the first tokens'
-    law has zeros that is a floor no training removes (paper-2gram, L = 64: 1.07e-4).
+    (``P(all masked) / P(some masked)`` times its leakage). A network that cannot tell positions
+    apart there (rotary attention alone, :class:`neural.model.ModelConfig`) gives every position
+    one law; where the first tokens' law has zeros that is a floor no training removes
+    (paper-2gram, L = 64: 1.07e-4).
 
     ``by_mask_fraction`` says *where* the learning error sits: the contexts are grouped by the
     fraction ``k / L`` of their positions that are masked (``bins`` equal bins of ``[0, 1]``; a

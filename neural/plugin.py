@@ -10,7 +10,6 @@ without torch: the parsers and the kind's declaration are here, the work is done
 from __future__ import annotations
 
 import argparse
-
 import hashlib
 import importlib
 import os

@@ -355,14 +355,16 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
         mine, theirs = model_config.to_dict(), theirs_config.to_dict()
         diff = sorted(k for k in mine if mine[k] != theirs[k])
         weights = init_from["model"]
-        grows = {"mlp_ratio": theirs["mlp_ratio"] < mine["mlp_ratio"], "abs_pos": mine["abs_pos"] > theirs["abs_pos"]}
-        if diff and all(grows.get(k, False) for k in diff):
-            # a wider MLP and/or absolute positions the checkpoint lacks: the same function (grow_network)
-            weights = grow_network(net.state_dict(), weights, theirs_config, model_config)
-        elif diff:
-            raise ValueError(f"cannot start from {init_from['source'].get('checkpoint', 'the given weights')!r}: its "
-                             f"network differs from this run's in { {k: theirs[k] for k in diff} } (this run: "
-                             f"{ {k: mine[k] for k in diff} }; only a larger mlp_ratio, or abs_pos turned on, can be grown into)")
+        if diff:
+            # a wider MLP and/or absolute positions the checkpoint lacks: the same function; grow_network
+            # holds the rule of what can be grown into and refuses anything else
+            try:
+                weights = grow_network(net.state_dict(), weights, theirs_config, model_config)
+            except ValueError:
+                raise ValueError(f"cannot start from {init_from['source'].get('checkpoint', 'the given weights')!r}: "
+                                 f"its network differs from this run's in { {k: theirs[k] for k in diff} } (this run: "
+                                 f"{ {k: mine[k] for k in diff} }; only a larger mlp_ratio, or abs_pos turned on, can "
+                                 "be grown into)") from None
         source = _plain(dict(init_from["source"]))  # as the state stores it, so a resume compares like with like
         net.load_state_dict(weights)
         if ema_net is not None:
