@@ -47,7 +47,10 @@ def load_config(path) -> dict:
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
     with open(path, "rb") as f:
-        raw = tomllib.load(f)
+        try:
+            raw = tomllib.load(f)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: not a valid TOML report config: {exc}") from None
     cfg = {"seed": 0, "alpha": 0.05}
     for key, val in raw.items():
         if key in TOP_KEYS:
@@ -59,14 +62,46 @@ def load_config(path) -> dict:
             unknown = set(val) - set(defaults)
             if unknown:
                 raise ValueError(f"{path}: [{key}] has unknown keys {sorted(unknown)}; allowed: {sorted(defaults)}")
+            for name, value in val.items():
+                _check_value_type(path, key, name, defaults[name], value)
         else:
             raise ValueError(f"{path}: unknown key or table {key!r}; expected {sorted(TOP_KEYS)} or "
                              f"figure tables {sorted(experiments.FIGURES)}")
     for name, (_, defaults) in experiments.FIGURES.items():
         cfg[name] = {**defaults, **raw.get(name, {})}
-    if not 0 < float(cfg["alpha"]) < 1:
+    if isinstance(cfg["seed"], bool) or not isinstance(cfg["seed"], int) or cfg["seed"] < 0:
+        raise ValueError(f"{path}: seed must be an integer >= 0, got {cfg['seed']!r}")
+    if isinstance(cfg["alpha"], bool) or not isinstance(cfg["alpha"], (int, float)) or not 0 < cfg["alpha"] < 1:
         raise ValueError(f"{path}: alpha must be in (0, 1), got {cfg['alpha']}")
     return cfg
+
+
+def _type_name(value) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _check_value_type(path, table, name, default, value):
+    """Refuse a figure setting whose TOML type differs from its default's (before any work).
+
+    Integers are accepted where the default is a float; a language may be a preset name or a
+    ``{random_ngram = {...}}`` table; list items are checked against the default's first item.
+    """
+    where = f"{path}: [{table}] {name}"
+    language = "language" in name and not name.endswith("by_language")
+    if language and isinstance(value, (str, dict)) and isinstance(default, (str, dict)):
+        return
+    if isinstance(default, bool) or isinstance(value, bool):
+        ok = isinstance(default, bool) and isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float))
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise ValueError(f"{where} must be {_type_name(default)} like the default {default!r}, got {value!r}")
+    if isinstance(default, list) and default:
+        for i, item in enumerate(value):
+            _check_value_type(path, table, f"{name}[{i}]", default[0], item)
 
 
 # ------------------------------------------------------------------------- build
@@ -96,6 +131,11 @@ def build(out=None, *, quick=False, config=None, force=False, only=None, progres
     out = os.path.abspath(out or os.path.join(os.getcwd(), "reports"))
     config = config or os.path.join(CONFIG_DIR, "quick.toml" if quick else "full.toml")
     cfg = load_config(config)
+    names = list(experiments.FIGURES)
+    if only:  # refused before anything is created under ``out``
+        names = [n for n in names if any(n == o or n.startswith(o) for o in only)]
+        if not names:
+            raise ValueError(f"--only {only}: no such figure; expected some of {list(experiments.FIGURES)}")
     data_dir = os.path.join(out, "data")
     fig_dir = os.path.join(out, "figures")
     os.makedirs(data_dir, exist_ok=True)
@@ -107,11 +147,6 @@ def build(out=None, *, quick=False, config=None, force=False, only=None, progres
     t_start = time.perf_counter()
     summary = {"out": out, "config": os.path.relpath(config, REPORTS_DIR) if config.startswith(REPORTS_DIR) else config,
                "figures": {}, "quick": quick}
-    names = list(experiments.FIGURES)
-    if only:
-        names = [n for n in names if any(n == o or n.startswith(o) for o in only)]
-        if not names:
-            raise ValueError(f"--only {only}: no such figure; expected some of {list(experiments.FIGURES)}")
     try:
         _build_figures(names, cfg, runner, prog, prov, summary, quick, data_dir, fig_dir)
     finally:

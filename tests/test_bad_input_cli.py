@@ -120,3 +120,33 @@ def test_validators_directly():
     check_monte_carlo_size(512, 10**6)
     with pytest.raises(ValueError, match="MAX_MC_LENGTH"):
         check_monte_carlo_size(10**9, 1)
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["sample", "--language", "paper-2gram", "--length", 4], ["required: --samples/-M", "'mdm-theory sample --help'"]),
+    (SAMPLE + ["--length", 4, "--samples", 2, "--schedule", "foo"], ["invalid choice: 'foo'"]),
+    (["frob"], ["invalid choice: 'frob'", "'mdm-theory --help'"]),
+    (EXACT + ["--length", "four"], ["--length", "'four'"]),
+    (["check", "--no-such-flag"], ["mdm-theory check: error: unrecognized arguments: --no-such-flag",
+                                   "'mdm-theory check --help'"]),
+    (SAMPLE + ["--length", 4, "-M", 2, "stray"], ["unrecognized arguments: stray", "'mdm-theory sample --help'"]),
+], ids=["missing-required", "bad-choice", "unknown-command", "not-an-int", "unknown-flag", "stray-word"])
+def test_usage_errors_are_one_line_not_the_usage_block(capsys, args, needles):
+    """argparse's own errors (missing, unknown or mistyped options) follow the same rule as ours:
+    exit 2 and one line on stderr naming the problem and where the usage is, nothing on stdout."""
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mdm-theory") and "usage:" not in lines[0], captured.err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def test_help_still_prints_the_usage(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["sample", "--help"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: mdm-theory sample")

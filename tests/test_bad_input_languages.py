@@ -108,3 +108,32 @@ def test_preset_seed_types_that_are_integers():
     a, b = load_language("paper-3gram", seed=np.int64(7)), load_language("paper-3gram", seed=7)
     assert np.array_equal(a.conditional, b.conditional)
     assert not np.array_equal(a.conditional, load_language("paper-3gram", seed=8).conditional)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".npz"])
+def test_language_make_into_a_missing_folder_names_the_folder(tmp_path, capsys, suffix):
+    target = tmp_path / "no" / "such" / f"x{suffix}"
+    refused(capsys, ["language", "make", "paper-2gram", "--out", target], "the folder", str(target.parent),
+            folder=tmp_path)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".npz"])
+def test_save_language_replaces_a_file_whole_and_leaves_no_temporary(tmp_path, suffix, monkeypatch):
+    """A write that fails half-way keeps the old file as it was and leaves nothing beside it."""
+    from mdm_exact.languages import io as lio
+
+    path = tmp_path / f"lang{suffix}"
+    lio.save_language(load_language("paper-2gram"), path)
+    before = path.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(lio.json, "dumps", broken)
+    monkeypatch.setattr(lio.np, "savez", broken)
+    with pytest.raises(OSError, match="disk full"):
+        lio.save_language(load_language("paper-hmm"), path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    monkeypatch.undo()
+    np.testing.assert_array_equal(load_language(path).conditional, load_language("paper-2gram").conditional)

@@ -156,3 +156,17 @@ def test_train_logs_no_nan_loss_before_the_first_step(tmp_path):
     lines = [ln for ln in out.getvalue().splitlines() if "] step " in ln]
     assert lines[0].startswith("[mdm] step 0 ") and "loss=- " in lines[0]
     assert "loss=nan" not in out.getvalue()
+
+
+def test_usage_errors_of_plugin_subcommands_are_one_line_naming_the_subcommand(capsys):
+    """argparse errors of ``neural <action>`` (a plugin's nested parser) are one line that points at
+    that action's --help, not at the top-level one."""
+    from mdm_exact.runtime.cli import main
+
+    for args, needle in ((["neural", "sample", "--checkpoint", "m.pt", "--bogus", "3"], "mdm-theory neural sample: error: unrecognized arguments: --bogus 3"),
+                         (["neural", "train", "--kind", "xyz"], "mdm-theory neural train: error: argument --kind")):
+        with pytest.raises(SystemExit) as exc:
+            main(args)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(needle) and err[0].endswith(f"(see '{' '.join(['mdm-theory'] + args[:2])} --help')"), err

@@ -307,6 +307,14 @@ def test_default_output_is_reports_under_the_working_directory(tmp_path, monkeyp
         ("[fig9]\n", "unknown key or table"),
         ("alpha = 1.5\n", "alpha must be"),
         ("fig1_steps = 3\n", "must be a table"),
+        ("seed = \"x\"\n", "seed must be an integer >= 0"),
+        ("alpha = \"x\"\n", "alpha must be in"),
+        ("[fig4_lemmas]\na1_instances = \"x\"\n", r"\[fig4_lemmas\] a1_instances must be an integer like the default"),
+        ("[fig1_steps]\nsteps = [8, 16.5]\n", r"steps\[1\] must be an integer"),
+        ("[fig1_steps]\nautoregressive = 1\n", "must be a boolean"),
+        ("[fig1_steps]\nlanguages = \"paper-2gram\"\n", "must be a list"),
+        ("[fig3_ser_linear]\nlanguage = 5\n", "must be a string"),
+        ("{\"kind\": 1}\n", "not a valid TOML report config"),
     ],
 )
 def test_config_errors_are_clear(tmp_path, text, match):
@@ -314,6 +322,26 @@ def test_config_errors_are_clear(tmp_path, text, match):
     p.write_text(text)
     with pytest.raises(ValueError, match=match):
         B.load_config(p)
+
+
+def test_config_types_that_are_fine(tmp_path):
+    """Integers where the default is a float, and a language given as a table or a preset name."""
+    p = tmp_path / "c.toml"
+    p.write_text('[fig2_ter_length]\nlanguage = "paper-2gram"\n[fig3_ser_linear]\nlanguage = {random_ngram = '
+                 '{order = 2, V = 2, concentration = 1.0, seed = 1}}\n[fig7_policy_pareto]\nc7_llada_exact_max_draws = 100\n'
+                 '[fig5_exact_vs_mc]\ncases = [{language = "paper-hmm", L = 4}]\n')
+    cfg = B.load_config(p)
+    assert cfg["fig2_ter_length"]["language"] == "paper-2gram" and cfg["fig7_policy_pareto"]["c7_llada_exact_max_draws"] == 100
+    assert cfg["fig3_ser_linear"]["language"]["random_ngram"]["V"] == 2
+
+
+def test_an_unknown_figure_creates_nothing(tmp_path, capsys):
+    from mdm_exact.runtime.cli import main
+
+    out = tmp_path / "out"
+    assert main(["report", "--only", "fig99", "--out", str(out), "--no-progress"]) == 2
+    assert "no such figure" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_shipped_configs_load():

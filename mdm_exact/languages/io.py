@@ -124,20 +124,37 @@ def _no_constant(path):
 
 
 def save_language(lang: Language, path) -> Path:
-    """Write ``lang`` to ``path`` (``.json`` or ``.npz``, chosen by the suffix); returns the path."""
+    """Write ``lang`` to ``path`` (``.json`` or ``.npz``, chosen by the suffix); returns the path.
+
+    The file appears whole or not at all: it is written next to ``path`` and renamed over it.
+
+    Raises
+    ------
+    ValueError
+        Another suffix.
+    FileNotFoundError
+        If the folder of ``path`` does not exist (it is not created).
+    """
     path = Path(path)
-    d = language_to_dict(lang)
     suffix = path.suffix.lower()
-    if suffix == ".json":
-        out = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in d.items()}
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(out, indent=None, separators=(",", ":")) + "\n")
-        os.replace(tmp, path)
-    elif suffix == ".npz":
-        with open(path, "wb") as fh:
-            np.savez(fh, **{k: np.asarray(v) for k, v in d.items()})
-    else:
+    if suffix not in (".json", ".npz"):
         raise ValueError(f"{path}: expected a .json or .npz file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
+    d = language_to_dict(lang)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            if suffix == ".json":
+                out = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in d.items()}
+                fh.write((json.dumps(out, indent=None, separators=(",", ":")) + "\n").encode())
+            else:
+                np.savez(fh, **{k: np.asarray(v) for k, v in d.items()})
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return path
 
 

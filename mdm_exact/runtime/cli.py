@@ -48,11 +48,23 @@ def plugin_commands() -> dict:
     return eps
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line on stderr and exit status 2.
+
+    argparse prints the whole usage block before the error; a script (or a person) reading the
+    last line only needs what was wrong, and ``--help`` still prints the usage. Subparsers made
+    with ``add_subparsers`` inherit this class.
+    """
+
+    def error(self, message):  # noqa: D401 - argparse's hook
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see '{self.prog} --help')\n")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``only``, only that command's module is imported (the others get stubs)."""
     from mdm_exact import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mdm-theory",
         description="Exact and Monte Carlo checks of masked diffusion language models "
         "(Feng et al. 2025, arXiv:2502.09622).",
@@ -73,6 +85,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _innermost_parser(parser: argparse.ArgumentParser, argv) -> argparse.ArgumentParser:
+    """The parser of the deepest subcommand that ``argv`` names (``neural sample`` -> its parser)."""
+    words = iter(a for a in argv if not a.startswith("-"))
+    while True:
+        choices = [a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        word = next(words, None)
+        if not choices or word not in choices[0]:
+            return parser
+        parser = choices[0][word]
+
+
 def main(argv=None) -> int:
     from mdm_exact.runtime.plugins import PluginError
 
@@ -86,7 +109,9 @@ def main(argv=None) -> int:
     except PluginError as exc:
         print(f"mdm-theory: error: {exc}", file=sys.stderr)
         return 2
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the (sub)command they were given to, so its --help is the one to read
+        _innermost_parser(parser, argv).error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0 if not argv else 2
