@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from mdm_exact.languages import as_language
+
 
 @dataclass(frozen=True)
 class ConformanceResult:
@@ -131,7 +133,8 @@ def check_sampler(generate, lang, L, *, policy="random", steps=None, step_sizes=
     ----------
     generate : callable
         ``generate(model, num_samples, L, generator) -> LongTensor (num_samples, L)``.
-    lang : mdm_exact.languages.Language
+    lang : mdm_exact.languages.Language or str or os.PathLike
+        A language, or a preset name or language file (:func:`mdm_exact.languages.as_language`).
     L : int
     policy, steps, step_sizes, block_length, temperature
         The policy the sampler claims to implement (:func:`mdm_exact.sampler.policies.make_policy`).
@@ -150,6 +153,7 @@ def check_sampler(generate, lang, L, *, policy="random", steps=None, step_sizes=
     from neural.categorical import split_rng
     from neural.oracle import ExactOracle
 
+    lang = as_language(lang)
     if not 0 < ci_alpha < 1:
         raise ValueError(f"ci_alpha: expected a false-fail rate in (0, 1), got {ci_alpha}")
     pol = _policy(lang, L, policy, steps, step_sizes, block_length, temperature)

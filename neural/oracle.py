@@ -29,6 +29,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from mdm_exact.languages import as_language
+
 
 @dataclass
 class OracleOutput:
@@ -45,8 +47,8 @@ class ExactOracle(nn.Module):
 
     Parameters
     ----------
-    lang : mdm_exact.languages.Language
-        Any language with ``conditional_marginals``.
+    lang : mdm_exact.languages.Language or str or os.PathLike
+        A language, or a preset name or language file (:func:`mdm_exact.languages.as_language`).
     mask_id : int, optional
         Id of the mask token in the input (default ``V``, as in :mod:`neural.model`). Ids in
         ``0..V-1`` are tokens; any other id than ``mask_id`` is an error.
@@ -66,6 +68,7 @@ class ExactOracle(nn.Module):
     def __init__(self, lang, mask_id: int | None = None, *, return_dict: bool = False, num_logits: int | None = None,
                  logit_offset: float = 0.0):
         super().__init__()
+        lang = as_language(lang)
         self.lang = lang
         self.vocab_size = int(lang.vocab_size)
         self.mask_id = self.vocab_size if mask_id is None else int(mask_id)

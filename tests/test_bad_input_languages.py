@@ -137,3 +137,52 @@ def test_save_language_replaces_a_file_whole_and_leaves_no_temporary(tmp_path, s
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
     monkeypatch.undo()
     np.testing.assert_array_equal(load_language(path).conditional, load_language("paper-2gram").conditional)
+
+
+def _entry_points():
+    import mdm_exact as M
+
+    rule = M.schedule("linear", 2)
+    policy = M.make_policy("confidence", L=3, num_steps=2)
+    return {
+        "exact_output_law": lambda lang: M.exact_output_law(lang, 3, rule),
+        "exact_metrics": lambda lang: M.exact_metrics(lang, 3, rule).to_dict(),
+        "sample_idealised": lambda lang: M.sample_idealised(lang, 3, rule, 5, rng=1),
+        "run_monte_carlo": lambda lang: M.run_monte_carlo(lang, 3, rule, 5, rng=1).to_dict(),
+        "policy_output_law": lambda lang: M.policy_output_law(lang, 3, policy).log_p,
+        "policy_exact_metrics": lambda lang: M.policy_exact_metrics(lang, 3, policy).to_dict(),
+        "run_policy_monte_carlo": lambda lang: M.run_policy_monte_carlo(lang, 3, policy, 5, rng=1).to_dict(),
+    }
+
+
+@pytest.mark.parametrize("entry", sorted(_entry_points()))
+def test_entry_points_take_a_preset_name_or_file_like_the_cli(tmp_path, entry):
+    """``run_monte_carlo("paper-2gram", ...)`` is ``run_monte_carlo(make_preset("paper-2gram"), ...)``,
+    and a language file path is the language it holds; anything else is a TypeError naming what is
+    accepted, not an AttributeError from deep inside."""
+    from mdm_exact.languages import make_preset, save_language
+
+    f = _entry_points()[entry]
+    want = f(make_preset("paper-2gram"))
+    path = save_language(make_preset("paper-2gram"), tmp_path / "l.npz")
+
+    def same(a, b):
+        if isinstance(a, dict):
+            assert a.keys() == b.keys()
+            for k in a:
+                if k not in ("seconds", "samples_per_second"):  # wall clock, not the result
+                    same(a[k], b[k])
+        elif isinstance(a, (tuple, list)) and not isinstance(a, str):
+            for u, v in zip(a, b, strict=True):
+                same(u, v)
+        else:
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    same(f("paper-2gram"), want)
+    same(f(path), want)
+    same(f(str(path)), want)
+    for bad in (None, {"kind": "ngram"}, np.zeros((2, 2))):
+        with pytest.raises(TypeError, match="expected a Language .* or a preset name"):
+            f(bad)
+    with pytest.raises(ValueError, match="unknown language 'paper-2grm'"):
+        f("paper-2grm")

@@ -216,3 +216,17 @@ def test_llada_generate_with_parallel_steps_is_not_q_and_the_test_sees_it():
     assert _chi2_pvalue(x.numpy(), law, 3) > P_FAIL
     outside = ~lang.in_support(x.numpy())  # parallel draws leave supp q: q is rejected outright
     assert outside.any() and law[q == 0].sum() > 0
+
+
+def test_oracle_takes_a_preset_name_like_the_cli():
+    """``ExactOracle("paper-hmm")`` is the oracle of ``make_preset("paper-hmm")``; other types are
+    a TypeError that says what is accepted."""
+    from mdm_exact.languages import make_preset
+
+    x = torch.tensor([[8, 3, 8, 8, 1, 8]])
+    by_name = ExactOracle("paper-hmm")(x)
+    by_object = ExactOracle(make_preset("paper-hmm"))(x)
+    assert by_name.dtype == torch.float64
+    torch.testing.assert_close(by_name, by_object, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="or a preset name"):
+        ExactOracle(None)

@@ -158,6 +158,30 @@ def save_language(lang: Language, path) -> Path:
     return path
 
 
+def as_language(lang, name: str = "lang") -> Language:
+    """``lang`` itself if it is a :class:`Language`; a preset name or a language file loaded.
+
+    Every public entry point that takes a language (``run_monte_carlo``, ``exact_metrics``,
+    ``policy_output_law``, ...) goes through this, so ``run_monte_carlo("paper-hmm", ...)`` works
+    as the CLI's ``--language paper-hmm`` does.
+
+    Raises
+    ------
+    TypeError
+        For anything else (``None``, a dict, an array), naming what is accepted.
+    ValueError, FileNotFoundError, LanguageError
+        From :func:`load_language` for an unknown name or a bad file.
+    """
+    if isinstance(lang, Language):
+        return lang
+    if isinstance(lang, (str, os.PathLike)):
+        return load_language(lang)
+    raise TypeError(
+        f"{name}: expected a Language (NGram, HMM, IntervalLanguage, make_preset(...), load_language(...)) "
+        f"or a preset name / .json / .npz language file, got {type(lang).__name__}"
+    )
+
+
 def load_language(spec, *, seed=None) -> Language:
     """A preset name or a ``.json`` / ``.npz`` language file.
 

@@ -39,6 +39,7 @@ import numpy as np
 from scipy.special import entr
 
 from mdm_exact._validate import as_length
+from mdm_exact.languages.io import as_language
 from mdm_exact.sampler import metrics as _metrics
 from mdm_exact.sampler.exact import MAX_STATES, log_joint_table
 from mdm_exact.sampler.policies import Policy, greedy_order, position_scores
@@ -313,7 +314,8 @@ def policy_output_law(lang, L, policy: Policy, *, model=None) -> PolicyLaw:
 
     Parameters
     ----------
-    lang : Language
+    lang : Language or str or os.PathLike
+        A language, or a preset name or language file (:func:`mdm_exact.languages.as_language`).
         The data law ``q`` (its joint table gives the perfect model's conditionals).
     L : int
         Sequence length (must equal ``policy.L``).
@@ -332,6 +334,7 @@ def policy_output_law(lang, L, policy: Policy, *, model=None) -> PolicyLaw:
         When ``L`` differs from ``policy.L``, or the size limits (:data:`MAX_ENTRIES`,
         :data:`MAX_BRANCHES`, ``exact.MAX_STATES``) are exceeded.
     """
+    lang = as_language(lang)
     L = as_length(L)
     if not isinstance(policy, Policy):
         raise ValueError(f"policy: expected a mdm_exact.sampler.policies.Policy, got {type(policy).__name__}")
@@ -371,6 +374,7 @@ def policy_exact_metrics(lang, L, policy: Policy, *, model=None) -> SamplerResul
     ``total_correlation_data``, ``mean_log_prob_per_token`` (``E_p[log q(x) | x in supp q] / L``;
     ``None`` at SER 1), ``nfe_pmf`` (list, index = NFE), ``policy``.
     """
+    lang = as_language(lang)
     law = policy_output_law(lang, L, policy, model=model)
     V = int(lang.vocab_size)
     log_Q = log_joint_table(lang, L)

@@ -39,6 +39,7 @@ import time
 import numpy as np
 
 from mdm_exact._validate import as_count, as_length
+from mdm_exact.languages.io import as_language
 from mdm_exact.sampler.montecarlo import write_progress
 from mdm_exact.sampler.policies import TIE_ATOL, Policy
 from mdm_exact.sampler.results import SamplerResult
@@ -304,6 +305,7 @@ def run_policy_monte_carlo(lang, L, policy: Policy, num_samples, *, rng=None, ci
     ``num_in_support``, ``seconds``, ``samples_per_second``, ``num_samples``, ``seed``,
     ``policy``, ``language``, ``interrupted``.
     """
+    lang = as_language(lang)
     L = _check(lang, L, policy)
     n = as_count(num_samples, "num_samples")
     if not 0 < ci_alpha < 1:

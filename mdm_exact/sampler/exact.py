@@ -52,6 +52,7 @@ from mdm_exact.sampler import metrics as _metrics
 from mdm_exact._validate import as_length, check_exact_size
 from mdm_exact.stats import clip_nonnegative
 from mdm_exact.languages.base import all_sequences
+from mdm_exact.languages.io import as_language
 from mdm_exact.sampler.results import SamplerResult
 from mdm_exact.sampler.schedules import FixedSizes, LeftToRight, RandomOrder, ScheduleSteps, StepRule, expected_nonempty_steps
 
@@ -299,7 +300,8 @@ def exact_output_law(lang, L, rule, *, model=None, max_work=None, _use_kernel=Tr
 
     Parameters
     ----------
-    lang : Language
+    lang : Language or str or os.PathLike
+        A language, or a preset name or language file (:func:`mdm_exact.languages.as_language`).
         The data law ``q``.
     L : int
         Sequence length.
@@ -331,6 +333,7 @@ def exact_output_law(lang, L, rule, *, model=None, max_work=None, _use_kernel=Tr
     STATEMENTS.md §1.7: :math:`p(x) = \sum_\tau \Pr(\tau) \prod_k \prod_{j\in M_k}
     p_\theta(x_j \mid x_{M_{<k}})`. See the module docstring for the algorithm.
     """
+    lang = as_language(lang)
     L, V, plan, log_Q, cond = _prepare(lang, L, rule, model, max_work)
     return _law_from_tables(log_Q, cond, V, L, plan, perfect=model is None or model is lang, use_kernel=_use_kernel)
 
@@ -488,6 +491,7 @@ def exact_metrics(lang, L, rule, *, model=None, max_work=None) -> SamplerResult:
     ``total_correlation_data``, ``epsilon_learning`` (``0`` for the perfect model; the
     model's value when it has ``epsilon_learning``).
     """
+    lang = as_language(lang)
     L, V, plan, log_Q, cond = _prepare(lang, L, rule, model, max_work)
     perfect = model is None or model is lang
     log_p = _law_from_tables(log_Q, cond, V, L, plan, perfect=perfect)

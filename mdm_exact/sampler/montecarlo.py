@@ -40,7 +40,7 @@ import time
 import numpy as np
 
 from mdm_exact._validate import as_count, as_length
-from mdm_exact.languages import HMM, IntervalLanguage, NGram
+from mdm_exact.languages import HMM, IntervalLanguage, NGram, as_language
 from mdm_exact.languages._draw import inverse_cdf
 from mdm_exact.sampler.results import SamplerResult
 from mdm_exact.sampler.schedules import LeftToRight, ScheduleSteps, StepRule, draw_steps, expected_nonempty_steps
@@ -207,6 +207,7 @@ def sample_idealised(lang, L, rule, num_samples, *, rng=None, model=None, method
     Returns ``(x, steps, log_p_tau, nfe, log_q)`` with shapes (n, L), (n, L), (n,), (n,), (n,).
     Uses the same chunked randomness as :func:`run_monte_carlo`.
     """
+    lang = as_language(lang)
     L = as_length(L)
     n = as_count(num_samples, "num_samples")
     rng = np.random.default_rng(rng)
@@ -273,7 +274,8 @@ def run_monte_carlo(
 
     Parameters
     ----------
-    lang : Language
+    lang : Language or str or os.PathLike
+        A language, or a preset name or language file (:func:`mdm_exact.languages.as_language`).
         The data law :math:`q` (scores samples; the perfect model unless ``model`` is given).
     L : int
         Sequence length.
@@ -330,6 +332,7 @@ def run_monte_carlo(
     Lemma B.3). The number of non-empty steps is what a per-sequence ``ddpm_cache`` calls the
     network; its expectation is :math:`\sum_k 1-(1-p^{(k)})^L` (STATEMENTS.md §4.E).
     """
+    lang = as_language(lang)
     L = as_length(L)
     n = as_count(num_samples, "num_samples")
     if not isinstance(rule, StepRule):
