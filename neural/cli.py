@@ -44,6 +44,38 @@ def _writable(name, path):
     return path
 
 
+def _device_memory(device):
+    """``(bytes, label)`` of the memory a run on ``device`` can have at most; ``(None, label)`` when unknown."""
+    import os
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        props = torch.cuda.get_device_properties(dev)
+        return props.total_memory, f"{props.name}'s memory"
+    if dev.type == "cpu":
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's memory"
+        except (AttributeError, ValueError, OSError):
+            pass
+    return None, f"{dev.type} memory"
+
+
+def _check_training_fits(mc, batch_size, device):
+    """Refuse, before anything is allocated, a model and batch that cannot fit on ``device``."""
+    from neural.model import training_memory_lower_bound
+
+    need = training_memory_lower_bound(mc, batch_size)
+    have, where = _device_memory(device)
+    if have is not None and need["bytes"] > have:
+        gib = 2.0**30
+        raise ValueError(
+            f"training needs at least {need['bytes'] / gib:.1f} GiB ({need['parameters']:,} parameters: "
+            f"{need['state_bytes'] / gib:.1f} GiB of weights, gradients and Adam states; activations of a batch "
+            f"of {batch_size} x {mc.block_size} tokens over {mc.n_layer} layers: {need['activation_bytes'] / gib:.1f} GiB), "
+            f"more than {where} ({have / gib:.1f} GiB); lower --hidden, --layers, --batch-size or --length"
+        )
+
+
 def _positive_float(name, v):
     import math
 
@@ -103,6 +135,7 @@ def cmd_train(args) -> int:
     mc = ModelConfig(vocab_size=int(lang.vocab_size), block_size=L, n_layer=args.layers, n_head=args.heads,
                      n_embd=args.hidden, causal=args.kind == "ar", mlp_ratio=args.mlp_ratio,
                      abs_pos=args.abs_pos)
+    _check_training_fits(mc, args.batch_size, device)
     cfg = TrainConfig(kind=args.kind, L=L, batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps,
                       max_seconds=args.max_seconds, target_rel=args.target, eval_every=args.eval_every,
                       val_size=args.val_size, schedule=args.schedule, seed=args.seed, device=device,

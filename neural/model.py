@@ -233,6 +233,27 @@ class Transformer(nn.Module):
         return self.head(self.ln_f(x)).float()  # (B, T, V)
 
 
+def training_memory_lower_bound(config: ModelConfig, batch_size: int) -> dict:
+    """Bytes that training ``config`` on batches of ``batch_size`` sequences needs at the least.
+
+    Counted: the float32 weights, their gradients and AdamW's two moments (16 bytes per
+    parameter; the EMA copy is left out), and the activations a backward pass keeps per block
+    (the input, q, k, v, the attention output, the MLP input and its hidden units before and
+    after the nonlinearity: ``(6 + 2 mlp_ratio) B L C`` numbers) at 2 bytes each (bf16 autocast;
+    float32 needs twice that), plus the float32 logits. The parameters are counted on the
+    ``meta`` device (nothing is allocated). A lower bound, so refusing a run whose bound exceeds
+    the machine never refuses one that fits.
+
+    Returns ``{"parameters", "state_bytes", "activation_bytes", "bytes"}``.
+    """
+    with torch.device("meta"):
+        P = Transformer(config).num_parameters()
+    B, T, C = int(batch_size), config.block_size, config.n_embd
+    state = 16 * P
+    activations = 2 * config.n_layer * (6 + 2 * config.mlp_ratio) * B * T * C + 4 * B * T * config.vocab_size
+    return {"parameters": P, "state_bytes": state, "activation_bytes": activations, "bytes": state + activations}
+
+
 def grow_network(fresh: dict, old: dict, old_config: ModelConfig, new_config: ModelConfig) -> dict:
     """Weights of ``new_config`` that compute exactly what ``old`` computes under ``old_config``,
     where the two differ only in a larger ``mlp_ratio`` and/or ``abs_pos`` turned on (a warm start

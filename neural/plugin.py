@@ -37,7 +37,13 @@ def _needs_torch(name):
         _require_torch()
         from neural import cli
 
-        return getattr(cli, name)(args)
+        try:
+            return getattr(cli, name)(args)
+        except RuntimeError as exc:  # torch's allocator failures (CPU and CUDA) become the CLI's one-line MemoryError
+            text = str(exc)
+            if "out of memory" in text.lower() or "can't allocate memory" in text:
+                raise MemoryError(text.splitlines()[0] if text else "torch could not allocate memory") from None
+            raise
 
     return handler
 

@@ -170,3 +170,52 @@ def test_usage_errors_of_plugin_subcommands_are_one_line_naming_the_subcommand(c
         assert exc.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(needle) and err[0].endswith(f"(see '{' '.join(['mdm-theory'] + args[:2])} --help')"), err
+
+
+@pytest.mark.parametrize("extra, needles", [
+    (["--length", 10**6], ["training needs at least", "64 x 1000000 tokens", "lower --hidden"]),
+    (["--length", 64, "--hidden", 100000, "--heads", 10], ["parameters", "of weights, gradients and Adam states"]),
+    (["--length", 64, "--batch-size", 10**8], ["100000000 x 64 tokens"]),
+], ids=["length", "hidden", "batch"])
+def test_training_that_cannot_fit_is_refused_up_front_with_the_estimate(tmp_path, capsys, extra, needles):
+    """Each needs terabytes at the least (the bound, neural.model.training_memory_lower_bound):
+    refused in one line before anything is allocated, nothing written."""
+    args = ["neural", "train", "--language", "paper-2gram", "--kind", "mdm", "-o", tmp_path / "m.pt",
+            "--device", "cpu", *extra]
+    refused(capsys, args, *needles, folder=tmp_path, max_seconds=2.0)
+
+
+def test_training_memory_bound_counts_the_real_parameters():
+    from neural.model import training_memory_lower_bound
+
+    for mc in (ModelConfig(vocab_size=8, block_size=64, n_layer=3, n_head=4, n_embd=64),
+               ModelConfig(vocab_size=5, block_size=32, n_layer=2, n_head=2, n_embd=16, causal=True, abs_pos=False,
+                           mlp_ratio=8)):
+        bound = training_memory_lower_bound(mc, 7)
+        P = Transformer(mc).num_parameters()
+        assert bound["parameters"] == P and bound["state_bytes"] == 16 * P
+        per_block = (6 + 2 * mc.mlp_ratio) * 7 * mc.block_size * mc.n_embd
+        assert bound["activation_bytes"] == 2 * mc.n_layer * per_block + 4 * 7 * mc.block_size * mc.vocab_size
+        assert bound["bytes"] == bound["state_bytes"] + bound["activation_bytes"]
+
+
+def test_torch_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
+    """An allocation failure the bound let through (CPU or CUDA) is exit 2 and one line, not a traceback."""
+    from neural import cli
+
+    def oom(args):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB\nGPU 0 has a total capacity of 79 GiB")
+
+    monkeypatch.setattr(cli, "cmd_sample", oom)
+    err = refused(capsys, ["neural", "sample", "--checkpoint", tmp_path / "m.pt"], "out of memory",
+                  "Tried to allocate 20.00 GiB", folder=tmp_path)
+    assert "GPU 0" not in err
+
+    def other(args):
+        raise RuntimeError("an unrelated torch error")
+
+    monkeypatch.setattr(cli, "cmd_sample", other)
+    from mdm_exact.runtime.cli import main
+
+    with pytest.raises(RuntimeError, match="unrelated"):  # only allocation failures are translated
+        main(["neural", "sample", "--checkpoint", str(tmp_path / "m.pt")])
