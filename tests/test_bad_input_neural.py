@@ -219,3 +219,11 @@ def test_torch_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
 
     with pytest.raises(RuntimeError, match="unrelated"):  # only allocation failures are translated
         main(["neural", "sample", "--checkpoint", str(tmp_path / "m.pt")])
+
+
+def test_errors_name_the_action_they_came_from(tmp_path, capsys):
+    err = refused(capsys, ["neural", "sample", "--checkpoint", tmp_path / "missing.pt"], "does not exist",
+                  folder=tmp_path)
+    assert err.startswith("mdm-theory neural sample: error: "), err
+    err = refused(capsys, ["language", "show", "no-such-language"], "unknown language")
+    assert err.startswith("mdm-theory language show: error: "), err

@@ -115,6 +115,7 @@ def main(argv=None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0 if not argv else 2
+    where = _innermost_parser(parser, argv).prog  # "mdm-theory sample", "mdm-theory neural train"
     try:
         from mdm_exact._validate import check_seed_options
 
@@ -126,14 +127,14 @@ def main(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (ValueError, OSError, NotImplementedError) as exc:  # bad input, missing / unwritable files
-        print(f"mdm-theory {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"{where}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except MemoryError as exc:  # a size the up-front estimates let through: still one line
-        print(f"mdm-theory {args.command}: error: out of memory ({' '.join(str(exc).split()) or 'MemoryError'}); "
+        print(f"{where}: error: out of memory ({' '.join(str(exc).split()) or 'MemoryError'}); "
               f"use a smaller size", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"mdm-theory {args.command}: interrupted; finished results are kept", file=sys.stderr)
+        print(f"{where}: interrupted; finished results are kept", file=sys.stderr)
         return 130
 
 
