@@ -199,10 +199,27 @@ def kind_neural(
     return out
 
 
+def precheck_neural(*, checkpoint, steps=None, L=None, num_samples=256, batch_size=64, seed=0, rule="linear",
+                    policy=None, block_length=None, temperature=1.0, reference_samples=0, device="cpu"):
+    """What :func:`kind_neural` would refuse, checked before a sweep starts (torch not imported):
+    a missing checkpoint, and counts that are not positive integers."""
+    from mdm_exact._validate import as_count
+
+    if not isinstance(checkpoint, str) or not os.path.isfile(checkpoint):
+        raise FileNotFoundError(f"neural cell: checkpoint {checkpoint!r} does not exist")
+    as_count(num_samples, "num_samples")
+    as_count(batch_size, "batch_size")
+    as_count(reference_samples, "reference_samples", minimum=0)
+    if L is not None:
+        as_count(L, "L")
+    for n in [] if steps is None else (steps if isinstance(steps, (list, tuple)) else [steps]):
+        as_count(n, "steps")
+
+
 #: The ``neural`` sweep kind (entry point ``mdm_theory.sweep_kinds: neural``).
 NEURAL_KIND = make_kind(
     "neural", kind_neural,
     params=("checkpoint", "steps", "L", "num_samples", "batch_size", "seed", "rule", "policy", "block_length",
             "temperature", "reference_samples", "device"),
-    required=("checkpoint",), list_params=("steps",),
+    required=("checkpoint",), list_params=("steps",), precheck=precheck_neural,
 )

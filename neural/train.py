@@ -418,6 +418,8 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
         if step % cfg.eval_every == 0 or step >= cfg.max_steps or timed_out:
             model = net if ema_net is None else ema_net
             v = validate(model, val, cfg, autocast_dtype=ac)
+            if not math.isfinite(v["mean"]):  # never a NaN model on disk (the last row is always validated)
+                raise FloatingPointError(f"validation loss became {v['mean']} at step {step}")
             row = {"step": step, "seconds": round(elapsed, 3), "lr": lr_at(min(step, cfg.max_steps), cfg, elapsed),
                    "train_loss": None if math.isnan(last_loss) else last_loss, "val": v["mean"],
                    "val_stderr": v["stderr"], "ratio": v["mean"] / entropy["value"]}

@@ -133,23 +133,22 @@ def test_sample_and_evaluate_check_batch_size_and_output(ckpt, tmp_path, capsys)
                      tmp_path / "no" / "t.npy"], "does not exist", folder=tmp_path)
 
 
-@pytest.mark.slow
 def test_a_diverging_training_is_one_line(tmp_path, capsys):
     refused(capsys, TRAIN + ["-o", tmp_path / "x.pt", "--lr", "1e6"], "training diverged", "lower --lr",
             folder=tmp_path, max_seconds=60)
 
 
-@pytest.mark.slow
 def test_train_logs_no_nan_loss_before_the_first_step(tmp_path):
     from neural.cli import cmd_train
-    import argparse
     import contextlib
     import io
 
-    args = argparse.Namespace(language="paper-2gram", kind="mdm", length=4, layers=1, hidden=16, heads=2, batch_size=2,
-                              lr=3e-4, max_steps=1, max_seconds=None, target=None, eval_every=1, val_size=4,
-                              schedule="linear", language_seed=None, seed=0, device="cpu", json=False,
-                              output=str(tmp_path / "m.pt"), neural_command="train")
+    from mdm_exact.runtime.cli import build_parser
+
+    args = build_parser("neural").parse_args(
+        ["neural", "train", "--language", "paper-2gram", "--kind", "mdm", "--length", "4", "--layers", "1", "--hidden",
+         "16", "--heads", "2", "--batch-size", "2", "--lr", "3e-4", "--max-steps", "1", "--eval-every", "1",
+         "--val-size", "4", "--device", "cpu", "-o", str(tmp_path / "m.pt")])
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert cmd_train(args) == 0

@@ -89,3 +89,48 @@ def test_a_hopeless_exact_cell_fails_at_once_and_the_others_run(tmp_path):
     assert [r["status"] for r in recs] == ["error", "error", "error", "ok"]
     assert all(r["seconds"] < 1.0 for r in recs)
     assert "MAX_STATES" in recs[0]["error"] and "MAX_MC_LENGTH" in recs[1]["error"] and "limit" in recs[2]["error"]
+
+
+_EXACT = "[[cells]]\nkind = 'exact'\nlanguage = 'paper-2gram-t0'\n"
+_MC = "[[cells]]\nkind = 'mc'\nlanguage = 'paper-2gram'\nnum_steps = 4\n"
+_POL = "[[cells]]\nkind = 'policy_exact'\nlanguage = 'paper-2gram'\n"
+
+
+@pytest.mark.parametrize("text, needles", [
+    (_EXACT + "L = [4, 0]\nnum_steps = 2\n", ["'L': 0", "L: expected a sequence length >= 1, got 0"]),
+    (_EXACT + "L = 10\nnum_steps = 4\n", ["'L': 10", "MAX_STATES"]),
+    (_EXACT + "L = 6\nnum_steps = 1000000000000\n", ["DP updates", "over the limit"]),
+    (_EXACT + "L = '6'\nnum_steps = 2\n", ["L: expected a positive integer sequence length, got '6'"]),
+    (_EXACT + "L = 6\nrule = 'fixed'\nsizes = [3, 2]\n", ["step sizes sum to 5, but the sequence length is L = 6"]),
+    (_EXACT + "L = 4\nnum_steps = 2\nmodel_eta = -1.0\n", ["model_eta"]),
+    ("[[cells]]\nkind = 'exact'\nlanguage = ['paper-2gram', 'paper-2grm']\nL = 4\nnum_steps = 2\n",
+     ["'paper-2grm'", "unknown language"]),
+    ("[[cells]]\nkind = 'exact'\nlanguage = 'missing.json'\nL = 4\nnum_steps = 2\n", ["missing.json"]),
+    (_MC + "L = 64\nnum_samples = 1000000000000\n", ["token draws", "over the limit"]),
+    (_MC + "L = 1000000000\nnum_samples = 1\n", ["MAX_MC_LENGTH"]),
+    (_MC + "L = 64\nnum_samples = 10\nci_alpha = 1.5\n", ["ci_alpha: expected 0 < ci_alpha < 1"]),
+    (_MC + "L = 64\nnum_samples = 10\nrule = 'cosin'\n", ["cosin"]),
+    (_POL + "L = 4\npolicy = 'confidnce'\nnum_steps = 2\n", ["unknown policy 'confidnce'"]),
+    (_POL + "L = 12\npolicy = 'confidence'\nnum_steps = 2\n", ["adaptive exact engine"]),
+    ("[[cells]]\nkind = 'policy_mc'\nlanguage = 'paper-2gram'\nL = 8\npolicy = 'threshold:2'\nnum_samples = 4\n",
+     ["threshold:g: expected 0 < g <= 1"]),
+], ids=["L-0-in-grid", "exact-too-big", "exact-steps", "L-string", "sizes-sum", "eta", "unknown-language",
+        "missing-file", "mc-draws", "mc-length", "ci-alpha", "rule-name", "policy-name", "policy-exact-size",
+        "policy-threshold"])
+def test_bad_cell_values_are_refused_before_any_cell_runs(tmp_path, capsys, text, needles):
+    """A sweep config whose cells the engines would refuse is refused whole (exit 2, one line naming
+    the block and the cell), before a store is created: not a grid of failed rows."""
+    cfg = _cfg(tmp_path, text + "\n[[cells]]\nkind = 'square'\nx = 2\n" if "square" not in text else text)
+    err = refused(capsys, ["sweep", cfg, "--store", tmp_path / "s.sqlite"], "[[cells]] block 1: cell {", *needles,
+                  folder=tmp_path, max_seconds=2.0)
+    assert str(cfg) in err
+    assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_kinds_without_a_precheck_and_good_values_still_run(tmp_path, capsys):
+    from mdm_exact.runtime.cli import main
+
+    cfg = _cfg(tmp_path, _EXACT + "L = [3, 4]\nnum_steps = 2\n\n[[cells]]\nkind = 'square'\nx = [1, 2]\n")
+    assert main(["sweep", str(cfg), "--store", str(tmp_path / "s.sqlite"), "--executor", "serial", "--quiet"]) == 0
+    rows = ResultStore(tmp_path / "s.sqlite").rows(status="ok")
+    assert len(rows) == 4

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import mdm_exact.languages
 from mdm_exact.runtime import sweep
 from mdm_exact.runtime.store import ResultStore, config_key
+from mdm_exact.runtime.kinds import kind_square
 from mdm_exact.runtime.sweep import compute_cell, expand_grid, load_config, parse_config, register_kind, run_cells, summarize
 
 
@@ -30,9 +31,10 @@ def _log_counts(path):
 
 
 def test_grid_is_the_cartesian_product_in_written_order():
-    cells = expand_grid({"kind": "exact", "language": ["a", "b"], "L": [4, 6, 8], "rule": "linear", "num_steps": 2})
+    langs = ["paper-2gram-t0", "paper-hmm-t0"]
+    cells = expand_grid({"kind": "exact", "language": langs, "L": [2, 3, 4], "rule": "linear", "num_steps": 2})
     assert len(cells) == 2 * 3
-    assert [(c["language"], c["L"]) for c in cells] == [(lang, L) for lang in "ab" for L in (4, 6, 8)]
+    assert [(c["language"], c["L"]) for c in cells] == [(lang, L) for lang in langs for L in (2, 3, 4)]
     assert all(c["kind"] == "exact" and c["rule"] == "linear" and c["num_steps"] == 2 for c in cells)
     assert len({config_key(c) for c in cells}) == 6
 
@@ -49,9 +51,9 @@ def test_grid_expansion_property(axes):
 
 
 def test_list_typed_parameters_flat_list_is_one_value_list_of_lists_is_an_axis():
-    one = expand_grid({"kind": "exact", "language": "a", "L": 4, "rule": "fixed", "sizes": [2, 2]})
+    one = expand_grid({"kind": "exact", "language": "paper-2gram-t0", "L": 4, "rule": "fixed", "sizes": [2, 2]})
     assert [c["sizes"] for c in one] == [[2, 2]]
-    two = expand_grid({"kind": "exact", "language": "a", "L": 4, "rule": "fixed", "sizes": [[2, 2], [1, 3]]})
+    two = expand_grid({"kind": "exact", "language": "paper-2gram-t0", "L": 4, "rule": "fixed", "sizes": [[2, 2], [1, 3]]})
     assert [c["sizes"] for c in two] == [[2, 2], [1, 3]]
     checks = expand_grid({"kind": "check", "names": ["lemma_c5"], "quick": [True, False]})
     assert [(c["names"], c["quick"]) for c in checks] == [(["lemma_c5"], True), (["lemma_c5"], False)]
@@ -412,3 +414,19 @@ def test_two_packages_claiming_one_name_is_a_clear_error(fake_eps, capsys):
     fake_eps([EntryPoint("exact", "a.plugin:register", g)])
     assert main(["--help"]) == 2  # a package may not replace a built-in command
     assert "register the built-in command(s) exact" in capsys.readouterr().err
+
+
+def _positive_x(*, x, **_):
+    if x <= 0:
+        raise ValueError(f"x: expected > 0, got {x}")
+
+
+def test_a_kinds_precheck_runs_on_every_cell_of_a_grid_before_any_computes(tmp_path):
+    log = tmp_path / "computed.log"
+    register_kind("checked-square", kind_square, params=("x", "log"), required=("x",), precheck=_positive_x, replace=True)
+    assert [c["x"] for c in expand_grid({"kind": "checked-square", "x": [1, 2]})] == [1, 2]
+    with pytest.raises(ValueError, match=r"cell \{'x': -1, 'log': .*\}: x: expected > 0, got -1"):
+        parse_config({"cells": [{"kind": "checked-square", "x": [3, -1], "log": str(log)}]})
+    assert not log.exists()
+    with pytest.raises(ValueError, match="precheck must be callable"):
+        register_kind("bad-precheck", kind_square, params=("x",), precheck="not a function")

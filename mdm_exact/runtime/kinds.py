@@ -16,7 +16,9 @@ accepts. Where a kind comes from, in the order :func:`get_kind` looks:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import json
 import os
 import time
 
@@ -54,6 +56,9 @@ class KindSpec:
     ``"kind"``). ``params`` is the set of allowed parameter names (None: anything goes),
     ``required`` those that must be present, ``list_params`` those whose value is itself a
     list (in a TOML grid a flat list is then one value and a list of lists is a grid).
+    ``precheck(**params)``, optional, refuses bad values (ValueError) without computing
+    anything: a sweep config runs it on every cell before the first one starts, so an ``L = 0``
+    or a size the engine would refuse is one line and exit 2, not a failed cell in the store.
     """
 
     name: str
@@ -62,9 +67,10 @@ class KindSpec:
     required: tuple = ()
     list_params: tuple = ()
     doc: str = ""
+    precheck: object = None
 
 
-def make_kind(name, func, *, params=None, required=(), list_params=(), doc="") -> KindSpec:
+def make_kind(name, func, *, params=None, required=(), list_params=(), doc="", precheck=None) -> KindSpec:
     """A checked :class:`KindSpec` (what :func:`register_kind` registers, and what a
     ``mdm_theory.sweep_kinds`` entry point names).
 
@@ -77,14 +83,18 @@ def make_kind(name, func, *, params=None, required=(), list_params=(), doc="") -
         raise ValueError(f"a kind name must be a non-empty string without ':', got {name!r}")
     if not callable(func):
         raise ValueError(f"kind {name!r}: func must be callable, got {func!r}")
+    if precheck is not None and not callable(precheck):
+        raise ValueError(f"kind {name!r}: precheck must be callable or None, got {precheck!r}")
     allowed = None if params is None else frozenset(params) | frozenset(required) | frozenset(list_params)
-    return KindSpec(name, func, allowed, tuple(required), tuple(list_params), doc or (func.__doc__ or "").strip())
+    return KindSpec(name, func, allowed, tuple(required), tuple(list_params), doc or (func.__doc__ or "").strip(),
+                    precheck)
 
 
 _KINDS: dict[str, KindSpec] = {}
 
 
-def register_kind(name, func, *, params=None, required=(), list_params=(), doc="", replace=False) -> KindSpec:
+def register_kind(name, func, *, params=None, required=(), list_params=(), doc="", replace=False,
+                  precheck=None) -> KindSpec:
     """Register ``func(**params) -> dict`` as the cell kind ``name`` in this process.
 
     For process-pool and Dask execution ``func`` must be importable by its module and name
@@ -97,7 +107,7 @@ def register_kind(name, func, *, params=None, required=(), list_params=(), doc="
     ValueError
         If ``name`` is taken (and ``replace`` is false) or the declaration is inconsistent.
     """
-    spec = make_kind(name, func, params=params, required=required, list_params=list_params, doc=doc)
+    spec = make_kind(name, func, params=params, required=required, list_params=list_params, doc=doc, precheck=precheck)
     if name in _KINDS and not replace and _KINDS[name].func is not func:
         raise ValueError(f"kind {name!r} is already registered (pass replace=True to replace it)")
     _KINDS[name] = spec
@@ -449,19 +459,102 @@ def kind_square(*, x, sleep=0.0, fail=False, log=None):
     return result
 
 
+# --------------------------------------------------------------------------- prechecks
+# The values each built-in kind would refuse, checked without computing: a sweep config runs these
+# on every cell before the first starts (the same validators and size limits as the CLI).
+
+
+@functools.lru_cache(maxsize=32)
+def _language_once(spec_json: str, language_seed):
+    return language_from_spec(json.loads(spec_json), language_seed)
+
+
+def _precheck_language(language, language_seed):
+    try:
+        key = json.dumps(language, sort_keys=True)
+    except TypeError:
+        return language_from_spec(language, language_seed)
+    return _language_once(key, language_seed)
+
+
+def _precheck_rule(L, rule, num_steps, sizes, probs, alpha):
+    r = _rule(L, rule, num_steps, sizes, probs, alpha)
+    if hasattr(r, "check_length"):
+        r.check_length(L)
+    return r
+
+
+def _precheck_ci_alpha(ci_alpha):
+    if isinstance(ci_alpha, bool) or not isinstance(ci_alpha, (int, float)) or not 0.0 < ci_alpha < 1.0:
+        raise ValueError(f"ci_alpha: expected 0 < ci_alpha < 1, got {ci_alpha!r}")
+
+
+def precheck_exact(*, language, L, rule="linear", num_steps=None, sizes=None, probs=None, alpha=None,
+                   language_seed=None, model_eta=None, model_seed=None, omit=None):
+    """What :func:`kind_exact` would refuse: the language, ``L``, the rule and the engine's size limits."""
+    from mdm_exact._validate import as_length, check_eta, check_exact_size
+    from mdm_exact.sampler.exact import MAX_STATES, MAX_WORK
+
+    lang = _precheck_language(language, language_seed)
+    L = as_length(L)
+    check_exact_size(lang.vocab_size, L, num_steps if rule in ("linear", "cosine") else None,
+                     max_states=MAX_STATES, max_work=MAX_WORK)
+    _precheck_rule(L, rule, num_steps, sizes, probs, alpha)
+    if model_eta is not None:
+        check_eta(model_eta, "model_eta")
+
+
+def precheck_mc(*, language, L, num_samples, rule="linear", num_steps=None, sizes=None, probs=None, alpha=None,
+                seed=None, ci_alpha=0.05, batch_size=None, instance_kl=True, dependencies=False, language_seed=None,
+                omit=None):
+    """What :func:`kind_mc` would refuse before sampling: sizes, the language, the rule, ``ci_alpha``."""
+    from mdm_exact._validate import as_length, check_monte_carlo_size
+
+    check_monte_carlo_size(L, num_samples, batch_size=batch_size)
+    _precheck_language(language, language_seed)
+    _precheck_rule(as_length(L), rule, num_steps, sizes, probs, alpha)
+    _precheck_ci_alpha(ci_alpha)
+
+
+def precheck_policy_exact(*, language, L, policy, num_steps=None, sizes=None, schedule="linear", block_length=None,
+                          temperature=1.0, language_seed=None, omit=None):
+    """What :func:`kind_policy_exact` would refuse: the language, the policy and the adaptive engine's limits."""
+    from mdm_exact._validate import as_length
+    from mdm_exact.sampler.adaptive_exact import _check_size
+
+    lang = _precheck_language(language, language_seed)
+    L = as_length(L)
+    _check_size(int(lang.vocab_size), L, _policy(L, policy, num_steps, sizes, schedule, block_length, temperature))
+
+
+def precheck_policy_mc(*, language, L, policy, num_samples, num_steps=None, sizes=None, schedule="linear",
+                       block_length=None, temperature=1.0, seed=None, ci_alpha=0.05, batch_size=None,
+                       language_seed=None, omit=None):
+    """What :func:`kind_policy_mc` would refuse before sampling: sizes, the language, the policy, ``ci_alpha``."""
+    from mdm_exact._validate import as_length, check_monte_carlo_size
+
+    check_monte_carlo_size(L, num_samples, batch_size=batch_size)
+    _precheck_language(language, language_seed)
+    L = as_length(L)
+    _policy(L, policy, num_steps, sizes, schedule, block_length, temperature)
+    _precheck_ci_alpha(ci_alpha)
+
+
 _LANG = ("language", "L", "language_seed")
 register_kind("exact", kind_exact, params=_LANG + _RULE_PARAMS + ("model_eta", "model_seed", "omit"),
-              required=("language", "L"), list_params=("sizes", "probs", "alpha", "omit"))
+              required=("language", "L"), list_params=("sizes", "probs", "alpha", "omit"), precheck=precheck_exact)
 register_kind("mc", kind_mc, params=_LANG + _RULE_PARAMS + ("num_samples", "seed", "ci_alpha", "batch_size",
                                                            "instance_kl", "dependencies", "omit"),
-              required=("language", "L", "num_samples"), list_params=("sizes", "probs", "alpha", "omit"))
+              required=("language", "L", "num_samples"), list_params=("sizes", "probs", "alpha", "omit"),
+              precheck=precheck_mc)
 register_kind("dependencies", kind_dependencies, params=("L", "order", "num_instances", "seed", "reading") + _RULE_PARAMS,
               required=("L", "order", "num_instances"), list_params=("sizes", "probs", "alpha"))
 _POLICY_PARAMS = _LANG + ("policy", "num_steps", "sizes", "schedule", "block_length", "temperature", "omit")
 register_kind("policy_exact", kind_policy_exact, params=_POLICY_PARAMS, required=("language", "L", "policy"),
-              list_params=("sizes", "omit"))
+              list_params=("sizes", "omit"), precheck=precheck_policy_exact)
 register_kind("policy_mc", kind_policy_mc, params=_POLICY_PARAMS + ("num_samples", "seed", "ci_alpha", "batch_size"),
-              required=("language", "L", "policy", "num_samples"), list_params=("sizes", "omit"))
+              required=("language", "L", "policy", "num_samples"), list_params=("sizes", "omit"),
+              precheck=precheck_policy_mc)
 register_kind("best_schedule", kind_best_schedule, params=_LANG + ("num_steps", "num_samples", "seed", "ci_alpha"),
               required=("language", "L", "num_steps"), list_params=("num_steps",))
 register_kind("check", kind_check, params=("names", "quick"), list_params=("names",))

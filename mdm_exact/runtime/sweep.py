@@ -190,7 +190,8 @@ def expand_grid(block: dict, *, allow_import: bool = False) -> list:
 
     For a kind's list-typed parameters (e.g. ``sizes``, ``names``) a flat list is one value
     and a list of lists is a grid axis. Axes vary in the order the keys are written, the
-    last fastest. Every cell is validated against its kind.
+    last fastest. Every cell is validated against its kind, and its values by the kind's
+    ``precheck`` (nothing is computed).
     """
     if "kind" not in block:
         raise ValueError(f"missing 'kind' (one of {', '.join(kind_names())})")
@@ -225,6 +226,12 @@ def expand_grid(block: dict, *, allow_import: bool = False) -> list:
         cell = {"kind": kind}
         cell.update({name: v for (name, _), v in zip(axes, combo)})
         validate_cell(cell, allow_import=allow_import)
+        if spec.precheck is not None:
+            try:
+                spec.precheck(**{k: v for k, v in cell.items() if k != "kind"})
+            except (ValueError, TypeError, OSError) as exc:
+                shown = {k: v for k, v in cell.items() if k != "kind"}
+                raise ValueError(f"cell {shown!r:.160}: {' '.join(str(exc).split())}") from None
         cells.append(cell)
     return cells
 
