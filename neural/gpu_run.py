@@ -225,6 +225,7 @@ def run(args) -> dict:
         order = getattr(lang, "order", None)
         entry = R.results["languages"].setdefault(spec, {"language": lang.describe(), "L": L})
         models = {}
+        diverged = False
         for kind, cap in (("ar", args.ar_seconds), ("mdm", args.mdm_seconds)):
             mc = _model_config(lang.vocab_size, L, kind, args, order)
             batch = 16 if args.tiny else 64
@@ -238,7 +239,15 @@ def run(args) -> dict:
                               warmup_frac=0.05, leak_sequences=8 if args.tiny else 64,
                               confirm_sequences=16 if args.tiny else 256, targets=choice["targets"],
                               t_power=args.t_power if kind == "mdm" else 1.0)
-            res = train(lang, mc, cfg, log=R.log if not args.tiny else None)
+            try:
+                res = train(lang, mc, cfg, log=R.log if not args.tiny else None)
+            except FloatingPointError as exc:  # one language's divergence must not cost the others their GPU time
+                R.log(f"{spec} {kind}: training diverged ({exc}); lower --lr (got {args.lr:g}); next language")
+                entry[f"train_{kind}"] = {"diverged": str(exc), "lr": args.lr, "targets_choice": choice}
+                R.results["phases"][f"{spec}_seconds"] = time.perf_counter() - t_lang
+                R.save()
+                diverged = True
+                break
             s = res.summary()
             R.log(f"{spec} {kind}: {s['steps']} steps, {s['seconds']:.1f} s, ratio {s['final_ratio_to_entropy']:.4f} "
                   f"({s['stop_reason']}), targets {s['targets']}, {s['num_parameters']} parameters")
@@ -246,6 +255,8 @@ def run(args) -> dict:
             entry[f"checkpoint_{kind}"] = R.checkpoint(f"{spec}-{kind}", res, spec, lang, kind)
             models[kind] = res.net
             R.save()
+        if diverged:
+            continue
         val = validation_set(lang, 16 if args.tiny else 128, L, rng=args.seed + 99)
 
         def save(block, entry=entry):

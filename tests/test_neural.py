@@ -1001,6 +1001,21 @@ def test_cpu_runs_evaluate_keeps_then_remeasures_the_timing(tmp_path, capsys, cp
                                                                   r["num_steps"], ideal_ser=r["coupled_ideal"]["ser"])
 
 
+def test_gpu_run_goes_on_after_a_language_diverges(tmp_path, tiny_language_registry):
+    """A divergence is recorded for its language and the run goes on to the next one (a GPU session
+    must not lose its other languages to one bad learning rate)."""
+    from neural import gpu_run
+
+    out = tmp_path / "out"
+    assert gpu_run.main(["--tiny", "--out", str(out), "--languages", "tiny-bigram,paper-2gram", "--lr", "1e6"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    for spec in ("tiny-bigram", "paper-2gram"):
+        entry = res["languages"][spec]
+        assert "diverged" in entry["train_ar"] and entry["train_ar"]["lr"] == 1e6, entry
+        assert "mdm" not in entry and "train_mdm" not in entry
+    assert "diverged" in (out / "log.txt").read_text()
+
+
 def test_gpu_run_tiny(tmp_path, capsys, tiny_language_registry):
     """The prepared GPU script end to end on CPU at a tiny size (well under 60 s of CPU time)."""
     from neural import gpu_run
