@@ -320,6 +320,42 @@ def format_table(rows) -> str:
     return "\n".join(lines)
 
 
+def pattern_table(out, *, num_sequences: int = 1024, seed: int = 0) -> list:
+    """For every MDM checkpoint ``<spec>-mdm.pt`` in ``out``: :func:`neural.leakage.mdm_pattern_kl`
+    at the standard patterns, on ``num_sequences`` exact samples of its language (seed ``seed``).
+    One row per (language, pattern). Reads the checkpoints only."""
+    import glob
+
+    from neural.checkpoint import checkpoint_language, load_checkpoint
+    from neural.leakage import mdm_pattern_kl
+    from neural.sample import NetworkDenoiser
+
+    rows = []
+    for path in sorted(glob.glob(os.path.join(out, "*-mdm.pt"))):
+        net, ck = load_checkpoint(path, map_location="cpu")
+        net.eval()
+        spec = os.path.basename(path)[: -len("-mdm.pt")]
+        lang = checkpoint_language(ck)
+        res = mdm_pattern_kl(lang, NetworkDenoiser(net), int(ck["L"]), num_sequences=num_sequences, rng=seed)
+        for name, r in res.items():
+            rows.append({"language": spec, "pattern": name, **r})
+    return rows
+
+
+def format_pattern_table(rows) -> str:
+    """:func:`pattern_table` as a Markdown table: KL / H per masked token, one column per pattern."""
+    names = list(dict.fromkeys(r["pattern"] for r in rows))
+    lines = ["| MDM | " + " | ".join(f"{n}: KL / H" for n in names) + " |", "| --- |" + " --- |" * len(names)]
+    for spec in dict.fromkeys(r["language"] for r in rows):
+        cells = []
+        for n in names:
+            r = next(r for r in rows if r["language"] == spec and r["pattern"] == n)
+            cells.append(f"H = 0, KL {r['kl_per_token']:.2g} nats" if r["kl_over_entropy"] is None
+                         else f"{100 * r['kl_over_entropy']:.3g}%")
+        lines.append(f"| {spec} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _limit_numba_threads(n: int) -> None:
     """The exact references (validation, leakage) run Numba kernels; left at the machine's
     thread count, their OpenMP workers spin after every parallel region and took half a core
@@ -368,6 +404,11 @@ def main(argv=None) -> int:
                    help="continue finished jobs from their states under a larger --max-seconds (a warm restart) "
                         "instead of skipping them; the other options must match the first run")
     e = sub.add_parser("evaluate", help="curves, leakage, timing from the trained checkpoints")
+    pt = sub.add_parser("patterns", help="KL / H of every MDM of --out at fixed mask patterns "
+                                         "(neural.leakage.standard_patterns; read-only)")
+    pt.add_argument("--out", required=True)
+    pt.add_argument("--sequences", type=int, default=1024, help="held-out sequences per pattern (default 1024)")
+    pt.add_argument("--json", action="store_true")
     m = sub.add_parser("summary", help="the evaluated models of --out and the targets they meet (Markdown or --json)")
     m.add_argument("--out", required=True)
     m.add_argument("--json", action="store_true")
@@ -398,6 +439,18 @@ def main(argv=None) -> int:
         if not rows:
             p.exit(2, f"{p.prog}: error: --out {args.out!r}: no evaluated models (results*.json)\n")
         print(json.dumps(rows, indent=1) if args.json else format_table(rows))
+        return 0
+    if args.cmd == "patterns":  # read-only, like summary
+        if not os.path.isdir(args.out):
+            p.exit(2, f"{p.prog}: error: --out {args.out!r}: no such directory\n")
+        if args.sequences < 1:
+            p.exit(2, f"{p.prog}: error: --sequences: expected a positive number, got {args.sequences}\n")
+        torch.set_num_threads(1)
+        _limit_numba_threads(1)
+        rows = pattern_table(args.out, num_sequences=args.sequences)
+        if not rows:
+            p.exit(2, f"{p.prog}: error: --out {args.out!r}: no MDM checkpoints (*-mdm.pt)\n")
+        print(json.dumps(rows, indent=1) if args.json else format_pattern_table(rows))
         return 0
     torch.set_num_threads(args.threads)
     _limit_numba_threads(args.threads)

@@ -302,3 +302,37 @@ def test_no_masked_position_is_a_clear_error():
     with mock.patch("neural.leakage.alpha", lambda name, t: np.ones_like(t)):  # alpha_t = 1: nothing masked
         with pytest.raises(ValueError, match="none of the 2 contexts has a masked position"):
             mdm_leakage(lang, PerturbedDenoiser(lang), 3, data=x, rng=0)
+
+
+def test_mdm_pattern_kl_is_the_average_of_brute_force_terms_over_the_data():
+    """On every sequence of a tiny language, each pattern's KL, leakage and entropy per masked token
+    are the plain averages of the enumerated per-context values (rtol 1e-12), and the exact oracle
+    scores 0 on all of them."""
+    from neural.leakage import mdm_pattern_kl, standard_patterns
+
+    lang, L = _bigram(), 5
+    X = all_sequences(3, L)
+    pats = standard_patterns(L)
+    assert [int(p.sum()) for p in pats.values()] == [1, 2, 2, 1]
+    got = mdm_pattern_kl(lang, PerturbedDenoiser(lang), L, data=X, batch_size=7)
+    for name, pat in pats.items():
+        masked = np.broadcast_to(pat, X.shape)
+        q = brute_force_conditional_marginals(lang, X, ~masked)
+        p = np.exp(_perturbed(q))
+        k = pat.sum()
+        kl = np.array([rel_entr(q[b, pat], p[b, pat]).sum() / k for b in range(len(X))])
+        leak = np.array([np.where(q[b, pat] == 0, p[b, pat], 0).sum() / k for b in range(len(X))])
+        ent = np.array([-(q[b, pat] * np.log(np.where(q[b, pat] > 0, q[b, pat], 1))).sum() / k for b in range(len(X))])
+        row = got[name]
+        np.testing.assert_allclose(row["kl_per_token"], kl.mean(), rtol=1e-12)
+        np.testing.assert_allclose(row["leakage_per_token"], leak.mean(), rtol=1e-12)
+        np.testing.assert_allclose(row["entropy_per_token"], ent.mean(), rtol=1e-12)
+        np.testing.assert_allclose(row["kl_over_entropy"], kl.mean() / ent.mean(), rtol=1e-12)
+        assert row["masked_positions"] == k and row["num_sequences"] == len(X)
+    assert min(r["leakage_per_token"] for r in got.values()) > 0  # the language has impossible tokens there
+    exact = mdm_pattern_kl(lang, ExactOracle(lang), L, data=X)
+    assert all(r["kl_per_token"] == 0 and r["leakage_per_token"] == 0 for r in exact.values())
+    with pytest.raises(ValueError, match="must be an"):
+        mdm_pattern_kl(lang, ExactOracle(lang), L, {"none": np.zeros(L, bool)}, data=X)
+    with pytest.raises(ValueError, match="L >= 4"):
+        standard_patterns(3)

@@ -889,6 +889,43 @@ def test_cpu_runs_summary_reads_the_committed_evaluations(tmp_path, capsys, cpu_
     assert [r["kind"] for r in json.loads(capsys.readouterr().out)] == ["ar"]
 
 
+def test_cpu_runs_patterns_reads_the_checkpoints_only(tmp_path, capsys, cpu_runs):
+    """``python -m neural.cpu_runs patterns``: neural.leakage.mdm_pattern_kl for each MDM checkpoint
+    of --out (here two committed ones, copied), a Markdown or JSON table; read-only; exit 2 on an
+    empty or missing folder."""
+    import shutil
+
+    from neural.checkpoint import checkpoint_language, load_checkpoint
+    from neural.leakage import mdm_pattern_kl
+    from neural.sample import NetworkDenoiser
+
+    src = os.path.join(NEURAL_REPORTS, "cpu-l64-long")
+    for name in ("paper-2gram-mdm.pt", "paper-hmm-t0-mdm.pt", "paper-2gram-ar.pt"):
+        shutil.copy(os.path.join(src, name), tmp_path / name)
+    before = sorted(os.listdir(tmp_path))
+    assert cpu_runs.main(["patterns", "--out", str(tmp_path), "--sequences", "16", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted(os.listdir(tmp_path)) == before
+    assert [(r["language"], r["pattern"]) for r in rows][:4] == [("paper-2gram", n) for n in
+                                                                 ("one masked", "two adjacent masked", "every 2nd masked",
+                                                                  "every 4th masked")]
+    assert {r["language"] for r in rows} == {"paper-2gram", "paper-hmm-t0"}  # the AR checkpoint is not an MDM
+    net, ck = load_checkpoint(tmp_path / "paper-hmm-t0-mdm.pt", map_location="cpu")
+    want = mdm_pattern_kl(checkpoint_language(ck), NetworkDenoiser(net.eval()), int(ck["L"]), num_sequences=16, rng=0)
+    got = {r["pattern"]: r for r in rows if r["language"] == "paper-hmm-t0"}
+    for name, w in want.items():
+        assert got[name]["kl_per_token"] == w["kl_per_token"] and got[name]["leakage_per_token"] == w["leakage_per_token"]
+    assert cpu_runs.main(["patterns", "--out", str(tmp_path), "--sequences", "16"]) == 0
+    table = capsys.readouterr().out.strip().splitlines()
+    assert len(table) == 4 and table[0].startswith("| MDM | one masked: KL / H")
+    for args, msg in ((["--out", str(tmp_path / "none")], "no such directory"), (["--out", str(tmp_path / "e")], "no MDM")):
+        (tmp_path / "e").mkdir(exist_ok=True)
+        with pytest.raises(SystemExit) as e:
+            cpu_runs.main(["patterns", *args])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_cpu_runs_train_caps_override_the_recipe(tmp_path, capsys, cpu_runs):
     """``python -m neural.cpu_runs train --max-steps/--eval-every/--target/--leak-target``: the caps and targets reach the job (its
     summary records them and the step count), a finished job is skipped when run again, and a
