@@ -138,8 +138,13 @@ def build(out=None, *, quick=False, config=None, force=False, only=None, progres
             raise ValueError(f"--only {only}: no such figure; expected some of {list(experiments.FIGURES)}")
     data_dir = os.path.join(out, "data")
     fig_dir = os.path.join(out, "figures")
-    os.makedirs(data_dir, exist_ok=True)
-    os.makedirs(fig_dir, exist_ok=True)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out}: exists and is not a folder; expected a folder (new or a report's)")
+    try:
+        os.makedirs(data_dir, exist_ok=True)
+        os.makedirs(fig_dir, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out {out}: cannot create the report's folders there ({exc.strerror or exc})") from None
     prog = Progress(progress)
     store = ResultStore(os.path.join(data_dir, "cells.sqlite"))
     runner = Runner(store, seed=cfg["seed"], alpha=cfg["alpha"], force=force, progress=prog)

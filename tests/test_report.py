@@ -391,3 +391,12 @@ def test_mdm_exact_never_imports_matplotlib_for_the_command():
             "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_an_out_that_is_a_file_is_refused(tmp_path, capsys):
+    from _bad_input import refused
+
+    (tmp_path / "f").write_text("x")
+    refused(capsys, ["report", "--only", "fig4", "--out", tmp_path / "f"], "exists and is not a folder", folder=tmp_path)
+    refused(capsys, ["report", "--only", "fig4", "--out", tmp_path / "f" / "sub"], "cannot create the report's folders",
+            folder=tmp_path)
