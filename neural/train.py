@@ -43,14 +43,19 @@ bf16 autocast on CUDA, float32 on CPU.
 Resumable: with ``state_path`` the full training state (weights, EMA, optimiser, step, data and
 mask generators, history, elapsed time) is written atomically every ``save_every_seconds`` and at
 the end; ``train(..., resume=True)`` continues from it exactly where it stopped, so a run can be
-killed at any time and loses at most ``save_every_seconds`` of work.
+killed at any time and loses at most ``save_every_seconds`` of work. Ctrl-C (SIGINT) loses none:
+the loop stops at the top of its next step, saves the state and raises ``KeyboardInterrupt``
+(a second Ctrl-C stops at once).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -307,6 +312,33 @@ def _save_state(path, *, net, ema_net, opt, step, elapsed, data_rng, leak_rng, g
     os.replace(tmp, os.fspath(path))
 
 
+
+class _InterruptFlag:
+    requested = False
+
+
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """Turn the first Ctrl-C (SIGINT) into a request that the training loop honours at the top of
+    its next step (after saving its state); a second Ctrl-C interrupts at once. Off the main
+    thread, where signal handlers cannot be set, nothing changes."""
+    flag = _InterruptFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag.requested:
+            raise KeyboardInterrupt
+        flag.requested = True
+
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_path=None, resume: bool = False,
           save_every_seconds: float = 60.0, init_from=None) -> TrainResult:
     """Train an MDM (``cfg.kind == "mdm"``) or an AR model on exact samples of ``lang``.
@@ -412,102 +444,108 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
                         data_rng=data_rng, leak_rng=leak_rng, gen=gen, history=res.history, cfg=cfg,
                         model_config=model_config, init_from=source)
 
-    while True:
-        elapsed = time.perf_counter() - t0
-        timed_out = bool(cfg.max_seconds) and elapsed >= cfg.max_seconds
-        if step % cfg.eval_every == 0 or step >= cfg.max_steps or timed_out:
-            model = net if ema_net is None else ema_net
-            v = validate(model, val, cfg, autocast_dtype=ac)
-            if not math.isfinite(v["mean"]):  # never a NaN model on disk (the last row is always validated)
-                raise FloatingPointError(f"validation loss became {v['mean']} at step {step}")
-            row = {"step": step, "seconds": round(elapsed, 3), "lr": lr_at(min(step, cfg.max_steps), cfg, elapsed),
-                   "train_loss": None if math.isnan(last_loss) else last_loss, "val": v["mean"],
-                   "val_stderr": v["stderr"], "ratio": v["mean"] / entropy["value"]}
-            quality_ok = v["mean"] <= target
-            leak_ok = None
-            if cfg.leak_target is not None and (quality_ok or step >= cfg.max_steps or timed_out
-                                                 or step % (4 * cfg.eval_every) == 0):
-                lk = measure_leakage(model, lang, cfg, val_np[: cfg.leak_sequences], rng=leak_rng)
-                row.update(leakage=lk["leakage_per_token"], leakage_ci=lk["leakage_ci"], kl=lk["kl_per_token"])
-                leak_ok = lk["leakage_per_token"] <= cfg.leak_target
-                res.final_leakage = lk
-                kl_ok = lk["kl_per_token"] <= cfg.target_rel * entropy["value"]
-                row["kl_ratio"] = lk["kl_per_token"] / entropy["value"]
-                if cfg.quality_kl:
-                    quality_ok = quality_ok and kl_ok
-                final_row = step >= cfg.max_steps or timed_out
-                if leak_ok and cfg.confirm_sequences and (quality_ok or final_row):
-                    check_ok = quality_ok  # both targets met on the check (not only a final row's record)
-                    ck = confirm_targets(model, lang, cfg, confirm_seed, step)
-                    res.confirmation = dict(ck, step=step)  # the latest one, which may precede the final row
-                    c_leak_ok = ck["leakage_per_token"] <= cfg.leak_target
-                    c_kl_ok = ck["kl_per_token"] <= cfg.target_rel * entropy["value"]
-                    row.update(confirm_leakage=ck["leakage_per_token"], confirm_leakage_ci=ck["leakage_ci"],
-                               confirm_kl=ck["kl_per_token"], confirm_kl_ratio=ck["kl_per_token"] / entropy["value"],
-                               confirmed=bool(c_leak_ok and (c_kl_ok or not cfg.quality_kl)))
-                    leak_ok = c_leak_ok
+    with _deferred_interrupt() as interrupt:
+        while True:
+            if interrupt.requested:  # Ctrl-C: stop at a clean point, with the state saved to resume from
+                stream.close()
+                save(step)
+                raise KeyboardInterrupt(f"training interrupted at step {step}" + (
+                    f"; state saved to {state_path}: run the same command again to resume" if state_path else ""))
+            elapsed = time.perf_counter() - t0
+            timed_out = bool(cfg.max_seconds) and elapsed >= cfg.max_seconds
+            if step % cfg.eval_every == 0 or step >= cfg.max_steps or timed_out:
+                model = net if ema_net is None else ema_net
+                v = validate(model, val, cfg, autocast_dtype=ac)
+                if not math.isfinite(v["mean"]):  # never a NaN model on disk (the last row is always validated)
+                    raise FloatingPointError(f"validation loss became {v['mean']} at step {step}")
+                row = {"step": step, "seconds": round(elapsed, 3), "lr": lr_at(min(step, cfg.max_steps), cfg, elapsed),
+                       "train_loss": None if math.isnan(last_loss) else last_loss, "val": v["mean"],
+                       "val_stderr": v["stderr"], "ratio": v["mean"] / entropy["value"]}
+                quality_ok = v["mean"] <= target
+                leak_ok = None
+                if cfg.leak_target is not None and (quality_ok or step >= cfg.max_steps or timed_out
+                                                     or step % (4 * cfg.eval_every) == 0):
+                    lk = measure_leakage(model, lang, cfg, val_np[: cfg.leak_sequences], rng=leak_rng)
+                    row.update(leakage=lk["leakage_per_token"], leakage_ci=lk["leakage_ci"], kl=lk["kl_per_token"])
+                    leak_ok = lk["leakage_per_token"] <= cfg.leak_target
+                    res.final_leakage = lk
+                    kl_ok = lk["kl_per_token"] <= cfg.target_rel * entropy["value"]
+                    row["kl_ratio"] = lk["kl_per_token"] / entropy["value"]
                     if cfg.quality_kl:
-                        quality_ok = quality_ok and c_kl_ok
-                    if log is not None and not row["confirmed"]:
-                        what = (f"targets met on the check, not on {cfg.confirm_sequences} fresh sequences" if check_ok
-                                else f"last row, measured on {cfg.confirm_sequences} fresh sequences")
-                        log(f"[{cfg.kind}] step {step}: {what} (leakage {ck['leakage_per_token']:.2e}, "
-                            f"KL {ck['kl_per_token']:.2e})" + (": training goes on" if check_ok and not final_row else ""))
-            res.history.append(row)
-            res.final_val = v["mean"]
-            if log is not None:
-                extra = "" if "leakage" not in row else f" leak={row['leakage']:.2e} kl={row['kl']:.2e}"
-                loss_txt = "-" if math.isnan(last_loss) else f"{last_loss:.4f}"  # no training step yet at step 0
-                log(f"[{cfg.kind}] step {step} t={elapsed:.1f}s lr={row['lr']:.2e} loss={loss_txt} "
-                    f"val={v['mean']:.4f} ratio={row['ratio']:.4f}{extra}")
-            quality = {"target_rel": cfg.target_rel, "met": bool(quality_ok), "ratio": row["ratio"],
-                       "kl_decides": bool(cfg.quality_kl and cfg.leak_target is not None)}
-            if res.final_leakage is not None:
-                quality["kl_ratio"] = res.final_leakage["kl_per_token"] / entropy["value"]
-            res.targets = {"quality": quality,
-                           "leakage": None if cfg.leak_target is None else
-                           {"target": cfg.leak_target, "met": bool(leak_ok) if leak_ok is not None else False,
-                            "value": None if res.final_leakage is None else res.final_leakage["leakage_per_token"],
-                            "confirmation": None if "confirmed" not in row else
-                            {"sequences": cfg.confirm_sequences, "confirmed": row["confirmed"],
-                             "leakage": row["confirm_leakage"], "leakage_ci": row["confirm_leakage_ci"],
-                             "kl_ratio": row["confirm_kl_ratio"]}}}
-            if step > 0 and quality_ok and (cfg.leak_target is None or leak_ok):
-                res.reached, res.reached_step, res.reached_seconds = True, step, elapsed
-                res.stop_reason = "target"
-                break
-            if step >= cfg.max_steps:
-                res.stop_reason = "max_steps"
-                break
-            if timed_out:
-                res.stop_reason = "max_seconds"
-                break
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg, time.perf_counter() - t0)
-        x0 = next(stream)
-        with torch.autocast(device.type, dtype=ac, enabled=ac is not None):
-            if cfg.kind == "ar":
-                loss = ar_loss(net, x0, lang=exact_lang)
-            else:
-                loss = mdm_loss(net, x0, schedule=cfg.schedule, generator=gen, antithetic=cfg.antithetic,
-                                eps=cfg.t_eps, lang=exact_lang, t_power=cfg.t_power)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-        opt.step()
-        if ema_net is not None:  # EMA with the usual warm-up of its decay, min(ema, (1 + k) / (10 + k))
-            d = min(cfg.ema, (1.0 + step) / (10.0 + step))
-            with torch.no_grad():
-                for pe, p in zip(ema_net.parameters(), net.parameters()):
-                    pe.lerp_(p, 1.0 - d)
-        last_loss = float(loss.detach())
-        step += 1
-        if state_path is not None and time.perf_counter() - last_save >= save_every_seconds:
-            save(step)
-            last_save = time.perf_counter()
+                        quality_ok = quality_ok and kl_ok
+                    final_row = step >= cfg.max_steps or timed_out
+                    if leak_ok and cfg.confirm_sequences and (quality_ok or final_row):
+                        check_ok = quality_ok  # both targets met on the check (not only a final row's record)
+                        ck = confirm_targets(model, lang, cfg, confirm_seed, step)
+                        res.confirmation = dict(ck, step=step)  # the latest one, which may precede the final row
+                        c_leak_ok = ck["leakage_per_token"] <= cfg.leak_target
+                        c_kl_ok = ck["kl_per_token"] <= cfg.target_rel * entropy["value"]
+                        row.update(confirm_leakage=ck["leakage_per_token"], confirm_leakage_ci=ck["leakage_ci"],
+                                   confirm_kl=ck["kl_per_token"], confirm_kl_ratio=ck["kl_per_token"] / entropy["value"],
+                                   confirmed=bool(c_leak_ok and (c_kl_ok or not cfg.quality_kl)))
+                        leak_ok = c_leak_ok
+                        if cfg.quality_kl:
+                            quality_ok = quality_ok and c_kl_ok
+                        if log is not None and not row["confirmed"]:
+                            what = (f"targets met on the check, not on {cfg.confirm_sequences} fresh sequences" if check_ok
+                                    else f"last row, measured on {cfg.confirm_sequences} fresh sequences")
+                            log(f"[{cfg.kind}] step {step}: {what} (leakage {ck['leakage_per_token']:.2e}, "
+                                f"KL {ck['kl_per_token']:.2e})" + (": training goes on" if check_ok and not final_row else ""))
+                res.history.append(row)
+                res.final_val = v["mean"]
+                if log is not None:
+                    extra = "" if "leakage" not in row else f" leak={row['leakage']:.2e} kl={row['kl']:.2e}"
+                    loss_txt = "-" if math.isnan(last_loss) else f"{last_loss:.4f}"  # no training step yet at step 0
+                    log(f"[{cfg.kind}] step {step} t={elapsed:.1f}s lr={row['lr']:.2e} loss={loss_txt} "
+                        f"val={v['mean']:.4f} ratio={row['ratio']:.4f}{extra}")
+                quality = {"target_rel": cfg.target_rel, "met": bool(quality_ok), "ratio": row["ratio"],
+                           "kl_decides": bool(cfg.quality_kl and cfg.leak_target is not None)}
+                if res.final_leakage is not None:
+                    quality["kl_ratio"] = res.final_leakage["kl_per_token"] / entropy["value"]
+                res.targets = {"quality": quality,
+                               "leakage": None if cfg.leak_target is None else
+                               {"target": cfg.leak_target, "met": bool(leak_ok) if leak_ok is not None else False,
+                                "value": None if res.final_leakage is None else res.final_leakage["leakage_per_token"],
+                                "confirmation": None if "confirmed" not in row else
+                                {"sequences": cfg.confirm_sequences, "confirmed": row["confirmed"],
+                                 "leakage": row["confirm_leakage"], "leakage_ci": row["confirm_leakage_ci"],
+                                 "kl_ratio": row["confirm_kl_ratio"]}}}
+                if step > 0 and quality_ok and (cfg.leak_target is None or leak_ok):
+                    res.reached, res.reached_step, res.reached_seconds = True, step, elapsed
+                    res.stop_reason = "target"
+                    break
+                if step >= cfg.max_steps:
+                    res.stop_reason = "max_steps"
+                    break
+                if timed_out:
+                    res.stop_reason = "max_seconds"
+                    break
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, cfg, time.perf_counter() - t0)
+            x0 = next(stream)
+            with torch.autocast(device.type, dtype=ac, enabled=ac is not None):
+                if cfg.kind == "ar":
+                    loss = ar_loss(net, x0, lang=exact_lang)
+                else:
+                    loss = mdm_loss(net, x0, schedule=cfg.schedule, generator=gen, antithetic=cfg.antithetic,
+                                    eps=cfg.t_eps, lang=exact_lang, t_power=cfg.t_power)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            opt.step()
+            if ema_net is not None:  # EMA with the usual warm-up of its decay, min(ema, (1 + k) / (10 + k))
+                d = min(cfg.ema, (1.0 + step) / (10.0 + step))
+                with torch.no_grad():
+                    for pe, p in zip(ema_net.parameters(), net.parameters()):
+                        pe.lerp_(p, 1.0 - d)
+            last_loss = float(loss.detach())
+            step += 1
+            if state_path is not None and time.perf_counter() - last_save >= save_every_seconds:
+                save(step)
+                last_save = time.perf_counter()
     stream.close()
     save(step)
     res.steps = step

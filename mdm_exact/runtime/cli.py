@@ -133,8 +133,9 @@ def main(argv=None) -> int:
         print(f"{where}: error: out of memory ({' '.join(str(exc).split()) or 'MemoryError'}); "
               f"use a smaller size", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{where}: interrupted; finished results are kept", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a command may say what it kept (e.g. where a training state was saved)
+        detail = " ".join(str(exc).split())
+        print(f"{where}: interrupted; " + (detail if detail else "finished results are kept"), file=sys.stderr)
         return 130
 
 
