@@ -263,6 +263,8 @@ def cmd_evaluate(args) -> int:
         steps = None if args.policy is not None and adaptive_count(args.policy) else list(PAPER_STEPS)
     _writable("-o/--output", args.output)
     _positive("--batch-size", args.batch_size)
+    if args.pattern_sequences < 0:
+        raise ValueError(f"--pattern-sequences: expected an integer >= 0 (0 = skip), got {args.pattern_sequences}")
     net, ck, lang, device = _load(args)
     L, n = int(ck["L"]), _positive("--num-samples", args.num_samples)
     _policy_checks(args, ck["kind"])
@@ -280,6 +282,10 @@ def cmd_evaluate(args) -> int:
             result["mdm_gumbel_float32"] = evaluate_mdm(den, lang, L, steps, gumbel_float32=True, **kw)
         if args.kl_contexts:
             result["conditional_kl"] = conditional_kl(lang, den, num_contexts=args.kl_contexts, L=L, rng=args.seed)
+        if args.pattern_sequences:
+            from neural.leakage import mdm_pattern_kl
+
+            result["patterns"] = mdm_pattern_kl(lang, den, L, num_sequences=args.pattern_sequences, rng=args.seed)
         gum = {r["num_steps"]: r for r in result.get("mdm_gumbel_float32", [])}
         for r in result["mdm"]:
             label = "N=  any" if r["num_steps"] is None else f"N={r['num_steps']:5d}"
@@ -311,7 +317,14 @@ def cmd_evaluate(args) -> int:
                          f"KL/token {am['kl_per_token']:.4g}, leakage/token {am['leakage_per_token']:.3g} "
                          f"(most at position {worst}: {am['leakage_by_position'][worst]:.3g}), "
                          f"adding {am['leakage_contribution']:.3g} to the mean leakage per token")
+        if "patterns" in result:
+            lines.append(f"fixed mask patterns ({args.pattern_sequences} held-out sequences): KL/token  H(q)/token    KL/H")
+            for name, row in result["patterns"].items():
+                ratio = "-" if row["kl_over_entropy"] is None else f"{row['kl_over_entropy']:.4f}"
+                lines.append(f"  {name:<22} {row['kl_per_token']:10.4g}  {row['entropy_per_token']:10.4g}  {ratio:>6}")
     else:
+        if args.pattern_sequences:
+            raise ValueError("--pattern-sequences applies to MDM checkpoints (an AR model is scored on prefixes)")
         val = validation_set(lang, min(n, 256), L, rng=args.seed + 1)
         result["ar"] = evaluate_ar(net, lang, L, num_samples=n, batch_size=args.batch_size, rng=args.seed,
                                    autocast_dtype=_autocast(device), val=val)

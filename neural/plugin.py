@@ -145,6 +145,10 @@ def register_command(subparsers) -> None:
     _sampler_options(e)
     e.add_argument("--kl-contexts", type=int, default=64,
                    help="held-out masked contexts for KL(q || p_theta) (MDM; 0 to skip; default 64)")
+    e.add_argument("--pattern-sequences", type=int, default=0,
+                   help="held-out sequences for KL / H at fixed mask patterns (one masked token between revealed "
+                        "neighbours, two adjacent, every 2nd, every 4th; neural.leakage.mdm_pattern_kl; MDM; "
+                        "default 0 = skip)")
     e.add_argument("--compare-gumbel", action="store_true",
                    help="also sample with float32 Gumbel-max at every N (Zheng et al. 2024)")
     e.add_argument("--reference-samples", type=int, default=0,

@@ -607,6 +607,20 @@ def test_cli_train_sample_evaluate(tmp_path, capsys, tiny_language_registry):
     assert sum(line.strip().startswith("[") for line in text.splitlines()) == sum(r["num_contexts"] > 0 for r in rows)
     assert main(["neural", "evaluate", "--checkpoint", str(ck), "--steps", "two"]) == 2
     assert "steps" in capsys.readouterr().err
+    # fixed mask patterns: the JSON holds neural.leakage.mdm_pattern_kl on the same seed, the text one line each
+    assert main(["neural", "evaluate", "--checkpoint", str(ck), "--steps", "2", "--num-samples", "4", "--kl-contexts",
+                 "0", "--pattern-sequences", "8", "--json"]) == 0
+    pats = json.loads(capsys.readouterr().out)["patterns"]
+    from neural.checkpoint import checkpoint_language, load_checkpoint
+    from neural.leakage import mdm_pattern_kl
+
+    net, ckd = load_checkpoint(ck, map_location="cpu")
+    want = mdm_pattern_kl(checkpoint_language(ckd), NetworkDenoiser(net.eval()), 8, num_sequences=8, rng=0)
+    assert {k: v["kl_per_token"] for k, v in pats.items()} == {k: v["kl_per_token"] for k, v in want.items()}
+    assert main(["neural", "evaluate", "--checkpoint", str(ck), "--steps", "2", "--num-samples", "4", "--kl-contexts",
+                 "0", "--pattern-sequences", "8"]) == 0
+    text = capsys.readouterr().out
+    assert "fixed mask patterns (8 held-out sequences)" in text and "  one masked " in text
 
 
 def test_train_warm_start_from_a_checkpoint(tmp_path, capsys, cpu_runs):
