@@ -332,3 +332,58 @@ def cmd_evaluate(args) -> int:
         lines.append(f"AR: SER {r['ser']:.4f}  gen-ppl {r['gen_ppl']}  held-out NLL/token {r['heldout_nll_per_token']:.4f}")
     _emit(args, result, "\n".join(lines))
     return 0
+
+
+def _import_generate(spec: str):
+    """``MODULE:FUNCTION`` from the command line (the current directory first on the path)."""
+    import importlib
+    import os
+
+    module, sep, name = spec.partition(":")
+    if not sep or not module or not name:
+        raise ValueError(f"--generate: expected MODULE:FUNCTION, got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise ValueError(f"--generate: cannot import {module!r}: {exc}") from None
+    func = getattr(mod, name, None)
+    if not callable(func):
+        raise ValueError(f"--generate: {module!r} has no function {name!r}")
+    return func
+
+
+def cmd_conformance(args) -> int:
+    """``neural conformance``: :func:`neural.conformance.check_sampler` from the shell; exit 0 when
+    the sampler passes, 1 when it fails (with the evidence), 2 for bad options."""
+    from neural.conformance import check_sampler
+
+    L = _positive("--length", args.length)
+    n = _positive("--num-samples", args.num_samples)
+    if args.steps is not None:
+        _positive("--steps", args.steps)
+    sizes = None
+    if args.step_sizes is not None:
+        try:
+            sizes = [int(v) for v in args.step_sizes.split(",")]
+        except ValueError:
+            raise ValueError(f"--step-sizes: expected comma-separated integers, got {args.step_sizes!r}") from None
+    if not 0.0 < args.false_fail_rate < 1.0:
+        raise ValueError(f"--false-fail-rate: expected a number in (0, 1), got {args.false_fail_rate}")
+    generate = _import_generate(args.generate)
+    res = check_sampler(generate, args.language, L, policy=args.policy or "random", steps=args.steps,
+                        step_sizes=sizes, block_length=args.block_length,
+                        temperature=1.0 if args.temperature is None else args.temperature,
+                        num_samples=n, rng=args.seed, ci_alpha=args.false_fail_rate)
+    d = res.details
+    lines = [f"{'PASS' if res.passed else 'FAIL'}: {args.generate} against policy {args.policy or 'random'} on {args.language}, "
+             f"L = {L}, {n} samples, false-fail rate {args.false_fail_rate:g}"
+             + (f" ({d['mode']})" if "mode" in d else "")]
+    if "error" in d:
+        lines.append(f"  {d['error']}")
+    for t in d.get("tests", []):
+        lines.append(f"  {'REJECTS' if t['rejects'] else 'ok     '} p = {t['p_value']:.3g} (level {t['level']:.3g}): "
+                     f"{t['test']}")
+    _emit(args, {"passed": res.passed, **d}, "\n".join(lines))
+    return 0 if res.passed else 1

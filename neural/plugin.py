@@ -157,6 +157,23 @@ def register_command(subparsers) -> None:
     _common(e)
     e.set_defaults(func=_needs_torch("cmd_evaluate"))
 
+    c = sub.add_parser("conformance", help="check your sampler against the exact law of a policy, on the exact oracle "
+                                           "(neural.conformance.check_sampler; exit 0 pass, 1 fail)")
+    c.add_argument("--generate", required=True, metavar="MODULE:FUNCTION",
+                   help="your sampler, generate(model, num_samples, L, generator) -> LongTensor (num_samples, L), "
+                        "imported from MODULE (the current directory is searched first); naming it here runs it")
+    c.add_argument("--language", required=True, help="preset name or .json / .npz language file")
+    c.add_argument("--length", type=int, required=True, help="sequence length L")
+    c.add_argument("--steps", type=int, default=None, help="number of steps N the sampler claims")
+    c.add_argument("--step-sizes", default=None, metavar="S1,S2,...", help="or its step sizes")
+    add_policy_args(c)
+    c.add_argument("--num-samples", type=int, default=20000, help="samples drawn from your sampler (default 20000)")
+    c.add_argument("--false-fail-rate", type=float, default=1e-3,
+                   help="probability that a correct sampler fails (Bonferroni over the tests; default 1e-3)")
+    c.add_argument("--seed", type=int, default=0, help="seeds the torch.Generator handed to generate (default 0)")
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
+    c.set_defaults(func=_needs_torch("cmd_conformance"))
+
 
 # --------------------------------------------------------------------------- sweep kind
 

@@ -8,6 +8,7 @@ rejection level (power checked here by the size of the law difference).
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -154,3 +155,33 @@ def test_bad_output_fails_with_a_reason():
     res = check_sampler(lambda m, n, L_, g: torch.zeros((n, L_ + 1), dtype=torch.long), LANG, L, policy="random",
                         steps=2, num_samples=10, rng=0)
     assert not res.passed and "shape" in res.details["error"]
+
+
+def test_conformance_from_the_command_line(tmp_path, capsys, monkeypatch):
+    """``mdm-theory neural conformance --generate MODULE:FUNCTION``: exit 0 for the correct LLaDA
+    sampler, 1 for the off-by-one one (with the rejecting test named), 2 and one line for a bad
+    option or a name that does not import; the JSON holds check_sampler's details."""
+    from mdm_exact.languages import save_language
+    from mdm_exact.runtime.cli import main
+
+    save_language(LANG, tmp_path / "lang.json")
+    (tmp_path / "mysampler.py").write_text(
+        "from test_conformance import make_llada\n"
+        "good = make_llada(steps=2, block_length=4, remasking='low_confidence')\n"
+        "bad = make_llada(steps=2, block_length=4, remasking='low_confidence', bug='off-by-one')\n")
+    monkeypatch.chdir(tmp_path)
+    base = ["neural", "conformance", "--language", "lang.json", "--length", "4", "--policy", "llada", "--steps", "2",
+            "--block-length", "4", "--num-samples", "20000", "--seed", "1", "--false-fail-rate", str(CI_ALPHA)]
+    assert main(base + ["--generate", "mysampler:good", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["passed"] is True and out["mode"] == "full law" and out["oracle_calls"] == 2
+    assert main(base + ["--generate", "mysampler:bad"]) == 1
+    text = capsys.readouterr().out
+    assert text.startswith("FAIL: mysampler:bad against policy llada on lang.json") and "REJECTS" in text
+    for extra, msg in ((["--generate", "mysampler"], "expected MODULE:FUNCTION"),
+                       (["--generate", "no_such_module:f"], "cannot import 'no_such_module'"),
+                       (["--generate", "mysampler:nothing"], "has no function 'nothing'"),
+                       (["--generate", "mysampler:good", "--false-fail-rate", "2"], "--false-fail-rate")):
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("mdm-theory neural conformance: error:") and msg in err[0], err
