@@ -49,6 +49,68 @@ class NetworkDenoiser:
         return subs_log_probs(logits, x_t, self.mask_id)
 
 
+class ModelDenoiser:
+    """Any masked language model as a denoiser of a language's tokens: ``x_t (B, L) -> log p (B, L, V)``.
+
+    With it, your own network (a Hugging Face masked LM, a LLaDA-style model, any module) runs
+    through everything here that takes a denoiser: :func:`neural.leakage.mdm_leakage` and
+    :func:`neural.leakage.mdm_pattern_kl` (its learning error against the exact conditionals),
+    :func:`sample_mdm` and :func:`neural.evaluate.evaluate_mdm` (its SER and gen-ppl next to the
+    idealised sampler's).
+
+    Parameters
+    ----------
+    model : callable
+        ``model(ids)`` on ids (B, L) in *its* vocabulary, returning logits (B, L, K) or an object
+        with ``.logits`` (Hugging Face style); K >= every id in ``token_ids``.
+    vocab_size : int
+        ``V``, the language's vocabulary; this denoiser takes and returns the language's ids
+        ``0..V-1`` with mask id ``V``, as :class:`NetworkDenoiser` does.
+    token_ids : sequence of int, optional
+        The model's id of each language token (default ``0..V-1``); its logits are read from those
+        columns, the other columns are ignored (renormalised over the ``V`` tokens, SUBS).
+    mask_id : int, optional
+        The model's mask id (default ``V``); must not be one of ``token_ids``.
+    device : optional
+        Where inputs are built (default: the device of the model's first parameter, else CPU).
+    """
+
+    def __init__(self, model, vocab_size: int, *, token_ids=None, mask_id=None, device=None, autocast_dtype=None):
+        V = int(vocab_size)
+        if V < 1:
+            raise ValueError(f"ModelDenoiser: vocab_size must be >= 1, got {vocab_size}")
+        ids = list(range(V)) if token_ids is None else [int(i) for i in token_ids]
+        if len(ids) != V or len(set(ids)) != V or min(ids) < 0:
+            raise ValueError(f"ModelDenoiser: token_ids must be {V} distinct ids >= 0, got {token_ids!r}")
+        model_mask = V if mask_id is None else int(mask_id)
+        if model_mask in ids or model_mask < 0:
+            raise ValueError(f"ModelDenoiser: the model's mask id {model_mask} must be >= 0 and not a token id")
+        if device is None:
+            params = getattr(model, "parameters", None)
+            first = next(iter(params()), None) if callable(params) else None
+            device = first.device if first is not None else "cpu"
+        self.model = model
+        self.vocab_size = V
+        self.mask_id = V
+        self.device = torch.device(device)
+        self.autocast_dtype = autocast_dtype
+        self._to_model = torch.tensor(ids + [model_mask], dtype=torch.long, device=self.device)
+        self._columns = torch.tensor(ids, dtype=torch.long, device=self.device)
+
+    @torch.no_grad()
+    def __call__(self, x_t):
+        from neural.diffusion import subs_log_probs
+
+        x_t = x_t.to(self.device)
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            out = self.model(self._to_model[x_t])
+        logits = getattr(out, "logits", out)
+        if logits.shape[:2] != x_t.shape or logits.shape[-1] <= int(self._columns.max()):
+            raise ValueError(f"ModelDenoiser: the model returned logits of shape {tuple(logits.shape)} for ids of shape "
+                             f"{tuple(x_t.shape)}; expected (B, L, K) with K > {int(self._columns.max())}")
+        return subs_log_probs(logits[..., self._columns], x_t, self.mask_id)
+
+
 class ExactDenoiser:
     """The ideal denoiser of a language: ``log q(x_i | x_R)`` (:class:`neural.oracle.ExactOracle`).
 

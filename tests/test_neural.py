@@ -1329,3 +1329,40 @@ def test_ctrl_c_saves_the_state_and_the_resumed_run_ends_where_an_uninterrupted_
     assert resumed.steps == whole.steps == 8
     for (name, a), (_, b) in zip(whole.net.state_dict().items(), resumed.net.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_model_denoiser_runs_anyones_masked_lm_in_its_own_vocabulary():
+    """A model with another vocabulary layout (token ids, mask id, extra columns, Hugging Face
+    ``.logits``) gives through ModelDenoiser exactly what our network gives through NetworkDenoiser."""
+    from neural.leakage import mdm_pattern_kl
+    from neural.oracle import OracleOutput
+    from neural.sample import ModelDenoiser
+
+    torch.manual_seed(0)
+    net = Transformer(_tiny_cfg(3, False)).eval()
+    lang = _bigram(V=3, seed=1)
+    token_ids, their_mask = [7, 2, 5], 9
+
+    class TheirModel(torch.nn.Module):  # vocabulary of 10: tokens at 7, 2, 5, mask at 9, junk elsewhere
+        def forward(self, ids):
+            back = torch.full((10,), -1, dtype=torch.long)
+            back[torch.tensor(token_ids)] = torch.arange(3)
+            back[their_mask] = 3
+            ours = back[ids]
+            assert (ours >= 0).all()
+            logits = torch.full(ids.shape + (10,), 50.0)  # junk columns that must be ignored
+            logits[..., torch.tensor(token_ids)] = net(ours)
+            return OracleOutput(logits=logits)
+
+    mine, theirs = NetworkDenoiser(net), ModelDenoiser(TheirModel(), 3, token_ids=token_ids, mask_id=their_mask)
+    x_t = torch.tensor([[3, 0, 3, 2, 1, 3, 3, 0]])
+    assert torch.equal(mine(x_t), theirs(x_t))
+    a = mdm_pattern_kl(lang, mine, 8, num_sequences=16, rng=0)
+    b = mdm_pattern_kl(lang, theirs, 8, num_sequences=16, rng=0)
+    assert a == b
+    with pytest.raises(ValueError, match="distinct"):
+        ModelDenoiser(net, 3, token_ids=[1, 1, 2])
+    with pytest.raises(ValueError, match="mask id 2"):
+        ModelDenoiser(net, 3, mask_id=2)
+    with pytest.raises(ValueError, match="logits of shape"):
+        ModelDenoiser(lambda ids: torch.zeros(ids.shape + (2,)), 3)(x_t)
