@@ -97,6 +97,14 @@ def as_count(n, name: str, *, minimum: int = 1) -> int:
     return int(n)
 
 
+def parse_step_sizes(text: str) -> tuple:
+    """The ``--step-sizes S1,S2,...`` text as a tuple of ints (their values are checked where used)."""
+    try:
+        return tuple(int(s) for s in str(text).split(","))
+    except ValueError:
+        raise ValueError(f"--step-sizes: expected comma-separated integers, got {text!r}") from None
+
+
 def as_seed(seed, name: str = "seed") -> int:
     """Return ``seed`` as an int >= 0 (a NumPy / torch seed), or raise ValueError naming ``name``."""
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:

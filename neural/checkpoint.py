@@ -142,7 +142,8 @@ def check_language(ckpt, lang) -> None:
 
 def checkpoint_language(ckpt):
     """The language a checkpoint was trained on (stored parameters first, else its spec)."""
-    from neural.data import language_from_dict, resolve_language
+    from mdm_exact.languages import as_language
+    from neural.data import language_from_dict
 
     if ckpt.get("language_params"):
         try:
@@ -150,7 +151,7 @@ def checkpoint_language(ckpt):
         except (TypeError, KeyError, AttributeError) as exc:
             raise ValueError(f"checkpoint language_params are malformed: {exc}") from None
     elif ckpt.get("language"):
-        lang = resolve_language(ckpt["language"])
+        lang = as_language(ckpt["language"])
     else:
         raise ValueError("checkpoint stores neither language parameters nor a language spec")
     if isinstance(ckpt.get("model_config"), dict) and "L" in ckpt:

@@ -105,7 +105,8 @@ def _json_default(o):
 
 def cmd_train(args) -> int:
     from neural.checkpoint import save_checkpoint
-    from neural.data import language_to_dict, resolve_language
+    from mdm_exact.languages import as_language
+    from neural.data import language_to_dict
     from neural.model import ModelConfig
     from neural.train import TrainConfig, train
 
@@ -130,7 +131,7 @@ def cmd_train(args) -> int:
         raise ValueError("--t-power applies to MDM training times only (--kind mdm)")
     if args.state is not None:
         _writable("--state", args.state)
-    lang = resolve_language(args.language, seed=args.language_seed)
+    lang = as_language(args.language, seed=args.language_seed)
     device = _device(args.device)
     mc = ModelConfig(vocab_size=int(lang.vocab_size), block_size=L, n_layer=args.layers, n_head=args.heads,
                      n_embd=args.hidden, causal=args.kind == "ar", mlp_ratio=args.mlp_ratio,
@@ -357,18 +358,14 @@ def _import_generate(spec: str):
 def cmd_conformance(args) -> int:
     """``neural conformance``: :func:`neural.conformance.check_sampler` from the shell; exit 0 when
     the sampler passes, 1 when it fails (with the evidence), 2 for bad options."""
+    from mdm_exact._validate import parse_step_sizes
     from neural.conformance import check_sampler
 
     L = _positive("--length", args.length)
     n = _positive("--num-samples", args.num_samples)
     if args.steps is not None:
         _positive("--steps", args.steps)
-    sizes = None
-    if args.step_sizes is not None:
-        try:
-            sizes = [int(v) for v in args.step_sizes.split(",")]
-        except ValueError:
-            raise ValueError(f"--step-sizes: expected comma-separated integers, got {args.step_sizes!r}") from None
+    sizes = None if args.step_sizes is None else parse_step_sizes(args.step_sizes)
     if not 0.0 < args.false_fail_rate < 1.0:
         raise ValueError(f"--false-fail-rate: expected a number in (0, 1), got {args.false_fail_rate}")
     generate = _import_generate(args.generate)

@@ -54,11 +54,11 @@ RECIPE = {
 
 
 def job_configs(spec, kind, L, *, recipe=RECIPE, seed=0, overrides=None, model_overrides=None):
-    from neural.data import resolve_language
+    from mdm_exact.languages import as_language
     from neural.model import ModelConfig
     from neural.train import TrainConfig
 
-    lang = resolve_language(spec)
+    lang = as_language(spec)
     Lj = length_for(spec, L)
     m = dict(recipe["model"])
     m.update(model_overrides or {})

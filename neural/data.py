@@ -11,15 +11,6 @@ import numpy as np
 import torch
 
 
-def resolve_language(spec, *, seed=None):
-    """A :class:`mdm_exact.languages.Language` from itself, a preset name or a language file."""
-    from mdm_exact.languages import Language, load_language
-
-    if isinstance(spec, Language):
-        return spec
-    return load_language(spec, seed=seed)
-
-
 def language_to_dict(lang) -> dict | None:
     """Parameters of an n-gram or HMM language as tensors and primitives (checkpoint-safe), else None."""
     from mdm_exact.languages import HMM, NGram

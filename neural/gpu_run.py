@@ -189,10 +189,11 @@ def _length(spec, L):
 
 
 def run(args) -> dict:
+    from mdm_exact.languages import as_language
     from mdm_exact.runtime.provenance import provenance
 
     from neural.campaign import DEFAULT_POLICIES, evaluate_language, matched
-    from neural.data import resolve_language, validation_set
+    from neural.data import validation_set
     from neural.evaluate import describe_device, time_samplers
     from neural.sample import NetworkDenoiser
     from neural.train import TrainConfig, train
@@ -220,7 +221,7 @@ def run(args) -> dict:
             R.results["languages"][spec] = {"skipped": "time budget"}
             R.save()
             continue
-        lang = resolve_language(spec)
+        lang = as_language(spec)
         L = _length(spec, args.length)
         order = getattr(lang, "order", None)
         entry = R.results["languages"].setdefault(spec, {"language": lang.describe(), "L": L})

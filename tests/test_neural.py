@@ -563,6 +563,7 @@ def tiny_language_registry(monkeypatch):
         return real(spec, seed=seed)
 
     monkeypatch.setattr(langs, "load_language", fake, raising=False)
+    monkeypatch.setattr(langs.io, "load_language", fake)  # what as_language calls
 
 
 @pytest.fixture

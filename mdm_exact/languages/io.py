@@ -158,12 +158,13 @@ def save_language(lang: Language, path) -> Path:
     return path
 
 
-def as_language(lang, name: str = "lang") -> Language:
+def as_language(lang, name: str = "lang", *, seed=None) -> Language:
     """``lang`` itself if it is a :class:`Language`; a preset name or a language file loaded.
 
     Every public entry point that takes a language (``run_monte_carlo``, ``exact_metrics``,
     ``policy_output_law``, ...) goes through this, so ``run_monte_carlo("paper-hmm", ...)`` works
-    as the CLI's ``--language paper-hmm`` does.
+    as the CLI's ``--language paper-hmm`` does. ``seed`` goes to :func:`load_language` (random
+    presets); a Language is returned as it is.
 
     Raises
     ------
@@ -175,7 +176,7 @@ def as_language(lang, name: str = "lang") -> Language:
     if isinstance(lang, Language):
         return lang
     if isinstance(lang, (str, os.PathLike)):
-        return load_language(lang)
+        return load_language(lang, seed=seed)
     raise TypeError(
         f"{name}: expected a Language (NGram, HMM, IntervalLanguage, make_preset(...), load_language(...)) "
         f"or a preset name / .json / .npz language file, got {type(lang).__name__}"

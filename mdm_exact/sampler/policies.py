@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import entr
 
-from mdm_exact._validate import as_count, as_length
+from mdm_exact._validate import as_count, as_length, parse_step_sizes
 from mdm_exact.sampler.schedules import FixedSizes, RandomOrder, ScheduleSteps, balanced_sizes, schedule
 
 __all__ = [
@@ -571,13 +571,7 @@ def policy_from_options(policy: str, *, L, steps=None, step_sizes=None, schedule
                          f"(one position per step: --step-sizes 1,...,1)")
     sizes = None
     if step_sizes is not None:
-        if isinstance(step_sizes, str):
-            try:
-                sizes = tuple(int(s) for s in step_sizes.split(","))
-            except ValueError:
-                raise ValueError(f"--step-sizes: expected comma-separated integers, got {step_sizes!r}") from None
-        else:
-            sizes = tuple(step_sizes)
+        sizes = parse_step_sizes(step_sizes) if isinstance(step_sizes, str) else tuple(step_sizes)
         if steps is not None and steps != len(sizes):
             raise ValueError(f"--steps {steps} disagrees with the {len(sizes)} --step-sizes")
         steps = None

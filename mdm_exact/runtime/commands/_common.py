@@ -24,10 +24,9 @@ def rule_from_args(args):
     from mdm_exact.sampler.schedules import make_step_rule
 
     if args.step_sizes is not None:
-        try:
-            sizes = tuple(int(s) for s in args.step_sizes.split(","))
-        except ValueError:
-            raise ValueError(f"--step-sizes: expected comma-separated integers, got {args.step_sizes!r}") from None
+        from mdm_exact._validate import parse_step_sizes
+
+        sizes = parse_step_sizes(args.step_sizes)
         if args.steps is not None and args.steps != len(sizes):
             raise ValueError(f"--steps {args.steps} disagrees with the {len(sizes)} --step-sizes")
         return make_step_rule("fixed", sizes=sizes)
