@@ -74,6 +74,17 @@ def _log_probs_mdm(denoiser, x_t):
         return denoiser(x_t).double().cpu().numpy()
 
 
+def _masked_terms(lang, denoiser, x, masked):
+    """Leakage, KL and exact entropy ``H(q(x_i | x_R))`` at every position of a batch, (b, L) each,
+    zero where ``masked`` is False: the per-context measurement of :func:`mdm_leakage` and
+    :func:`mdm_pattern_kl`."""
+    q = lang.conditional_marginals(x, ~masked)  # (b, L, V)
+    x_t = torch.from_numpy(np.where(masked, denoiser.mask_id, x)).to(denoiser.device)
+    leak, kl = context_terms(q, _log_probs_mdm(denoiser, x_t), masked)
+    ent = np.where(masked, entr(q).sum(-1), 0.0)  # (b, L) in nats, 0 log 0 = 0
+    return leak, kl, ent
+
+
 def _by_mask_fraction(frac_bin, leak, kl, ent, tokens, bins, ci_alpha):
     """One row per bin of the contexts' masked fraction: means over the contexts in it (see :func:`mdm_leakage`)."""
     from mdm_exact.stats import mean_ci
@@ -155,10 +166,7 @@ def mdm_leakage(lang, denoiser, L: int, *, num_sequences: int = 256, schedule: s
     for s in range(0, n, batch_size):
         x = x_all[s : s + batch_size]
         masked = masked_all[s : s + batch_size]
-        q = lang.conditional_marginals(x, ~masked)  # (b, L, V)
-        x_t = torch.from_numpy(np.where(masked, denoiser.mask_id, x)).to(denoiser.device)
-        leak, kl = context_terms(q, _log_probs_mdm(denoiser, x_t), masked)
-        ent = np.where(masked, entr(q).sum(-1), 0.0)  # (b, L) H(q(. | x_R)) in nats, 0 log 0 = 0
+        leak, kl, ent = _masked_terms(lang, denoiser, x, masked)  # (b, L) each
         m = masked.sum(1)  # (b,)
         keep = m > 0
         per_leak.extend((leak.sum(1)[keep] / m[keep]).tolist())
@@ -219,19 +227,15 @@ def mdm_pattern_kl(lang, denoiser, L: int, patterns=None, *, num_sequences: int 
         if pat.shape != (L,) or not pat.any():
             raise ValueError(f"mdm_pattern_kl: pattern {name!r} must be an (L,) = ({L},) boolean array with a masked "
                              f"position, got shape {pat.shape}")
+        k = int(pat.sum())
         per = {"kl": [], "leakage": [], "entropy": []}
         for s in range(0, x_all.shape[0], batch_size):
             x = x_all[s : s + batch_size]
-            masked = np.broadcast_to(pat, x.shape)
-            q = lang.conditional_marginals(x, ~masked)  # (b, L, V)
-            x_t = torch.from_numpy(np.where(masked, denoiser.mask_id, x)).to(denoiser.device)
-            leak, kl = context_terms(q, _log_probs_mdm(denoiser, x_t), masked)
-            ent = np.where(masked, entr(q).sum(-1), 0.0)
-            k = int(pat.sum())
+            leak, kl, ent = _masked_terms(lang, denoiser, x, np.broadcast_to(pat, x.shape))  # (b, L) each
             per["kl"].extend((kl.sum(1) / k).tolist())
             per["leakage"].extend((leak.sum(1) / k).tolist())
             per["entropy"].extend((ent.sum(1) / k).tolist())
-        row = {"masked_positions": int(pat.sum()), "num_sequences": int(x_all.shape[0])}
+        row = {"masked_positions": k, "num_sequences": int(x_all.shape[0])}
         for key, vals in per.items():
             m, lo, hi = mean_ci(vals, ci_alpha)
             row[f"{key}_per_token"] = m
