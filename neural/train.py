@@ -312,7 +312,6 @@ def _save_state(path, *, net, ema_net, opt, step, elapsed, data_rng, leak_rng, g
     os.replace(tmp, os.fspath(path))
 
 
-
 class _InterruptFlag:
     requested = False
 
@@ -446,11 +445,9 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
 
     with _deferred_interrupt() as interrupt:
         while True:
-            if interrupt.requested:  # Ctrl-C: stop at a clean point, with the state saved to resume from
-                stream.close()
-                save(step)
-                raise KeyboardInterrupt(f"training interrupted at step {step}" + (
-                    f"; state saved to {state_path}: run the same command again to resume" if state_path else ""))
+            if interrupt.requested:  # Ctrl-C: stop at a clean point; the state is saved below, then re-raised
+                res.stop_reason = "interrupted"
+                break
             elapsed = time.perf_counter() - t0
             timed_out = bool(cfg.max_seconds) and elapsed >= cfg.max_seconds
             if step % cfg.eval_every == 0 or step >= cfg.max_steps or timed_out:
@@ -548,6 +545,9 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
                 last_save = time.perf_counter()
     stream.close()
     save(step)
+    if res.stop_reason == "interrupted":
+        raise KeyboardInterrupt(f"training interrupted at step {step}" + (
+            f"; state saved to {state_path}: run the same command again to resume" if state_path else ""))
     res.steps = step
     res.seconds = time.perf_counter() - t0
     if ema_net is not None:

@@ -227,11 +227,11 @@ def expand_grid(block: dict, *, allow_import: bool = False) -> list:
         cell.update({name: v for (name, _), v in zip(axes, combo)})
         validate_cell(cell, allow_import=allow_import)
         if spec.precheck is not None:
+            params = {k: v for k, v in cell.items() if k != "kind"}
             try:
-                spec.precheck(**{k: v for k, v in cell.items() if k != "kind"})
+                spec.precheck(**params)
             except (ValueError, TypeError, OSError) as exc:
-                shown = {k: v for k, v in cell.items() if k != "kind"}
-                raise ValueError(f"cell {shown!r:.160}: {' '.join(str(exc).split())}") from None
+                raise ValueError(f"cell {params!r:.160}: {' '.join(str(exc).split())}") from None
         cells.append(cell)
     return cells
 
