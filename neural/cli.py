@@ -135,7 +135,7 @@ def cmd_train(args) -> int:
     device = _device(args.device)
     mc = ModelConfig(vocab_size=int(lang.vocab_size), block_size=L, n_layer=args.layers, n_head=args.heads,
                      n_embd=args.hidden, causal=args.kind == "ar", mlp_ratio=args.mlp_ratio,
-                     abs_pos=args.abs_pos)
+                     abs_pos=args.abs_pos, ngram_embed=args.ngram_embed)
     _check_training_fits(mc, args.batch_size, device)
     cfg = TrainConfig(kind=args.kind, L=L, batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps,
                       max_seconds=args.max_seconds, target_rel=args.target, eval_every=args.eval_every,

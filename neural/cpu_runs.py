@@ -290,7 +290,8 @@ def model_table(out, *, quality_target: float = 0.01, leak_target: float = 1e-4)
                     mc, summ = ModelConfig.from_dict(first["model_config"]), first["summary"]
                     before = summ.get("init_from") or {}
                     net = f"{mc.n_layer} x {mc.n_embd}" + (f", MLP x{mc.mlp_ratio}" if mc.mlp_ratio != 4 else "") + (
-                        ", abs. positions" if mc.abs_pos else "")
+                        ", abs. positions" if mc.abs_pos else "") + (
+                        f", {mc.ngram_embed}-gram tables" if mc.ngram_embed else "")
                     steps = int(summ["steps"]) + int(before.get("total_steps") or 0)
                     seconds = float(summ["seconds"]) + float(before.get("total_seconds") or 0.0)
                 kl, kl_ci = float(lk["kl_per_token"]) / H, [float(v) / H for v in lk["kl_ci"]]
@@ -391,6 +392,10 @@ def main(argv=None) -> int:
     t.add_argument("--abs-pos", action=argparse.BooleanOptionalAction, default=None,
                    help="learned absolute positions on top of rotary (default on; neural.model.ModelConfig.abs_pos); "
                         "with --init-from, a checkpoint without them gains a zero table (the same function)")
+    t.add_argument("--ngram-embed", type=int, default=None, metavar="N",
+                   help="local n-gram embedding tables of order N (0: none, the default; "
+                        "neural.model.ModelConfig.ngram_embed); with --init-from, a checkpoint without them gains "
+                        "zero tables (the same function)")
     t.add_argument("--lr", type=float, default=None, help="override the recipe's peak learning rate (2e-3)")
     t.add_argument("--target", type=float, default=None, metavar="REL",
                    help="override the recipe's quality target (0.01: within 1%% of the entropy rate); a tighter "
@@ -472,7 +477,8 @@ def main(argv=None) -> int:
                      if v is not None}
         model_overrides = {k: v for k, v in (("n_layer", args.layers), ("n_embd", args.hidden),
                                              ("n_head", args.heads), ("mlp_ratio", args.mlp_ratio),
-                                             ("abs_pos", args.abs_pos)) if v is not None}
+                                             ("abs_pos", args.abs_pos), ("ngram_embed", args.ngram_embed))
+                           if v is not None}
         for spec, kind in jobs:
             try:
                 run_job(spec, kind, args.length, args.out, args.state, log=log, overrides=overrides,

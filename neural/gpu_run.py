@@ -58,6 +58,9 @@ def _parser():
     p.add_argument("--mlp-ratio", type=int, default=None, help="override the MLP's hidden units per model dimension (4)")
     p.add_argument("--abs-pos", action=argparse.BooleanOptionalAction, default=True,
                    help="learned absolute positions on top of rotary (default on: see neural.model.ModelConfig.abs_pos)")
+    p.add_argument("--ngram-embed", action=argparse.BooleanOptionalAction, default=False,
+                   help="give each n-gram language's networks local n-gram tables of its order "
+                        "(neural.model.ModelConfig.ngram_embed; default off)")
     p.add_argument("--length", type=int, default=None, help="sequence length L (default 512; tiny 8)")
     p.add_argument("--budget-seconds", type=float, default=None, help="total wall-clock budget (default 540; tiny 300, not reached)")
     p.add_argument("--mdm-seconds", type=float, default=None, help="training cap per MDM (default 90)")
@@ -177,7 +180,9 @@ def _model_config(V, L, kind, args, order=None):
     for key, name in (("n_embd", "hidden"), ("n_layer", "layers"), ("n_head", "heads"), ("mlp_ratio", "mlp_ratio")):
         if getattr(args, name) is not None:
             dims[key] = getattr(args, name)
-    return ModelConfig(vocab_size=int(V), block_size=L, causal=kind == "ar", abs_pos=bool(args.abs_pos), **dims)
+    ngram = order if args.ngram_embed and order else 0
+    return ModelConfig(vocab_size=int(V), block_size=L, causal=kind == "ar", abs_pos=bool(args.abs_pos),
+                       ngram_embed=ngram, **dims)
 
 
 def _length(spec, L):

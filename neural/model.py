@@ -17,6 +17,17 @@ leaked 0.445 at position 0 of the all-masked input, which alone is 1.07e-4 per m
 L = 64 (neural/README: a 2026-12-07 finding). ``abs_pos`` adds a learned absolute position
 embedding on top of rotary, started at zero (so a warm start keeps the network's function, and a
 fresh one begins as the rotary-only model did).
+
+``ngram_embed = n`` (0: off) adds *local n-gram embeddings*: for an n-gram language, the exact
+conditional of one masked token between revealed neighbours is a sum of ``n`` table lookups,
+``log p(x_i | x_{i-n+1..i-1}) + sum_k log p(x_{i+k} | window ending at i+k)``, each a function of
+``x_i`` and the ``n - 1`` other tokens of one length-``n`` window through ``i``. The bidirectional
+network therefore gets one learned table per such window (``n`` tables, each indexed by the
+window's other ``n - 1`` tokens over ``V + 2`` symbols: the tokens, the mask and "outside the
+sequence"), and the causal one a table over its last ``n - 1`` inputs. A transformer that has to
+discover those lookups through attention did not, on CPU (the 4-gram MDMs' single-masked-token KL
+was 21-26% of H; reports/neural/README.md, fifteenth session). The tables start at zero, so a
+warm start keeps the network's function (:func:`grow_network`).
 """
 
 from __future__ import annotations
@@ -48,6 +59,10 @@ class ModelConfig:
         Add a learned absolute position embedding (zero at initialisation) to the token
         embedding, on top of the rotary attention (see the module docstring). Checkpoints written
         before the field existed load without it (:meth:`from_dict`).
+    ngram_embed : int
+        ``n >= 2`` adds the local n-gram embedding tables of the module docstring (``n`` tables of
+        ``(V + 2) ** (n - 1)`` rows for the bidirectional model, one for the causal one, zero at
+        initialisation); 0 (the default, and what older checkpoints load with) adds none.
     """
 
     vocab_size: int
@@ -60,9 +75,12 @@ class ModelConfig:
     rope_base: float = 10000.0
     mlp_ratio: int = 4
     abs_pos: bool = True
+    ngram_embed: int = 0
 
     #: Values of fields that checkpoints written before the field existed were built with.
-    LEGACY = {"mlp_ratio": 4, "abs_pos": False}
+    LEGACY = {"mlp_ratio": 4, "abs_pos": False, "ngram_embed": 0}
+    #: Most rows all local n-gram tables together may have (2**22 rows of n_embd floats).
+    MAX_NGRAM_ROWS = 1 << 22
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "mlp_ratio"):
@@ -78,6 +96,23 @@ class ModelConfig:
         if not isinstance(self.causal, bool) or not isinstance(self.abs_pos, bool):
             raise ValueError(f"ModelConfig: causal and abs_pos must be True or False, got {self.causal!r}, "
                              f"{self.abs_pos!r}")
+        n = self.ngram_embed
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0 or n == 1:
+            raise ValueError(f"ModelConfig.ngram_embed: expected 0 (off) or an n-gram order n >= 2, got {n!r}")
+        if n and self.ngram_rows > self.MAX_NGRAM_ROWS:
+            raise ValueError(f"ModelConfig.ngram_embed = {n}: the local n-gram tables would have {self.ngram_rows:,} "
+                             f"rows ({self.ngram_tables} x (V + 2)^{n - 1} with V = {self.vocab_size}), more than "
+                             f"{self.MAX_NGRAM_ROWS:,}; use a smaller order or none")
+
+    @property
+    def ngram_tables(self) -> int:
+        """Number of local n-gram tables: ``n`` windows through a position (bidirectional), one (causal)."""
+        return 0 if not self.ngram_embed else (1 if self.causal else self.ngram_embed)
+
+    @property
+    def ngram_rows(self) -> int:
+        """Rows of all local n-gram tables together, ``tables * (V + 2) ** (n - 1)``."""
+        return 0 if not self.ngram_embed else self.ngram_tables * (self.vocab_size + 2) ** (self.ngram_embed - 1)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
@@ -116,6 +151,8 @@ class KVCache:
         shape = (config.n_layer, batch, config.n_head, max_len, hd)
         self.k = torch.zeros(shape, device=device, dtype=dtype)  # (layers, B, H, T_max, D)
         self.v = torch.zeros(shape, device=device, dtype=dtype)  # (layers, B, H, T_max, D)
+        # the inputs so far: the local n-gram features of a new token read the ones before it
+        self.tokens = torch.zeros((batch, max_len), device=device, dtype=torch.long)  # (B, T_max)
         self.pos = 0
         self.max_len = max_len
 
@@ -185,6 +222,7 @@ class Transformer(nn.Module):
         self.config = config
         self.wte = nn.Embedding(config.vocab_size + 1, config.n_embd)
         self.wpe = nn.Embedding(config.block_size, config.n_embd) if config.abs_pos else None
+        self.wne = nn.Embedding(config.ngram_rows, config.n_embd) if config.ngram_embed else None
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList([Block(config, i) for i in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.n_embd)
@@ -198,6 +236,8 @@ class Transformer(nn.Module):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
         if self.wpe is not None:  # starts as the rotary-only network
             nn.init.zeros_(self.wpe.weight)
+        if self.wne is not None:  # starts as the network without local n-gram tables
+            nn.init.zeros_(self.wne.weight)
 
     @staticmethod
     def _init_weights(m):
@@ -225,12 +265,46 @@ class Transformer(nn.Module):
         x = self.wte(idx)  # (B, T, C)
         if self.wpe is not None:
             x = x + self.wpe(torch.arange(start, start + T, device=idx.device))  # (T, C) broadcast over B
+        if self.wne is not None:
+            before = None
+            if cache is not None:
+                cache.tokens[:, start : start + T] = idx
+                before = cache.tokens[:, max(0, start - (self.config.ngram_embed - 2)) : start]
+            x = x + self.wne(local_ngram_index(idx, self.config, before=before)).sum(dim=2)  # (B, T, C)
         x = self.drop(x)
         for block in self.blocks:
             x = block(x, cos, sin, cache)
         if cache is not None:
             cache.pos += T
         return self.head(self.ln_f(x)).float()  # (B, T, V)
+
+
+def local_ngram_index(idx, config: ModelConfig, *, before=None):
+    """Rows of the local n-gram tables each position reads, (B, T, tables), long.
+
+    Symbols: the token ids ``0..V-1``, ``V`` (mask, or BOS for the causal model) and ``V + 1`` for
+    "outside the sequence". Bidirectional (``n`` tables): table ``a`` holds the window
+    ``i - a .. i - a + n - 1`` without ``i``. Causal (one table): the inputs ``i - n + 2 .. i``.
+    ``before`` (causal, with a KV cache) holds the inputs that precede ``idx`` (up to ``n - 2``).
+    """
+    n, V = config.ngram_embed, config.vocab_size
+    B, T = idx.shape
+    base = V + 2
+    if config.causal:
+        left = idx.new_full((B, n - 2), V + 1)
+        if before is not None and before.shape[1]:
+            left = torch.cat([left, before], dim=1)[:, -(n - 2):] if n > 2 else left
+        full = torch.cat([left, idx], dim=1)  # (B, n - 2 + T)
+        rows = sum(full[:, k : k + T] * base ** k for k in range(n - 1))
+        return rows[:, :, None]  # (B, T, 1)
+    P = n - 1
+    padded = F.pad(idx, (P, P), value=V + 1)  # (B, T + 2P)
+    size = base ** (n - 1)
+    out = []
+    for a in range(n):
+        digits = [padded[:, P + j - a : P + j - a + T] for j in range(n) if j != a]
+        out.append(sum(d * base ** k for k, d in enumerate(digits)) + a * size)
+    return torch.stack(out, dim=2)  # (B, T, n)
 
 
 def training_memory_lower_bound(config: ModelConfig, batch_size: int) -> dict:
@@ -256,20 +330,25 @@ def training_memory_lower_bound(config: ModelConfig, batch_size: int) -> dict:
 
 def grow_network(fresh: dict, old: dict, old_config: ModelConfig, new_config: ModelConfig) -> dict:
     """Weights of ``new_config`` that compute exactly what ``old`` computes under ``old_config``,
-    where the two differ only in a larger ``mlp_ratio`` and/or ``abs_pos`` turned on (a warm start
-    into a wider MLP, or one that can tell absolute positions).
+    where the two differ only in a larger ``mlp_ratio``, ``abs_pos`` turned on and/or local n-gram
+    tables added (``ngram_embed`` from 0 to n): a warm start into a wider MLP, one that can tell
+    absolute positions, or one with the n-gram lookups of the module docstring.
 
     ``fresh`` is the state dict of a newly initialised ``Transformer(new_config)``. Every weight
     is copied from ``old``. Each block's MLP keeps its old hidden units first and adds the fresh
     ones with their fresh input weights and **zero** output weights, so the network's function
     is unchanged (``proj @ gelu(fc x)`` gains terms ``0 * gelu(.)``) while the new units get
     gradients from the first step on (as the output weights move off zero). A new absolute
-    position embedding starts at zero (as a fresh one does), which adds nothing.
+    position embedding and new n-gram tables start at zero (as fresh ones do), which adds nothing.
     """
+    growable = ("mlp_ratio", "abs_pos", "ngram_embed")
     a, b = old_config.to_dict(), new_config.to_dict()
-    diff = sorted(k for k in a if k not in ("mlp_ratio", "abs_pos") and a[k] != b[k])
+    diff = sorted(k for k in a if k not in growable and a[k] != b[k])
     if diff:
-        raise ValueError(f"grow_network: the networks differ in {diff}, not only in mlp_ratio / abs_pos")
+        raise ValueError(f"grow_network: the networks differ in {diff}, not only in {' / '.join(growable)}")
+    if old_config.ngram_embed and old_config.ngram_embed != new_config.ngram_embed:
+        raise ValueError(f"grow_network: local n-gram tables can be added, not changed or removed "
+                         f"(ngram_embed {old_config.ngram_embed} -> {new_config.ngram_embed})")
     if new_config.mlp_ratio < old_config.mlp_ratio:
         raise ValueError(f"grow_network: mlp_ratio can only grow ({old_config.mlp_ratio} -> {new_config.mlp_ratio})")
     if old_config.abs_pos and not new_config.abs_pos:
@@ -277,7 +356,7 @@ def grow_network(fresh: dict, old: dict, old_config: ModelConfig, new_config: Mo
     h = old_config.mlp_ratio * old_config.n_embd
     out = {}
     for name, w in fresh.items():
-        if name == "wpe.weight" and name not in old:
+        if name in ("wpe.weight", "wne.weight") and name not in old:
             out[name] = torch.zeros_like(w)
             continue
         v = old[name]

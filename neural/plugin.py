@@ -85,6 +85,10 @@ def register_command(subparsers) -> None:
                    help="a learned absolute position embedding on top of rotary (default on; without it a "
                         "bidirectional model gives every position the same law when all is masked); with --init, "
                         "a checkpoint without one gains a zero table (the same function)")
+    t.add_argument("--ngram-embed", type=int, default=0, metavar="N",
+                   help="local n-gram embedding tables of order N, for an N-gram language (default 0: none; "
+                        "neural.model.ModelConfig.ngram_embed); with --init, a checkpoint without them gains zero "
+                        "tables (the same function)")
     t.add_argument("--batch-size", type=int, default=64, help="sequences per training step (default 64)")
     t.add_argument("--lr", type=float, default=3e-4, help="peak learning rate of AdamW (default 3e-4)")
     t.add_argument("--max-steps", type=int, default=2000, help="step cap; also sets the cosine schedule (default 2000)")

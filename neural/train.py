@@ -387,15 +387,15 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
         diff = sorted(k for k in mine if mine[k] != theirs[k])
         weights = init_from["model"]
         if diff:
-            # a wider MLP and/or absolute positions the checkpoint lacks: the same function; grow_network
+            # a wider MLP, absolute positions and/or n-gram tables the checkpoint lacks: the same function; grow_network
             # holds the rule of what can be grown into and refuses anything else
             try:
                 weights = grow_network(net.state_dict(), weights, theirs_config, model_config)
             except ValueError:
                 raise ValueError(f"cannot start from {init_from['source'].get('checkpoint', 'the given weights')!r}: "
                                  f"its network differs from this run's in { {k: theirs[k] for k in diff} } (this run: "
-                                 f"{ {k: mine[k] for k in diff} }; only a larger mlp_ratio, or abs_pos turned on, can "
-                                 "be grown into)") from None
+                                 f"{ {k: mine[k] for k in diff} }; only a larger mlp_ratio, abs_pos turned on, or "
+                                 "ngram_embed added, can be grown into)") from None
         source = _plain(dict(init_from["source"]))  # as the state stores it, so a resume compares like with like
         net.load_state_dict(weights)
         if ema_net is not None:

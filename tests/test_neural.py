@@ -657,9 +657,15 @@ def test_train_warm_start_from_a_checkpoint(tmp_path, capsys, cpu_runs):
     rc, grown = run(tmp_path / "g.pt", "--max-steps", "3", "--init", str(tmp_path / "a.pt"), "--mlp-ratio", "8")
     assert rc == 0 and grown["history"][0]["val"] == pytest.approx(first["final_val_per_token"], rel=1e-6, abs=0)
     assert torch.load(tmp_path / "g.pt", weights_only=True)["model_config"]["mlp_ratio"] == 8
+    # so do local n-gram tables (zero rows: the same function), which then cannot be changed
+    rc, tabled = run(tmp_path / "n.pt", "--max-steps", "3", "--init", str(tmp_path / "a.pt"), "--ngram-embed", "2")
+    assert rc == 0 and tabled["history"][0]["val"] == pytest.approx(first["final_val_per_token"], rel=1e-6, abs=0)
+    assert torch.load(tmp_path / "n.pt", weights_only=True)["model_config"]["ngram_embed"] == 2
+    rc, err = run(tmp_path / "d.pt", "--max-steps", "3", "--init", str(tmp_path / "n.pt"), "--ngram-embed", "3")
+    assert rc == 2 and "ngram_embed added" in err and len(err.strip().splitlines()) == 1, err
     for extra, msg in ((["--hidden", "32", "--heads", "2"], "network differs"), (["--kind", "mdm"], "ar checkpoint"),
                        (["--mlp-ratio", "2"], "only a larger mlp_ratio"), (["--mlp-ratio", "0"], "mlp_ratio"),
-                       ([], "does not exist")):
+                       (["--ngram-embed", "1"], "ngram_embed: expected 0 (off)"), ([], "does not exist")):
         init = str(tmp_path / ("nothing.pt" if not extra else "a.pt"))
         rc, err = run(tmp_path / "d.pt", "--max-steps", "3", "--init", init, *extra)
         assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1, err
