@@ -808,27 +808,24 @@ def test_mdm_with_absolute_positions_learns_the_first_tokens_zeros():
 
 
 def test_checkpoints_before_mlp_ratio_load_with_4(tmp_path):
-    """A checkpoint whose ``model_config`` has no ``mlp_ratio`` (or no ``abs_pos``) (written before the field existed,
-    like the committed CPU models of the first sessions) loads as 4, with the same logits."""
+    """A checkpoint whose ``model_config`` lacks ``mlp_ratio``, ``abs_pos`` or ``ngram_embed`` (written
+    before the field existed, like the committed CPU models of the first sessions) loads with the
+    value those networks had (``ModelConfig.LEGACY``: 4, no position table, no n-gram tables) and
+    gives the same logits."""
     from neural.checkpoint import load_checkpoint
 
-    net = Transformer(ModelConfig(vocab_size=3, block_size=6, n_layer=1, n_head=2, n_embd=8))
-    path = tmp_path / "old.pt"
-    save_checkpoint(path, net, kind="mdm", step=0, seed=0, L=6)
-    raw = torch.load(path, weights_only=True)
-    del raw["model_config"]["mlp_ratio"]
-    torch.save(raw, path)
-    loaded, _ = load_checkpoint(path)
     x = torch.randint(0, 4, (2, 6))
-    assert loaded.config.mlp_ratio == 4 and torch.equal(loaded(x), net(x))
-    # and one written before abs_pos existed: no position table (model.ModelConfig.from_dict)
-    old = Transformer(ModelConfig(vocab_size=3, block_size=6, n_layer=1, n_head=2, n_embd=8, abs_pos=False))
-    save_checkpoint(path, old, kind="mdm", step=0, seed=0, L=6)
-    raw = torch.load(path, weights_only=True)
-    del raw["model_config"]["abs_pos"]
-    torch.save(raw, path)
-    loaded, _ = load_checkpoint(path)
-    assert loaded.config.abs_pos is False and loaded.wpe is None and torch.equal(loaded(x), old(x))
+    path = tmp_path / "old.pt"
+    for field in ("mlp_ratio", "abs_pos", "ngram_embed"):
+        net = Transformer(ModelConfig(vocab_size=3, block_size=6, n_layer=1, n_head=2, n_embd=8,
+                                      **{"abs_pos": ModelConfig.LEGACY["abs_pos"]} if field == "abs_pos" else {}))
+        save_checkpoint(path, net, kind="mdm", step=0, seed=0, L=6)
+        raw = torch.load(path, weights_only=True)
+        del raw["model_config"][field]
+        torch.save(raw, path)
+        loaded, _ = load_checkpoint(path)
+        assert getattr(loaded.config, field) == ModelConfig.LEGACY[field] and torch.equal(loaded(x), net(x))
+        assert (loaded.wpe is None) == (not loaded.config.abs_pos) and loaded.wne is None
 
 
 def test_cli_train_targets_ema_and_resume(tmp_path, capsys, tiny_language_registry):
