@@ -151,8 +151,9 @@ class KVCache:
         shape = (config.n_layer, batch, config.n_head, max_len, hd)
         self.k = torch.zeros(shape, device=device, dtype=dtype)  # (layers, B, H, T_max, D)
         self.v = torch.zeros(shape, device=device, dtype=dtype)  # (layers, B, H, T_max, D)
-        # the inputs so far: the local n-gram features of a new token read the ones before it
-        self.tokens = torch.zeros((batch, max_len), device=device, dtype=torch.long)  # (B, T_max)
+        # the inputs so far, kept only for local n-gram tables: a new token's rows read the ones before it
+        self.tokens = (torch.zeros((batch, max_len), device=device, dtype=torch.long)  # (B, T_max)
+                       if config.ngram_embed else None)
         self.pos = 0
         self.max_len = max_len
 
@@ -289,22 +290,21 @@ def local_ngram_index(idx, config: ModelConfig, *, before=None):
     """
     n, V = config.ngram_embed, config.vocab_size
     B, T = idx.shape
-    base = V + 2
+
+    def row(digits):  # the row of n - 1 symbols, little-endian in base V + 2
+        return sum(d * (V + 2) ** k for k, d in enumerate(digits))
+
     if config.causal:
         left = idx.new_full((B, n - 2), V + 1)
-        if before is not None and before.shape[1]:
-            left = torch.cat([left, before], dim=1)[:, -(n - 2):] if n > 2 else left
+        if before is not None:  # the last n - 2 of (outside..., before)
+            left = torch.cat([left, before], dim=1)[:, before.shape[1]:]
         full = torch.cat([left, idx], dim=1)  # (B, n - 2 + T)
-        rows = sum(full[:, k : k + T] * base ** k for k in range(n - 1))
-        return rows[:, :, None]  # (B, T, 1)
+        return row(full[:, k : k + T] for k in range(n - 1))[:, :, None]  # (B, T, 1)
     P = n - 1
     padded = F.pad(idx, (P, P), value=V + 1)  # (B, T + 2P)
-    size = base ** (n - 1)
-    out = []
-    for a in range(n):
-        digits = [padded[:, P + j - a : P + j - a + T] for j in range(n) if j != a]
-        out.append(sum(d * base ** k for k, d in enumerate(digits)) + a * size)
-    return torch.stack(out, dim=2)  # (B, T, n)
+    size = (V + 2) ** (n - 1)
+    return torch.stack([row(padded[:, P + j - a : P + j - a + T] for j in range(n) if j != a) + a * size
+                        for a in range(n)], dim=2)  # (B, T, n)
 
 
 def training_memory_lower_bound(config: ModelConfig, batch_size: int) -> dict:
@@ -328,6 +328,11 @@ def training_memory_lower_bound(config: ModelConfig, batch_size: int) -> dict:
     return {"parameters": P, "state_bytes": state, "activation_bytes": activations, "bytes": state + activations}
 
 
+#: The fields in which a warm start may differ from its checkpoint (:func:`grow_network`), and the rule in words.
+GROWABLE = ("mlp_ratio", "abs_pos", "ngram_embed")
+GROWTH_RULE = "a larger mlp_ratio, abs_pos turned on, or ngram_embed added"
+
+
 def grow_network(fresh: dict, old: dict, old_config: ModelConfig, new_config: ModelConfig) -> dict:
     """Weights of ``new_config`` that compute exactly what ``old`` computes under ``old_config``,
     where the two differ only in a larger ``mlp_ratio``, ``abs_pos`` turned on and/or local n-gram
@@ -341,11 +346,10 @@ def grow_network(fresh: dict, old: dict, old_config: ModelConfig, new_config: Mo
     gradients from the first step on (as the output weights move off zero). A new absolute
     position embedding and new n-gram tables start at zero (as fresh ones do), which adds nothing.
     """
-    growable = ("mlp_ratio", "abs_pos", "ngram_embed")
     a, b = old_config.to_dict(), new_config.to_dict()
-    diff = sorted(k for k in a if k not in growable and a[k] != b[k])
+    diff = sorted(k for k in a if k not in GROWABLE and a[k] != b[k])
     if diff:
-        raise ValueError(f"grow_network: the networks differ in {diff}, not only in {' / '.join(growable)}")
+        raise ValueError(f"grow_network: the networks differ in {diff}, not only in {' / '.join(GROWABLE)}")
     if old_config.ngram_embed and old_config.ngram_embed != new_config.ngram_embed:
         raise ValueError(f"grow_network: local n-gram tables can be added, not changed or removed "
                          f"(ngram_embed {old_config.ngram_embed} -> {new_config.ngram_embed})")

@@ -66,7 +66,7 @@ from neural.ar import ar_log_probs, ar_loss
 from neural.checkpoint import _plain
 from neural.data import DataStream, entropy_rate, validation_set
 from neural.diffusion import SCHEDULES, elbo_terms, mdm_loss, subs_log_probs
-from neural.model import ModelConfig, Transformer, grow_network
+from neural.model import GROWTH_RULE, ModelConfig, Transformer, grow_network
 
 DEFAULT_TARGET = {"ar": 0.02, "mdm": 0.05}
 
@@ -394,8 +394,7 @@ def train(lang, model_config: ModelConfig, cfg: TrainConfig, *, log=None, state_
             except ValueError:
                 raise ValueError(f"cannot start from {init_from['source'].get('checkpoint', 'the given weights')!r}: "
                                  f"its network differs from this run's in { {k: theirs[k] for k in diff} } (this run: "
-                                 f"{ {k: mine[k] for k in diff} }; only a larger mlp_ratio, abs_pos turned on, or "
-                                 "ngram_embed added, can be grown into)") from None
+                                 f"{ {k: mine[k] for k in diff} }; only {GROWTH_RULE} can be grown into)") from None
         source = _plain(dict(init_from["source"]))  # as the state stores it, so a resume compares like with like
         net.load_state_dict(weights)
         if ema_net is not None:
